@@ -1,0 +1,169 @@
+// Package config defines floe's configuration: its defaults, how the main
+// file, drop-ins and command-line flags are layered, and how every value is
+// validated so that a bad setting stops startup with a message naming the
+// file, the key and what is allowed.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	toml "github.com/pelletier/go-toml/v2"
+)
+
+// Default locations of the configuration on a node.
+const (
+	DefaultFile      = "/etc/floe/floe.toml"
+	DefaultDropInDir = "/etc/floe/floe.d"
+)
+
+// Config is the whole of floe's configuration. The comment tags are printed
+// by `floe config`, so they are the reference documentation of each option.
+type Config struct {
+	Socket         string             `toml:"socket" comment:"Unix socket the CRI gRPC API is served on (created with mode 0660)."`
+	StateDir       string             `toml:"state_dir" comment:"Persistent state: the sandbox database (floe.db) and its lock."`
+	RunDir         string             `toml:"run_dir" comment:"Volatile per-boot state: per-pod resolv.conf/hosts/hostname, /dev/shm mounts, pinned ipc/uts namespaces."`
+	CgroupManager  string             `toml:"cgroup_manager" comment:"Cgroup driver: \"cgroupfs\" or \"systemd\". Must match the kubelet's cgroupDriver."`
+	LogLevel       string             `toml:"log_level" comment:"Log level: debug, info, warn or error."`
+	LogFormat      string             `toml:"log_format" comment:"Log format: text or json."`
+	Network        NetworkConfig      `toml:"network" comment:"Pod networking through CNI."`
+	Sandbox        SandboxConfig      `toml:"sandbox" comment:"Pod sandbox settings."`
+	DefaultRuntime string             `toml:"default_runtime" comment:"Runtime handler used when a pod names none (RuntimeClass handler \"\")."`
+	Runtimes       map[string]Runtime `toml:"runtimes" comment:"OCI runtime handlers, one table per RuntimeClass handler name."`
+}
+
+// NetworkConfig configures CNI.
+type NetworkConfig struct {
+	CNIConfigDir  string   `toml:"cni_config_dir" comment:"Directory holding CNI network configurations; the first .conflist/.conf/.json in name order is used."`
+	CNIPluginDirs []string `toml:"cni_plugin_dirs" comment:"Directories searched for CNI plugin binaries, in order."`
+	NetnsDir      string   `toml:"netns_dir" comment:"Where pod network namespaces are pinned, so 'ip netns' lists them."`
+}
+
+// SandboxConfig configures pod sandboxes.
+type SandboxConfig struct {
+	ShmSize        Size     `toml:"shm_size" comment:"Size of each pod's /dev/shm tmpfs (bytes, or with a suffix: 64Mi, 1Gi)."`
+	AbandonedGrace Duration `toml:"abandoned_grace" comment:"How long a sandbox finished after its RunPodSandbox caller gave up is kept for the caller's retry before it is removed."`
+	CreateTimeout  Duration `toml:"create_timeout" comment:"Upper bound for creating one sandbox, independent of the caller's deadline."`
+}
+
+// Runtime is one OCI runtime handler.
+type Runtime struct {
+	RuntimePath string `toml:"runtime_path" comment:"Path of the OCI runtime binary."`
+	RuntimeRoot string `toml:"runtime_root" comment:"State root passed as --root; empty keeps the runtime's own default so 'runc list' works without flags."`
+	RuntimeType string `toml:"runtime_type" comment:"Only \"oci\" is supported."`
+}
+
+// Default returns the built-in configuration.
+func Default() *Config {
+	return &Config{
+		Socket:        "/run/floe/floe.sock",
+		StateDir:      "/var/lib/floe",
+		RunDir:        "/run/floe",
+		CgroupManager: "cgroupfs",
+		LogLevel:      "info",
+		LogFormat:     "text",
+		Network: NetworkConfig{
+			CNIConfigDir:  "/etc/cni/net.d",
+			CNIPluginDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
+			NetnsDir:      "/run/netns",
+		},
+		Sandbox: SandboxConfig{
+			ShmSize:        64 << 20,
+			AbandonedGrace: Duration(5 * 60e9),
+			CreateTimeout:  Duration(4 * 60e9),
+		},
+		DefaultRuntime: "runc",
+		Runtimes: map[string]Runtime{
+			"runc": {RuntimePath: "/usr/sbin/runc", RuntimeType: "oci"},
+		},
+	}
+}
+
+// Load builds the effective configuration: built-in defaults, then the main
+// file (if it exists; a file named explicitly must exist), then each drop-in
+// *.toml in name order. Flags are applied by the caller with ApplyFlag.
+func Load(file string, explicit bool, dropInDir string) (*Config, error) {
+	cfg := Default()
+	if file != "" {
+		err := cfg.mergeFile(file)
+		if errors.Is(err, os.ErrNotExist) && !explicit {
+			err = nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if dropInDir != "" {
+		matches, err := filepath.Glob(filepath.Join(dropInDir, "*.toml"))
+		if err != nil {
+			return nil, fmt.Errorf("list drop-ins in %s: %w", dropInDir, err)
+		}
+		sort.Strings(matches)
+		for _, m := range matches {
+			if err := cfg.mergeFile(m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// mergeFile decodes one file on top of cfg. Keys the file does not set keep
+// their current values, which is what makes drop-ins work.
+func (c *Config) mergeFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	// go-toml decodes onto the existing values, including existing map
+	// entries, so keys a drop-in does not set keep their earlier values.
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return describeDecodeError(path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+func describeDecodeError(path string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var keys []string
+		for _, e := range strict.Errors {
+			row, col := e.Position()
+			keys = append(keys, fmt.Sprintf("%q (line %d, column %d)", strings.Join(e.Key(), "."), row, col))
+		}
+		return fmt.Errorf("config %s: unknown key %s; run 'floe config' to see every known key", path, strings.Join(keys, ", "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		key := strings.Join(de.Key(), ".")
+		if key == "" {
+			return fmt.Errorf("config %s: line %d, column %d: %s", path, row, col, de.Error())
+		}
+		return fmt.Errorf("config %s: key %q (line %d, column %d): %s", path, key, row, col, de.Error())
+	}
+	return fmt.Errorf("config %s: %w", path, err)
+}
+
+// Render prints the configuration as commented TOML that can be copied to
+// /etc/floe/floe.toml as it is.
+func (c *Config) Render() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("# floe configuration. Copy to " + DefaultFile + "; drop-ins in " + DefaultDropInDir + "/*.toml\n")
+	buf.WriteString("# are applied after it in name order, then command-line flags.\n\n")
+	enc := toml.NewEncoder(&buf)
+	enc.SetIndentTables(true)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("render config: %w", err)
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,211 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate checks every value and names the first key that is wrong and
+// what it allows.
+func (c *Config) Validate() error {
+	abs := map[string]string{
+		"socket":                 c.Socket,
+		"state_dir":              c.StateDir,
+		"run_dir":                c.RunDir,
+		"network.cni_config_dir": c.Network.CNIConfigDir,
+		"network.netns_dir":      c.Network.NetnsDir,
+	}
+	for _, key := range sortedKeys(abs) {
+		if !filepath.IsAbs(abs[key]) {
+			return fmt.Errorf("key %q: %q is not an absolute path", key, abs[key])
+		}
+	}
+	if len(c.Network.CNIPluginDirs) == 0 {
+		return fmt.Errorf("key \"network.cni_plugin_dirs\": at least one directory is required")
+	}
+	for _, d := range c.Network.CNIPluginDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("key \"network.cni_plugin_dirs\": %q is not an absolute path", d)
+		}
+	}
+	switch c.CgroupManager {
+	case "cgroupfs", "systemd":
+	default:
+		return fmt.Errorf("key \"cgroup_manager\": %q is not allowed; use \"cgroupfs\" or \"systemd\"", c.CgroupManager)
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("key \"log_level\": %w", err)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("key \"log_format\": %q is not allowed; use \"text\" or \"json\"", c.LogFormat)
+	}
+	if c.Sandbox.ShmSize < 4096 {
+		return fmt.Errorf("key \"sandbox.shm_size\": %d bytes is too small; at least 4096", c.Sandbox.ShmSize)
+	}
+	if c.Sandbox.AbandonedGrace <= 0 {
+		return fmt.Errorf("key \"sandbox.abandoned_grace\": must be a positive duration such as \"5m\"")
+	}
+	if c.Sandbox.CreateTimeout <= 0 {
+		return fmt.Errorf("key \"sandbox.create_timeout\": must be a positive duration such as \"4m\"")
+	}
+	if len(c.Runtimes) == 0 {
+		return fmt.Errorf("key \"runtimes\": at least one runtime handler is required")
+	}
+	for _, name := range sortedKeys(c.Runtimes) {
+		rt := c.Runtimes[name]
+		if !handlerName.MatchString(name) {
+			return fmt.Errorf("key \"runtimes.%s\": handler names must match %s", name, handlerName)
+		}
+		if !filepath.IsAbs(rt.RuntimePath) {
+			return fmt.Errorf("key \"runtimes.%s.runtime_path\": %q is not an absolute path", name, rt.RuntimePath)
+		}
+		if rt.RuntimeRoot != "" && !filepath.IsAbs(rt.RuntimeRoot) {
+			return fmt.Errorf("key \"runtimes.%s.runtime_root\": %q is not an absolute path", name, rt.RuntimeRoot)
+		}
+		if rt.RuntimeType != "" && rt.RuntimeType != "oci" {
+			return fmt.Errorf("key \"runtimes.%s.runtime_type\": %q is not allowed; only \"oci\"", name, rt.RuntimeType)
+		}
+	}
+	if _, ok := c.Runtimes[c.DefaultRuntime]; !ok {
+		return fmt.Errorf("key \"default_runtime\": %q is not a configured handler; configured: %s", c.DefaultRuntime, strings.Join(sortedKeys(c.Runtimes), ", "))
+	}
+	return nil
+}
+
+// handlerName is what a RuntimeClass handler may be called (a DNS label).
+var handlerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// ApplyFlag sets the option behind a command-line flag, validating it as a
+// file value would be.
+func (c *Config) ApplyFlag(flag, value string) error {
+	switch flag {
+	case "socket":
+		c.Socket = value
+	case "state-dir":
+		c.StateDir = value
+	case "run-dir":
+		c.RunDir = value
+	case "cni-config-dir":
+		c.Network.CNIConfigDir = value
+	case "cni-plugin-dirs":
+		c.Network.CNIPluginDirs = filepath.SplitList(value)
+	case "cgroup-manager":
+		c.CgroupManager = value
+	case "log-level":
+		c.LogLevel = value
+	case "log-format":
+		c.LogFormat = value
+	case "netns-dir":
+		c.Network.NetnsDir = value
+	default:
+		return fmt.Errorf("unknown flag --%s", flag)
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("flag --%s: %w", flag, err)
+	}
+	return nil
+}
+
+// ParseLevel maps a log level name to slog's level.
+func ParseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%q is not a log level; use debug, info, warn or error", s)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Duration is a time.Duration written as a Go duration string ("90s", "5m").
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler for TOML strings.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration; write it like \"90s\" or \"5m\"", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Std returns the value as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written as a number or with a binary or decimal
+// suffix (64Mi, 1G), as Kubernetes quantities are.
+type Size int64
+
+var sizeSuffixes = []struct {
+	suffix string
+	mult   int64
+}{
+	{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
+	{"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
+}
+
+// ParseSize parses a Size string.
+func ParseSize(s string) (Size, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, sfx := range sizeSuffixes {
+		if strings.HasSuffix(s, sfx.suffix) {
+			s, mult = strings.TrimSuffix(s, sfx.suffix), sfx.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size; write bytes or a number with Ki, Mi, Gi, Ti, k, M, G or T", s)
+	}
+	return Size(n * mult), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler for TOML strings.
+func (z *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*z = v
+	return nil
+}
+
+// MarshalText prints the size with the largest exact binary suffix.
+func (z Size) MarshalText() ([]byte, error) {
+	n := int64(z)
+	for _, sfx := range []struct {
+		s string
+		m int64
+	}{{"Ti", 1 << 40}, {"Gi", 1 << 30}, {"Mi", 1 << 20}, {"Ki", 1 << 10}} {
+		if n != 0 && n%sfx.m == 0 {
+			return []byte(strconv.FormatInt(n/sfx.m, 10) + sfx.s), nil
+		}
+	}
+	return []byte(strconv.FormatInt(n, 10)), nil
+}

@@ -1,0 +1,136 @@
+// Package sandbox is the domain core for pod sandboxes: it creates a pod's
+// pinned namespaces, per-pod files and CNI attachment, records every step
+// in the state database before exposing it, serves lists from memory, and
+// makes the kubelet's retries safe (name reservations, abandoned-creation
+// results kept for the retry, idempotent stop and remove). It knows nothing
+// of gRPC; internal/server translates CRI requests into calls here.
+package sandbox
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/podfiles"
+)
+
+// State of a sandbox, as the kubelet sees it.
+type State string
+
+// Sandbox states. Creating is only ever seen in the database after a crash.
+const (
+	StateCreating State = "creating"
+	StateReady    State = "ready"
+	StateNotReady State = "notready"
+)
+
+// NamespaceMode mirrors the CRI modes a pod can ask for.
+type NamespaceMode string
+
+// Namespace modes.
+const (
+	ModePod       NamespaceMode = "pod"
+	ModeContainer NamespaceMode = "container"
+	ModeNode      NamespaceMode = "node"
+	ModeTarget    NamespaceMode = "target"
+)
+
+// Spec is what a RunPodSandbox asks for, already translated from CRI.
+type Spec struct {
+	Name           string                `json:"name"`
+	Namespace      string                `json:"namespace"`
+	UID            string                `json:"uid"`
+	Attempt        uint32                `json:"attempt"`
+	Hostname       string                `json:"hostname"`
+	LogDirectory   string                `json:"logDirectory"`
+	CgroupParent   string                `json:"cgroupParent"`
+	RuntimeHandler string                `json:"runtimeHandler"`
+	Labels         map[string]string     `json:"labels,omitempty"`
+	Annotations    map[string]string     `json:"annotations,omitempty"`
+	DNS            podfiles.DNS          `json:"dns"`
+	PortMappings   []network.PortMapping `json:"portMappings,omitempty"`
+	Bandwidth      *network.Bandwidth    `json:"bandwidth,omitempty"`
+	NetworkMode    NamespaceMode         `json:"networkMode"`
+	IPCMode        NamespaceMode         `json:"ipcMode"`
+	PIDMode        NamespaceMode         `json:"pidMode"`
+	// Raw is the original CRI PodSandboxConfig in deterministic protobuf
+	// encoding, kept for the container service, which needs the pod's
+	// security context and sysctls when it builds container specs.
+	Raw []byte `json:"raw,omitempty"`
+}
+
+// reservationKey is the name the kubelet reserves: one live sandbox per
+// (name, namespace, uid, attempt).
+func (s *Spec) reservationKey() string {
+	return fmt.Sprintf("%s_%s_%s_%d", s.Name, s.Namespace, s.UID, s.Attempt)
+}
+
+// hash identifies the request's content, so a retry of the same request can
+// be told from a different pod that reuses the name.
+func (s *Spec) hash() string {
+	b, _ := json.Marshal(s)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Sandbox is the durable record of one pod sandbox.
+type Sandbox struct {
+	ID        string `json:"id"`
+	Spec      Spec   `json:"spec"`
+	SpecHash  string `json:"specHash"`
+	State     State  `json:"state"`
+	CreatedAt int64  `json:"createdAt"` // unix nanoseconds
+	// Unclaimed marks a sandbox whose creation finished after every caller
+	// had given up; it is hidden from lists and handed to the retry, or
+	// removed after the grace period.
+	Unclaimed bool                `json:"unclaimed,omitempty"`
+	NetnsName string              `json:"netnsName,omitempty"`
+	NetnsPath string              `json:"netnsPath,omitempty"`
+	IPCPath   string              `json:"ipcPath,omitempty"`
+	UTSPath   string              `json:"utsPath,omitempty"`
+	RunDir    string              `json:"runDir"`
+	Network   *network.Attachment `json:"network,omitempty"`
+	// NetworkDown is set once DEL succeeded, so a repeated stop does not
+	// run DEL again.
+	NetworkDown bool `json:"networkDown,omitempty"`
+}
+
+// Files returns the per-pod file locations.
+func (s *Sandbox) Files() podfiles.Paths { return podfiles.PathsFor(s.RunDir) }
+
+// IPs returns the pod's IPs, primary first; none once the network is down.
+func (s *Sandbox) IPs() []string {
+	if s.Network == nil || s.NetworkDown {
+		return nil
+	}
+	return s.Network.IPs
+}
+
+func (s *Sandbox) clone() *Sandbox {
+	c := *s
+	return &c
+}
+
+// Filter selects sandboxes in List.
+type Filter struct {
+	IDPrefix string
+	State    State
+	Labels   map[string]string
+}
+
+func (f Filter) match(s *Sandbox) bool {
+	if f.IDPrefix != "" && !(len(s.ID) >= len(f.IDPrefix) && s.ID[:len(f.IDPrefix)] == f.IDPrefix) {
+		return false
+	}
+	if f.State != "" && s.State != f.State {
+		return false
+	}
+	for k, v := range f.Labels {
+		if s.Spec.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/floe-cri/floe/internal/version"
+)
+
+// Version answers the kubelet's first call.
+func (s *Server) Version(ctx context.Context, req *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{
+		Version:           "0.1.0",
+		RuntimeName:       version.Name,
+		RuntimeVersion:    version.Version,
+		RuntimeApiVersion: version.CRIAPIVersion,
+	}, nil
+}
+
+// Status computes the runtime and network conditions on every call, so a
+// CNI config that appears later turns the node ready without a restart.
+func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	runtimeCond := &runtimeapi.RuntimeCondition{Type: runtimeapi.RuntimeReady, Status: true}
+	if err := s.runtimeUsable(s.deps.Config.DefaultRuntime); err != nil {
+		runtimeCond.Status = false
+		runtimeCond.Reason = "RuntimeBinaryMissing"
+		runtimeCond.Message = err.Error()
+	}
+	netCond := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
+	if err := s.deps.Network.Status(); err != nil {
+		netCond.Status = false
+		netCond.Reason = "NetworkPluginNotReady"
+		netCond.Message = err.Error()
+	}
+	resp := &runtimeapi.StatusResponse{
+		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, netCond}},
+	}
+	for _, name := range s.handlerNames() {
+		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: name, Features: &runtimeapi.RuntimeHandlerFeatures{}})
+		if name == s.deps.Config.DefaultRuntime {
+			resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{}})
+		}
+	}
+	if req.Verbose {
+		info := map[string]any{
+			"config":  s.deps.Config,
+			"podCIDR": s.deps.Network.PodCIDR(),
+		}
+		b, err := json.Marshal(info)
+		if err != nil {
+			return nil, fmt.Errorf("encode status info: %w", err)
+		}
+		resp.Info = map[string]string{"info": string(b)}
+	}
+	return resp, nil
+}
+
+func (s *Server) handlerNames() []string {
+	var names []string
+	for n := range s.deps.Config.Runtimes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// runtimeUsable checks that a handler's binary exists and is executable.
+func (s *Server) runtimeUsable(handler string) error {
+	rt, ok := s.deps.Config.Runtimes[handler]
+	if !ok {
+		return fmt.Errorf("runtime handler %q is not configured", handler)
+	}
+	st, err := os.Stat(rt.RuntimePath)
+	if err != nil {
+		return fmt.Errorf("runtime handler %q: %w (install it or set runtimes.%s.runtime_path)", handler, err, handler)
+	}
+	if st.Mode()&0o111 == 0 {
+		return fmt.Errorf("runtime handler %q: %s is not executable", handler, rt.RuntimePath)
+	}
+	return nil
+}
+
+// RuntimeConfig tells the kubelet which cgroup driver to use.
+func (s *Server) RuntimeConfig(ctx context.Context, req *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
+	driver := runtimeapi.CgroupDriver_CGROUPFS
+	if s.deps.Config.CgroupManager == "systemd" {
+		driver = runtimeapi.CgroupDriver_SYSTEMD
+	}
+	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil
+}
+
+// UpdateRuntimeConfig records the node's pod CIDR.
+func (s *Server) UpdateRuntimeConfig(ctx context.Context, req *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
+	cidr := req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr()
+	if err := s.deps.Network.SetPodCIDR(cidr); err != nil {
+		return nil, invalid("runtime_config.network_config.pod_cidr", "%v", err)
+	}
+	s.log.Info("pod CIDR updated", "podCIDR", cidr)
+	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
+}

@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/api/resource"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/podfiles"
+	"github.com/floe-cri/floe/internal/sandbox"
+)
+
+// Annotations the kubelet uses for pod traffic shaping.
+const (
+	ingressBandwidthAnnotation = "kubernetes.io/ingress-bandwidth"
+	egressBandwidthAnnotation  = "kubernetes.io/egress-bandwidth"
+)
+
+// RunPodSandbox creates a pod sandbox.
+func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
+	spec, err := sandboxSpec(req)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.deps.Sandboxes.Run(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
+}
+
+// sandboxSpec validates the CRI request and translates it.
+func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
+	cfg := req.GetConfig()
+	if cfg == nil {
+		return sandbox.Spec{}, invalid("config", "is required")
+	}
+	md := cfg.GetMetadata()
+	if md == nil {
+		return sandbox.Spec{}, invalid("config.metadata", "is required")
+	}
+	if md.Name == "" {
+		return sandbox.Spec{}, invalid("config.metadata.name", "must not be empty")
+	}
+	if md.Namespace == "" {
+		return sandbox.Spec{}, invalid("config.metadata.namespace", "must not be empty")
+	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
+	if err != nil {
+		return sandbox.Spec{}, fmt.Errorf("encode sandbox config: %w", err)
+	}
+	spec := sandbox.Spec{
+		Name:           md.Name,
+		Namespace:      md.Namespace,
+		UID:            md.Uid,
+		Attempt:        md.Attempt,
+		Hostname:       cfg.Hostname,
+		LogDirectory:   cfg.LogDirectory,
+		RuntimeHandler: req.RuntimeHandler,
+		Labels:         cfg.Labels,
+		Annotations:    cfg.Annotations,
+		Raw:            raw,
+		// Absent namespace options mean POD for every namespace, the
+		// protobuf default the kubelet relies on.
+		NetworkMode: sandbox.ModePod,
+		IPCMode:     sandbox.ModePod,
+		PIDMode:     sandbox.ModePod,
+	}
+	if dns := cfg.GetDnsConfig(); dns != nil {
+		spec.DNS = podfiles.DNS{Servers: dns.Servers, Searches: dns.Searches, Options: dns.Options}
+	}
+	if linux := cfg.GetLinux(); linux != nil {
+		spec.CgroupParent = linux.CgroupParent
+		if ns := linux.GetSecurityContext().GetNamespaceOptions(); ns != nil {
+			spec.NetworkMode = namespaceMode(ns.Network)
+			spec.IPCMode = namespaceMode(ns.Ipc)
+			spec.PIDMode = namespaceMode(ns.Pid)
+		}
+	}
+	for i, pm := range cfg.PortMappings {
+		if pm == nil {
+			return sandbox.Spec{}, invalid(fmt.Sprintf("config.port_mappings[%d]", i), "is empty")
+		}
+		proto, ok := map[runtimeapi.Protocol]string{
+			runtimeapi.Protocol_TCP:  "tcp",
+			runtimeapi.Protocol_UDP:  "udp",
+			runtimeapi.Protocol_SCTP: "sctp",
+		}[pm.Protocol]
+		if !ok {
+			return sandbox.Spec{}, invalid(fmt.Sprintf("config.port_mappings[%d].protocol", i), "%d is not TCP, UDP or SCTP", pm.Protocol)
+		}
+		// A mapping without a host port only documents the port; the
+		// kubelet sends those and CNI must not see them.
+		if pm.HostPort == 0 && pm.ContainerPort > 0 {
+			continue
+		}
+		spec.PortMappings = append(spec.PortMappings, network.PortMapping{
+			HostPort: pm.HostPort, ContainerPort: pm.ContainerPort, Protocol: proto, HostIP: pm.HostIp,
+		})
+	}
+	bw, err := bandwidth(cfg.Annotations)
+	if err != nil {
+		return sandbox.Spec{}, err
+	}
+	spec.Bandwidth = bw
+	return spec, nil
+}
+
+func namespaceMode(m runtimeapi.NamespaceMode) sandbox.NamespaceMode {
+	switch m {
+	case runtimeapi.NamespaceMode_NODE:
+		return sandbox.ModeNode
+	case runtimeapi.NamespaceMode_CONTAINER:
+		return sandbox.ModeContainer
+	case runtimeapi.NamespaceMode_TARGET:
+		return sandbox.ModeTarget
+	}
+	return sandbox.ModePod
+}
+
+// bandwidth reads the kubelet's traffic-shaping annotations (quantities in
+// bits per second). Burst is left unlimited, as the kubelet always did.
+func bandwidth(ann map[string]string) (*network.Bandwidth, error) {
+	parse := func(key string) (int64, error) {
+		v, ok := ann[key]
+		if !ok {
+			return 0, nil
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Sign() <= 0 {
+			return 0, invalid(fmt.Sprintf("config.annotations[%s]", key), "%q is not a positive quantity such as \"10M\"", v)
+		}
+		return q.Value(), nil
+	}
+	in, err := parse(ingressBandwidthAnnotation)
+	if err != nil {
+		return nil, err
+	}
+	out, err := parse(egressBandwidthAnnotation)
+	if err != nil {
+		return nil, err
+	}
+	if in == 0 && out == 0 {
+		return nil, nil
+	}
+	bw := &network.Bandwidth{IngressRate: in, EgressRate: out}
+	if in > 0 {
+		bw.IngressBurst = math.MaxInt32
+	}
+	if out > 0 {
+		bw.EgressBurst = math.MaxInt32
+	}
+	return bw, nil
+}
+
+// StopPodSandbox is idempotent: an unknown or stopped sandbox is success.
+func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
+	if req.PodSandboxId == "" {
+		return nil, invalid("pod_sandbox_id", "must not be empty")
+	}
+	if err := s.deps.Sandboxes.Stop(ctx, req.PodSandboxId); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.StopPodSandboxResponse{}, nil
+}
+
+// RemovePodSandbox is idempotent: an unknown sandbox is success.
+func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
+	if req.PodSandboxId == "" {
+		return nil, invalid("pod_sandbox_id", "must not be empty")
+	}
+	if err := s.deps.Sandboxes.Remove(ctx, req.PodSandboxId); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.RemovePodSandboxResponse{}, nil
+}
+
+// PodSandboxStatus reports one sandbox; verbose adds JSON details.
+func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	if req.PodSandboxId == "" {
+		return nil, invalid("pod_sandbox_id", "must not be empty")
+	}
+	sb, err := s.deps.Sandboxes.Get(req.PodSandboxId)
+	if err != nil {
+		return nil, err
+	}
+	st := &runtimeapi.PodSandboxStatus{
+		Id:             sb.ID,
+		Metadata:       metadata(sb),
+		State:          criState(sb.State),
+		CreatedAt:      sb.CreatedAt,
+		Labels:         sb.Spec.Labels,
+		Annotations:    sb.Spec.Annotations,
+		RuntimeHandler: sb.Spec.RuntimeHandler,
+		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: &runtimeapi.NamespaceOption{
+			Network: criMode(sb.Spec.NetworkMode),
+			Ipc:     criMode(sb.Spec.IPCMode),
+			Pid:     criMode(sb.Spec.PIDMode),
+		}}},
+	}
+	if ips := sb.IPs(); len(ips) > 0 {
+		st.Network = &runtimeapi.PodSandboxNetworkStatus{Ip: ips[0]}
+		for _, ip := range ips[1:] {
+			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
+		}
+	}
+	resp := &runtimeapi.PodSandboxStatusResponse{Status: st}
+	if req.Verbose {
+		info, err := sandboxInfo(sb)
+		if err != nil {
+			return nil, err
+		}
+		resp.Info = map[string]string{"info": info}
+	}
+	return resp, nil
+}
+
+// sandboxInfo is the verbose JSON an operator (or crictl inspectp) reads.
+func sandboxInfo(sb *sandbox.Sandbox) (string, error) {
+	info := map[string]any{
+		"id":             sb.ID,
+		"state":          sb.State,
+		"createdAt":      sb.CreatedAt,
+		"runtimeHandler": sb.Spec.RuntimeHandler,
+		"cgroupParent":   sb.Spec.CgroupParent,
+		"runDir":         sb.RunDir,
+		"netnsName":      sb.NetnsName,
+		"netnsPath":      sb.NetnsPath,
+		"ipcPath":        sb.IPCPath,
+		"utsPath":        sb.UTSPath,
+		"hostNetwork":    sb.Spec.NetworkMode == sandbox.ModeNode,
+		"files":          sb.Files(),
+	}
+	if sb.Network != nil {
+		info["cniNetwork"] = sb.Network.NetworkName
+		info["cniConfigFile"] = sb.Network.ConfigFile
+		info["cniResult"] = sb.Network.Result
+		info["networkDown"] = sb.NetworkDown
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		return "", fmt.Errorf("encode sandbox info: %w", err)
+	}
+	return string(b), nil
+}
+
+// ListPodSandbox lists sandboxes from memory.
+func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	var f sandbox.Filter
+	if rf := req.GetFilter(); rf != nil {
+		f.IDPrefix = rf.Id
+		f.Labels = rf.LabelSelector
+		if rf.State != nil {
+			f.State = domainState(rf.State.State)
+		}
+	}
+	resp := &runtimeapi.ListPodSandboxResponse{}
+	for _, sb := range s.deps.Sandboxes.List(f) {
+		resp.Items = append(resp.Items, &runtimeapi.PodSandbox{
+			Id:             sb.ID,
+			Metadata:       metadata(sb),
+			State:          criState(sb.State),
+			CreatedAt:      sb.CreatedAt,
+			Labels:         sb.Spec.Labels,
+			Annotations:    sb.Spec.Annotations,
+			RuntimeHandler: sb.Spec.RuntimeHandler,
+		})
+	}
+	return resp, nil
+}
+
+func metadata(sb *sandbox.Sandbox) *runtimeapi.PodSandboxMetadata {
+	return &runtimeapi.PodSandboxMetadata{Name: sb.Spec.Name, Namespace: sb.Spec.Namespace, Uid: sb.Spec.UID, Attempt: sb.Spec.Attempt}
+}
+
+func criState(st sandbox.State) runtimeapi.PodSandboxState {
+	if st == sandbox.StateReady {
+		return runtimeapi.PodSandboxState_SANDBOX_READY
+	}
+	return runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+}
+
+func domainState(st runtimeapi.PodSandboxState) sandbox.State {
+	if st == runtimeapi.PodSandboxState_SANDBOX_READY {
+		return sandbox.StateReady
+	}
+	return sandbox.StateNotReady
+}
+
+func criMode(m sandbox.NamespaceMode) runtimeapi.NamespaceMode {
+	switch m {
+	case sandbox.ModeNode:
+		return runtimeapi.NamespaceMode_NODE
+	case sandbox.ModeContainer:
+		return runtimeapi.NamespaceMode_CONTAINER
+	case sandbox.ModeTarget:
+		return runtimeapi.NamespaceMode_TARGET
+	}
+	return runtimeapi.NamespaceMode_POD
+}

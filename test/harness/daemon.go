@@ -1,0 +1,317 @@
+// Package harness runs real floe daemons for integration tests and checks
+// that tests leave nothing behind. Every test daemon has its own socket,
+// state dir, run dir, CNI config (its own bridge and subnet) and IPAM dir,
+// so several can run side by side on one host.
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+	floeBin   string
+)
+
+// FloeBinary builds cmd/floe once per test process and returns its path.
+func FloeBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		dir, err := os.MkdirTemp("", "floe-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		floeBin = filepath.Join(dir, "floe")
+		cmd := exec.Command("go", "build", "-o", floeBin, "./cmd/floe")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return floeBin
+}
+
+// RequireRoot skips tests that need root (namespaces, mounts, CNI).
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("integration tests need root")
+	}
+}
+
+// Options change a test daemon.
+type Options struct {
+	// NoCNIConfig starts the daemon with an empty CNI config dir.
+	NoCNIConfig bool
+	// ConfigTOML is written as the daemon's --config file.
+	ConfigTOML string
+	// ExtraPluginDir is searched before /usr/lib/cni (test plugins).
+	ExtraPluginDir string
+	// PluginType replaces "bridge" as the first plugin of the conflist.
+	PluginType string
+}
+
+// Daemon is one running floe.
+type Daemon struct {
+	t        testing.TB
+	Dir      string
+	Socket   string
+	StateDir string
+	RunDir   string
+	CNIDir   string
+	IPAMDir  string
+	Bridge   string
+	Subnet   string
+	LogPath  string
+	args     []string
+	cmd      *exec.Cmd
+	waitErr  chan error
+	conn     *grpc.ClientConn
+	Runtime  runtimeapi.RuntimeServiceClient
+	Images   runtimeapi.ImageServiceClient
+}
+
+// Short random hex, for names that must be unique on the host.
+func Short() string {
+	var b [3]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// StartDaemon starts floe and registers its shutdown and the removal of its
+// bridge with t.Cleanup.
+func StartDaemon(t testing.TB, o Options) *Daemon {
+	t.Helper()
+	RequireRoot(t)
+	dir, err := os.MkdirTemp("", "floe-it-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := Short()
+	d := &Daemon{
+		t:        t,
+		Dir:      dir,
+		Socket:   filepath.Join(dir, "floe.sock"),
+		StateDir: filepath.Join(dir, "state"),
+		RunDir:   filepath.Join(dir, "run"),
+		CNIDir:   filepath.Join(dir, "cni"),
+		IPAMDir:  filepath.Join(dir, "ipam"),
+		Bridge:   "flt" + suffix,
+		LogPath:  filepath.Join(dir, "floe.log"),
+	}
+	// One /24 per daemon from 10.234.0.0/16, picked from the random suffix.
+	var n [1]byte
+	rand.Read(n[:])
+	d.Subnet = fmt.Sprintf("10.234.%d.0/24", n[0])
+	if err := os.MkdirAll(d.CNIDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !o.NoCNIConfig {
+		d.WriteCNIConfig(o.PluginType)
+	}
+	pluginDirs := "/usr/lib/cni:/opt/cni/bin"
+	if o.ExtraPluginDir != "" {
+		pluginDirs = o.ExtraPluginDir + ":" + pluginDirs
+	}
+	d.args = []string{"serve",
+		"--socket", d.Socket, "--state-dir", d.StateDir, "--run-dir", d.RunDir,
+		"--cni-config-dir", d.CNIDir, "--cni-plugin-dirs", pluginDirs, "--log-level", "debug"}
+	configPath := filepath.Join(dir, "floe.toml")
+	if o.ConfigTOML != "" {
+		if err := os.WriteFile(configPath, []byte(o.ConfigTOML), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Always name a config file in the test dir so the host's
+	// /etc/floe never leaks into a test.
+	d.args = append(d.args, "--config", configPath)
+	if o.ConfigTOML == "" {
+		os.WriteFile(configPath, nil, 0o644)
+	}
+	t.Cleanup(d.cleanup)
+	d.Start()
+	return d
+}
+
+// WriteCNIConfig writes the daemon's conflist: bridge (or a test plugin
+// type) with host-local IPAM on the daemon's subnet, portmap and loopback.
+func (d *Daemon) WriteCNIConfig(firstType string) {
+	if firstType == "" {
+		firstType = "bridge"
+	}
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"floetest-%s","plugins":[
+ {"type":%q,"bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
+  "ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"dataDir":%q}},
+ {"type":"portmap","capabilities":{"portMappings":true}},
+ {"type":"loopback"}]}`, d.Bridge, firstType, d.Bridge, d.Subnet, d.IPAMDir)
+	if err := os.WriteFile(filepath.Join(d.CNIDir, "10-floetest.conflist"), []byte(conf), 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// Start launches the daemon and waits until it answers Version.
+func (d *Daemon) Start() {
+	d.t.Helper()
+	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer logf.Close()
+	d.cmd = exec.Command(FloeBinary(d.t), d.args...)
+	d.cmd.Stdout = logf
+	d.cmd.Stderr = logf
+	// Its own process group, so the test's signals do not reach it.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.waitErr = make(chan error, 1)
+	cmd := d.cmd
+	go func() { d.waitErr <- cmd.Wait() }()
+	conn, err := grpc.NewClient("unix://"+d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.conn = conn
+	d.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
+	d.Images = runtimeapi.NewImageServiceClient(conn)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := d.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case werr := <-d.waitErr:
+			d.waitErr <- werr
+			d.t.Fatalf("floe exited during startup: %v\n%s", werr, d.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("floe did not answer within 20s: %v\n%s", err, d.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Kill9 kills the daemon with SIGKILL, as a crash would.
+func (d *Daemon) Kill9() {
+	d.t.Helper()
+	d.stopProcess(syscall.SIGKILL)
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (d *Daemon) Stop() {
+	d.t.Helper()
+	if err := d.stopProcess(syscall.SIGTERM); err != nil {
+		d.t.Errorf("floe did not exit cleanly on SIGTERM: %v\n%s", err, d.Log())
+	}
+}
+
+func (d *Daemon) stopProcess(sig syscall.Signal) error {
+	if d.conn != nil {
+		d.conn.Close()
+		d.conn = nil
+	}
+	if d.cmd == nil {
+		return nil
+	}
+	d.cmd.Process.Signal(sig)
+	var err error
+	select {
+	case err = <-d.waitErr:
+	case <-time.After(40 * time.Second):
+		d.cmd.Process.Kill()
+		err = <-d.waitErr
+	}
+	d.cmd = nil
+	return err
+}
+
+// Log returns the daemon's log so far.
+func (d *Daemon) Log() string {
+	b, _ := os.ReadFile(d.LogPath)
+	return string(b)
+}
+
+// Ctx returns a context with a timeout suited to one RPC.
+func Ctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// cleanup removes every sandbox the daemon still has, stops it, and deletes
+// its bridge and directories.
+func (d *Daemon) cleanup() {
+	if d.cmd != nil && d.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if resp, err := d.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+			for _, sb := range resp.Items {
+				d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id})
+			}
+		}
+		cancel()
+	}
+	if d.cmd != nil {
+		d.stopProcess(syscall.SIGTERM)
+	}
+	if d.t.Failed() {
+		d.t.Logf("floe log:\n%s", d.Log())
+	}
+	exec.Command("ip", "link", "del", d.Bridge).Run()
+	os.RemoveAll(d.Dir)
+}
+
+// Run is exec with a timeout, returning combined output.
+func Run(t testing.TB, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// MustRun is Run that fails the test on error.
+func MustRun(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := Run(t, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// RemoveBinary deletes the binary FloeBinary built; call it from TestMain
+// after the tests ran.
+func RemoveBinary() {
+	if floeBin != "" {
+		os.RemoveAll(filepath.Dir(floeBin))
+	}
+}

@@ -1,0 +1,164 @@
+package harness
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+)
+
+// HostState is what a test could leak on the host: pinned netns files,
+// mounts, veth links, IPAM reservations and helper/monitor processes.
+type HostState struct {
+	Netns     map[string]bool
+	Mounts    map[string]bool
+	Veths     map[string]bool
+	Processes map[string]bool
+	ipamDirs  []string
+}
+
+// Snapshot records the host state now. ipamDirs are the host-local data
+// dirs whose reservations must be gone at the end.
+func Snapshot(t testing.TB, ipamDirs ...string) *HostState {
+	t.Helper()
+	s := &HostState{
+		Netns:     set(readDirNames("/run/netns")),
+		Mounts:    set(mountPoints(t)),
+		Veths:     set(vethNames(t)),
+		Processes: set(watchedProcesses()),
+		ipamDirs:  ipamDirs,
+	}
+	return s
+}
+
+// CheckLeaks snapshots now and, when the test ends (after the daemons it
+// starts later have been cleaned up), fails the test for anything new.
+func CheckLeaks(t testing.TB, ipamDirs ...string) {
+	t.Helper()
+	before := Snapshot(t, ipamDirs...)
+	t.Cleanup(func() { before.AssertNoLeaks(t) })
+}
+
+// AssertNoLeaks compares the host with the snapshot.
+func (s *HostState) AssertNoLeaks(t testing.TB, extraIPAMDirs ...string) {
+	t.Helper()
+	now := Snapshot(t)
+	report := func(kind string, before, after map[string]bool) {
+		var extra []string
+		for k := range after {
+			if !before[k] {
+				extra = append(extra, k)
+			}
+		}
+		sort.Strings(extra)
+		if len(extra) > 0 {
+			t.Errorf("leaked %s: %s", kind, strings.Join(extra, ", "))
+		}
+	}
+	report("netns files in /run/netns", s.Netns, now.Netns)
+	report("mounts", s.Mounts, now.Mounts)
+	report("veth links", s.Veths, now.Veths)
+	report("processes", s.Processes, now.Processes)
+	for _, dir := range append(append([]string{}, s.ipamDirs...), extraIPAMDirs...) {
+		if r := ipamReservations(dir); len(r) > 0 {
+			t.Errorf("leaked IPAM reservations in %s: %s", dir, strings.Join(r, ", "))
+		}
+	}
+}
+
+func set(items []string) map[string]bool {
+	m := make(map[string]bool, len(items))
+	for _, i := range items {
+		m[i] = true
+	}
+	return m
+}
+
+func readDirNames(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func mountPoints(t testing.TB) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		// /run/netns itself becomes a shared bind mount the first time a
+		// netns is pinned (as with 'ip netns add'); that is host setup,
+		// not a per-pod leak.
+		if len(fields) > 4 && fields[4] != "/run/netns" {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+func vethNames(t testing.TB) []string {
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatalf("list links: %v", err)
+	}
+	var out []string
+	for _, l := range links {
+		if l.Type() == "veth" {
+			out = append(out, l.Attrs().Name)
+		}
+	}
+	return out
+}
+
+// watchedProcesses lists processes a runtime could leak: its namespace
+// helper, conmon monitors, runc, and pod init processes.
+func watchedProcesses() []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid := e.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		base := filepath.Base(args[0])
+		joined := strings.Join(args, " ")
+		if base == "conmon" || base == "runc" || strings.Contains(joined, "__floe-") {
+			out = append(out, fmt.Sprintf("%s(%s)", pid, joined))
+		}
+	}
+	return out
+}
+
+// ipamReservations lists host-local reservation files (one per IP).
+func ipamReservations(dir string) []string {
+	var out []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if name == "lock" || strings.HasPrefix(name, "last_reserved_ip") {
+			return nil
+		}
+		out = append(out, name)
+		return nil
+	})
+	return out
+}
