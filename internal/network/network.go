@@ -83,7 +83,7 @@ func New(confDir string, pluginDirs []string, cacheDir string) *Manager {
 	return &Manager{
 		confDir:    confDir,
 		pluginDirs: pluginDirs,
-		cni:        libcni.NewCNIConfigWithCacheDir(pluginDirs, cacheDir, nil),
+		cni:        libcni.NewCNIConfigWithCacheDir(pluginDirs, cacheDir, &pluginExec{}),
 	}
 }
 
@@ -224,34 +224,49 @@ func (m *Manager) capabilityArgs(pod PodInfo) map[string]any {
 	return caps
 }
 
-// Setup runs ADD. On failure it runs DEL itself so IPAM reservations and
-// half-made links are released, and returns the ADD error.
-func (m *Manager) Setup(ctx context.Context, pod PodInfo) (*Attachment, error) {
+// Plan picks the active configuration and returns the attachment ADD will
+// use, before anything runs. The caller records it first, so a crash during
+// ADD leaves enough behind for a DEL with the same configuration.
+func (m *Manager) Plan(pod PodInfo) (*Attachment, error) {
 	list, file, err := m.ActiveConfig()
 	if err != nil {
 		return nil, err
 	}
-	caps := m.capabilityArgs(pod)
-	att := &Attachment{ConfigFile: file, NetworkName: list.Name, ConfigBytes: list.Bytes, CapabilityArgs: caps, IfName: PodIfName}
-	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(pod, caps))
+	return &Attachment{
+		ConfigFile:     file,
+		NetworkName:    list.Name,
+		ConfigBytes:    list.Bytes,
+		CapabilityArgs: m.capabilityArgs(pod),
+		IfName:         PodIfName,
+	}, nil
+}
+
+// Add runs ADD with a planned attachment and fills in its result. On
+// failure it runs DEL itself so IPAM reservations and half-made links are
+// released, and returns the ADD error.
+func (m *Manager) Add(ctx context.Context, pod PodInfo, att *Attachment) error {
+	list, err := libcni.NetworkConfFromBytes(att.ConfigBytes)
+	if err != nil {
+		return fmt.Errorf("decode CNI config %s: %w", att.ConfigFile, err)
+	}
+	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(pod, att.CapabilityArgs))
 	if err != nil {
 		delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if delErr := m.Teardown(delCtx, pod, att); delErr != nil {
 			err = fmt.Errorf("%w (and the cleanup DEL failed: %v)", err, delErr)
 		}
-		return nil, fmt.Errorf("CNI network %q ADD for pod %s/%s: %w", list.Name, pod.Namespace, pod.Name, err)
+		return fmt.Errorf("CNI network %q ADD for pod %s/%s: %w", list.Name, pod.Namespace, pod.Name, err)
 	}
 	cur, err := current.NewResultFromResult(res)
 	if err != nil {
-		return nil, fmt.Errorf("convert CNI result: %w", err)
+		return fmt.Errorf("convert CNI result: %w", err)
 	}
-	att.Result, err = json.Marshal(cur)
-	if err != nil {
-		return nil, fmt.Errorf("encode CNI result: %w", err)
+	if att.Result, err = json.Marshal(cur); err != nil {
+		return fmt.Errorf("encode CNI result: %w", err)
 	}
 	att.IPs = podIPs(cur)
-	return att, nil
+	return nil
 }
 
 // podIPs returns the IPs on the pod interface (or every IP when no

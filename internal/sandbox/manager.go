@@ -338,12 +338,22 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		return fail("pin namespaces", err)
 	}
 	if sb.NetnsPath != "" {
-		start := time.Now()
-		att, err := m.opts.Network.Setup(ctx, m.podInfo(sb))
+		att, err := m.opts.Network.Plan(m.podInfo(sb))
 		if err != nil {
 			return fail("set up pod network", err)
 		}
+		// Record the configuration before ADD: if floe dies during ADD,
+		// Restore runs DEL with it and nothing stays allocated.
 		sb.Network = att
+		if err := m.opts.DB.Put(store.Sandboxes, id, sb); err != nil {
+			return fail("record sandbox network", err)
+		}
+		start := time.Now()
+		if err := m.opts.Network.Add(ctx, m.podInfo(sb), att); err != nil {
+			// Add already ran DEL.
+			sb.NetworkDown = true
+			return fail("set up pod network", err)
+		}
 		log.Info("pod network set up", "netns", sb.NetnsName, "ips", att.IPs, "network", att.NetworkName, "took", time.Since(start))
 	}
 	log.Info("sandbox created", "netns", sb.NetnsName)
