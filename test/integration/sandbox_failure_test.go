@@ -81,7 +81,10 @@ func TestBadRequestsAreInvalidArgumentAndLeaveNothing(t *testing.T) {
 	}
 	for _, rpc := range []func() error{
 		func() error { _, err := d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{}); return err },
-		func() error { _, err := d.Runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{}); return err },
+		func() error {
+			_, err := d.Runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{})
+			return err
+		},
 	} {
 		if err := rpc(); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "pod_sandbox_id") {
 			t.Errorf("empty id: %v", err)
