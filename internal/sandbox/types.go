@@ -128,7 +128,7 @@ func (f Filter) match(s *Sandbox) bool {
 		return false
 	}
 	for k, v := range f.Labels {
-		if s.Spec.Labels[k] != v {
+		if got, ok := s.Spec.Labels[k]; !ok || got != v {
 			return false
 		}
 	}
