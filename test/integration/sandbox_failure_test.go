@@ -416,3 +416,41 @@ func TestConfigErrorsStopStartupNamingFileAndKey(t *testing.T) {
 		t.Errorf("rendered config does not load: %v\n%s", err, out)
 	}
 }
+
+func TestPortMappingsAndKubernetesArgsReachCNI(t *testing.T) {
+	harness.CheckLeaks(t)
+	plugins := t.TempDir()
+	argsFile := filepath.Join(plugins, "args")
+	script := "#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && echo \"$CNI_ARGS\" > " + argsFile + "\nexec /usr/lib/cni/bridge\n"
+	if err := os.WriteFile(filepath.Join(plugins, "recordbridge"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := harness.StartDaemon(t, harness.Options{ExtraPluginDir: plugins, PluginType: "recordbridge"})
+	ctx := harness.Ctx(t)
+	cfg := podConfig("ports")
+	hostPort := int32(20000 + time.Now().UnixNano()%20000)
+	cfg.PortMappings = []*runtimeapi.PortMapping{{HostPort: hostPort, ContainerPort: 8080, Protocol: runtimeapi.Protocol_TCP}}
+	resp, err := d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := status2(t, d, resp.PodSandboxId)
+	args, _ := os.ReadFile(argsFile)
+	for _, want := range []string{"IgnoreUnknown=1", "K8S_POD_NAMESPACE=itest", "K8S_POD_NAME=ports",
+		"K8S_POD_INFRA_CONTAINER_ID=" + resp.PodSandboxId, "K8S_POD_UID=" + cfg.Metadata.Uid} {
+		if !strings.Contains(string(args), want) {
+			t.Errorf("CNI_ARGS %q lacks %s", args, want)
+		}
+	}
+	dnat := "--to-destination " + st.Network.Ip + ":8080"
+	rules := harness.MustRun(t, "iptables-save", "-t", "nat")
+	if !strings.Contains(rules, "--dport "+strconv.Itoa(int(hostPort))) || !strings.Contains(rules, dnat) {
+		t.Errorf("portmap rules for host port %d -> %s missing:\n%s", hostPort, dnat, rules)
+	}
+	if _, err := d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: resp.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
+	if rules := harness.MustRun(t, "iptables-save", "-t", "nat"); strings.Contains(rules, dnat) {
+		t.Errorf("portmap rules survive StopPodSandbox")
+	}
+}
