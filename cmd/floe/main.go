@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -17,9 +18,12 @@ import (
 const usage = `floe - a Kubernetes container runtime (CRI)
 
 Usage:
-  floe serve [flags]     run the daemon
-  floe config [flags]    print the effective configuration as commented TOML
-  floe version           print the version
+  floe serve [flags]               run the daemon
+  floe config [flags]              print the effective configuration as commented TOML
+  floe status [flags]              is the daemon up: version, conditions, handlers, CNI
+  floe inspect pod ID|NAME [flags] one screen on a pod: netns, host veth, bridge, IPs, cgroup
+  floe pods [flags]                short listing of pods
+  floe version                     print the version
 
 Run 'floe COMMAND --help' for a command's flags.
 `
@@ -40,6 +44,12 @@ func main() {
 		err = serve(os.Args[2:])
 	case "config":
 		err = printConfig(os.Args[2:])
+	case "status":
+		err = status(os.Args[2:])
+	case "inspect":
+		err = inspectCmd(os.Args[2:])
+	case "pods", "ps":
+		err = pods(os.Args[2:])
 	case "version", "--version":
 		fmt.Printf("floe %s (CRI %s)\n", version.Version, version.CRIAPIVersion)
 	case "help", "-h", "--help":
@@ -47,6 +57,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "floe: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		err = nil
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "floe: %v\n", err)
@@ -66,58 +79,78 @@ var configFlags = []struct{ name, help string }{
 	{"log-level", "log level: debug, info, warn, error (default info)"},
 	{"log-format", "log format: text or json (default text)"},
 	{"netns-dir", "where pod network namespaces are pinned (default /run/netns)"},
+	{"inspect-socket", "HTTP inspect endpoint socket (default /run/floe/inspect.sock)"},
+	{"metrics-address", "host:port for Prometheus /metrics, empty to disable (default 127.0.0.1:9537)"},
 }
 
 // loadConfig parses the flags and layers file, drop-ins and flags.
 func loadConfig(cmd string, args []string) (*config.Config, error) {
+	cfg, rest, err := parseWithConfig(cmd, "", args, nil)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))
+	}
+	return cfg, err
+}
+
+// parseWithConfig parses a command's flags, including the configuration
+// flags, and returns the effective configuration and the positional
+// arguments. extra registers the command's own flags.
+func parseWithConfig(cmd, positional string, args []string, extra func(*flag.FlagSet)) (*config.Config, []string, error) {
 	fs := flag.NewFlagSet("floe "+cmd, flag.ContinueOnError)
 	file := fs.String("config", config.DefaultFile, "configuration file; drop-ins are read from floe.d/*.toml beside it")
 	values := map[string]*string{}
 	for _, f := range configFlags {
 		values[f.name] = fs.String(f.name, "", f.help)
 	}
+	own := map[string]bool{}
+	if extra != nil {
+		before := map[string]bool{}
+		fs.VisitAll(func(f *flag.Flag) { before[f.Name] = true })
+		extra(fs)
+		fs.VisitAll(func(f *flag.Flag) { own[f.Name] = !before[f.Name] })
+	}
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: floe %s [flags]\n\nFlags override the configuration file, which overrides built-in defaults.\n\n", cmd)
+		fmt.Fprintf(fs.Output(), "Usage: floe %s [flags] %s\n\n%s\n\nFlags (configuration flags override the file, which overrides built-in defaults):\n", cmd, positional, commandHelp[cmd])
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	// Flags may follow positional arguments ("inspect pod web --json").
+	var positionals []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return nil, nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positionals = append(positionals, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	cfg, err := config.Load(*file, explicit, daemon.DropInDir(*file))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var flagErr error
 	fs.Visit(func(f *flag.Flag) {
-		if flagErr == nil && f.Name != "config" {
+		if flagErr == nil && f.Name != "config" && !own[f.Name] {
 			flagErr = cfg.ApplyFlag(f.Name, *values[f.Name])
 		}
 	})
-	return cfg, flagErr
+	return cfg, positionals, flagErr
 }
 
 func serve(args []string) error {
 	cfg, err := loadConfig("serve", args)
 	if err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
 		return err
 	}
-	return daemon.Run(cfg)
+	return daemon.Run(cfg, func() (*config.Config, error) { return loadConfig("serve", args) })
 }
 
 func printConfig(args []string) error {
 	cfg, err := loadConfig("config", args)
 	if err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
 		return err
 	}
 	out, err := cfg.Render()

@@ -31,10 +31,20 @@ type Config struct {
 	CgroupManager  string             `toml:"cgroup_manager" comment:"Cgroup driver: \"cgroupfs\" or \"systemd\". Must match the kubelet's cgroupDriver."`
 	LogLevel       string             `toml:"log_level" comment:"Log level: debug, info, warn or error."`
 	LogFormat      string             `toml:"log_format" comment:"Log format: text or json."`
+	InspectSocket  string             `toml:"inspect_socket" comment:"Unix socket of the HTTP inspect endpoint (/info, /pods/<id>) that 'floe inspect' and 'floe status' read."`
+	Metrics        MetricsConfig      `toml:"metrics" comment:"Prometheus metrics."`
 	Network        NetworkConfig      `toml:"network" comment:"Pod networking through CNI."`
 	Sandbox        SandboxConfig      `toml:"sandbox" comment:"Pod sandbox settings."`
 	DefaultRuntime string             `toml:"default_runtime" comment:"Runtime handler used when a pod names none (RuntimeClass handler \"\")."`
 	Runtimes       map[string]Runtime `toml:"runtimes" comment:"OCI runtime handlers, one table per RuntimeClass handler name."`
+
+	// Sources lists the files that were read, in order, for reports.
+	Sources []string `toml:"-"`
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	Address string `toml:"address" comment:"host:port serving /metrics; keep it on loopback unless a scraper needs more. Empty disables metrics."`
 }
 
 // NetworkConfig configures CNI.
@@ -67,6 +77,8 @@ func Default() *Config {
 		CgroupManager: "cgroupfs",
 		LogLevel:      "info",
 		LogFormat:     "text",
+		InspectSocket: "/run/floe/inspect.sock",
+		Metrics:       MetricsConfig{Address: "127.0.0.1:9537"},
 		Network: NetworkConfig{
 			CNIConfigDir:  "/etc/cni/net.d",
 			CNIPluginDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
@@ -129,6 +141,7 @@ func (c *Config) mergeFile(path string) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
+	c.Sources = append(c.Sources, path)
 	return nil
 }
 

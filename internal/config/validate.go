@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -16,6 +17,7 @@ import (
 func (c *Config) Validate() error {
 	abs := map[string]string{
 		"socket":                 c.Socket,
+		"inspect_socket":         c.InspectSocket,
 		"state_dir":              c.StateDir,
 		"run_dir":                c.RunDir,
 		"network.cni_config_dir": c.Network.CNIConfigDir,
@@ -24,6 +26,11 @@ func (c *Config) Validate() error {
 	for _, key := range sortedKeys(abs) {
 		if !filepath.IsAbs(abs[key]) {
 			return fmt.Errorf("key %q: %q is not an absolute path", key, abs[key])
+		}
+	}
+	if c.Metrics.Address != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Address); err != nil {
+			return fmt.Errorf("key \"metrics.address\": %q is not host:port (for example \"127.0.0.1:9537\"), or empty to disable", c.Metrics.Address)
 		}
 	}
 	if len(c.Network.CNIPluginDirs) == 0 {
@@ -105,6 +112,10 @@ func (c *Config) ApplyFlag(flag, value string) error {
 		c.LogFormat = value
 	case "netns-dir":
 		c.Network.NetnsDir = value
+	case "inspect-socket":
+		c.InspectSocket = value
+	case "metrics-address":
+		c.Metrics.Address = value
 	default:
 		return fmt.Errorf("unknown flag --%s", flag)
 	}

@@ -6,6 +6,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,12 +14,16 @@ import (
 	"time"
 
 	"github.com/floe-cri/floe/internal/config"
+	"github.com/floe-cri/floe/internal/diagnose"
+	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/internal/logging"
+	"github.com/floe-cri/floe/internal/metrics"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/server"
 	"github.com/floe-cri/floe/internal/statelock"
 	"github.com/floe-cri/floe/internal/store"
+	"github.com/floe-cri/floe/internal/unixsock"
 	"github.com/floe-cri/floe/internal/version"
 )
 
@@ -31,9 +36,13 @@ func DropInDir(configFile string) string {
 // shutdownTimeout bounds how long in-flight RPCs may run after SIGTERM.
 const shutdownTimeout = 30 * time.Second
 
+// Reloader re-reads the configuration (files and the original flags) on
+// SIGHUP.
+type Reloader func() (*config.Config, error)
+
 // Run serves until SIGTERM or SIGINT.
-func Run(cfg *config.Config) error {
-	log, _, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+func Run(cfg *config.Config, reload Reloader) error {
+	log, level, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
 	}
@@ -45,6 +54,13 @@ func Run(cfg *config.Config) error {
 	if err := os.MkdirAll(cfg.RunDir, 0o711); err != nil {
 		return fmt.Errorf("create run dir %s: %w", cfg.RunDir, err)
 	}
+	// Claim the CRI socket early: a daemon that would collide with another
+	// on it must fail before it touches anything else.
+	l, err := unixsock.Listen(cfg.Socket, 0o660)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
 	db, err := store.Open(filepath.Join(cfg.StateDir, "floe.db"))
 	if err != nil {
 		return err
@@ -52,9 +68,13 @@ func Run(cfg *config.Config) error {
 	defer db.Close()
 
 	net := network.New(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.StateDir, "cni-cache"))
-	if err := net.Status(); err != nil {
-		log.Warn("pod networking is not ready; NetworkReady stays false until it is", "err", err)
+	findings := diagnose.Run(context.Background(), cfg, net, diagnose.DefaultHost)
+	fmt.Fprint(os.Stderr, diagnose.Format(findings))
+	if err := diagnose.FatalError(findings); err != nil {
+		return err
 	}
+	mets := metrics.New()
+	net.OnOperation(mets.ObserveCNI)
 	handlers := make([]string, 0, len(cfg.Runtimes))
 	for name := range cfg.Runtimes {
 		handlers = append(handlers, name)
@@ -80,28 +100,75 @@ func Run(cfg *config.Config) error {
 		return err
 	}
 
-	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Log: log})
-	l, err := server.Listen(cfg.Socket)
+	mets.RegisterStates("pod_sandboxes", "Pod sandboxes by state.", func() map[string]int {
+		counts := map[string]int{string(sandbox.StateReady): 0, string(sandbox.StateNotReady): 0}
+		for _, sb := range sandboxes.List(sandbox.Filter{}) {
+			counts[string(sb.State)]++
+		}
+		return counts
+	})
+	metricsAddr := func() string { return "" }
+	if cfg.Metrics.Address != "" {
+		ms, err := metrics.Serve(mets, cfg.Metrics.Address, log)
+		if err != nil {
+			return err
+		}
+		defer ms.Close()
+		metricsAddr = ms.Addr
+		log.Info("serving metrics", "address", ms.Addr())
+	}
+	insp, err := inspect.Serve(cfg.InspectSocket, inspect.Handler(inspect.Sources{
+		Config: cfg, Sandboxes: sandboxes, Network: net, MetricsAddress: metricsAddr, Log: log,
+	}), log)
 	if err != nil {
 		return err
 	}
+	defer insp.Close()
+	defer os.Remove(cfg.InspectSocket)
+
+	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Metrics: mets, Log: log})
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
-	log.Info("floe serving", "version", version.Version, "socket", cfg.Socket, "stateDir", cfg.StateDir, "runDir", cfg.RunDir, "cgroupManager", cfg.CgroupManager)
+	log.Info("floe serving", "version", version.Version, "socket", cfg.Socket, "inspectSocket", cfg.InspectSocket,
+		"stateDir", cfg.StateDir, "runDir", cfg.RunDir, "cgroupManager", cfg.CgroupManager)
 
-	select {
-	case sig := <-sigs:
-		log.Info("shutting down; pods and containers keep running", "signal", sig.String())
-		srv.Shutdown(shutdownTimeout)
-		<-serveErr
-	case err := <-serveErr:
-		if err != nil {
-			return fmt.Errorf("serve CRI: %w", err)
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reloadConfig(log, level, reload)
+				continue
+			}
+			log.Info("shutting down; pods and containers keep running", "signal", sig.String())
+			srv.Shutdown(shutdownTimeout)
+			<-serveErr
+			os.Remove(cfg.Socket)
+			return nil
+		case err := <-serveErr:
+			if err != nil {
+				return fmt.Errorf("serve CRI: %w", err)
+			}
+			return nil
 		}
 	}
-	os.Remove(cfg.Socket)
-	return nil
+}
+
+// reloadConfig applies the parts of the configuration that can change
+// while running. The CNI config dir is re-read on every use already; other
+// changes need a restart, which is said in the log.
+func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader) {
+	if reload == nil {
+		return
+	}
+	cfg, err := reload()
+	if err != nil {
+		log.Error("SIGHUP: configuration not reloaded", "err", err)
+		return
+	}
+	l, _ := config.ParseLevel(cfg.LogLevel)
+	level.Set(l)
+	log.Info("SIGHUP: configuration reloaded", "logLevel", cfg.LogLevel)
 }

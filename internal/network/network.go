@@ -76,6 +76,24 @@ type Manager struct {
 
 	mu      sync.Mutex
 	podCIDR string
+	observe func(op string, took time.Duration, err error)
+}
+
+// OnOperation registers a function told of every ADD ("add") and DEL
+// ("del") with its duration and error, for metrics.
+func (m *Manager) OnOperation(f func(op string, took time.Duration, err error)) {
+	m.mu.Lock()
+	m.observe = f
+	m.mu.Unlock()
+}
+
+func (m *Manager) record(op string, start time.Time, err error) {
+	m.mu.Lock()
+	f := m.observe
+	m.mu.Unlock()
+	if f != nil {
+		f(op, time.Since(start), err)
+	}
 }
 
 // New returns a Manager. cacheDir holds libcni's result cache.
@@ -249,7 +267,9 @@ func (m *Manager) Add(ctx context.Context, pod PodInfo, att *Attachment) error {
 	if err != nil {
 		return fmt.Errorf("decode CNI config %s: %w", att.ConfigFile, err)
 	}
+	start := time.Now()
 	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(pod, att.CapabilityArgs))
+	m.record("add", start, err)
 	if err != nil {
 		delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
@@ -301,7 +321,10 @@ func (m *Manager) Teardown(ctx context.Context, pod PodInfo, att *Attachment) er
 			pod.NetnsPath = ""
 		}
 	}
-	if err := m.cni.DelNetworkList(ctx, list, m.runtimeConf(pod, att.CapabilityArgs)); err != nil {
+	start := time.Now()
+	err = m.cni.DelNetworkList(ctx, list, m.runtimeConf(pod, att.CapabilityArgs))
+	m.record("del", start, err)
+	if err != nil {
 		return fmt.Errorf("CNI network %q DEL for pod %s/%s: %w", list.Name, pod.Namespace, pod.Name, err)
 	}
 	return nil

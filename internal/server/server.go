@@ -10,8 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
+	"path"
 	"runtime/debug"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/metrics"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/sandbox"
 )
@@ -31,6 +31,7 @@ type Deps struct {
 	Config    *config.Config
 	Sandboxes *sandbox.Manager
 	Network   *network.Manager
+	Metrics   *metrics.Metrics
 	Log       *slog.Logger
 }
 
@@ -56,32 +57,6 @@ func New(deps Deps) *Server {
 	runtimeapi.RegisterRuntimeServiceServer(s.grpc, s)
 	runtimeapi.RegisterImageServiceServer(s.grpc, s)
 	return s
-}
-
-// Listen opens the unix socket, refusing to take over one that another
-// live daemon is serving on.
-func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create socket dir: %w", err)
-	}
-	if _, err := os.Stat(path); err == nil {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("socket %s is served by another process; give each daemon its own --socket", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
-		}
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
-	}
-	return l, nil
 }
 
 // Serve serves until the listener is closed or Shutdown is called.
@@ -114,6 +89,11 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 			err = status.Errorf(codes.Internal, "internal error in %s: %v", info.FullMethod, r)
 		}
 		err = toStatus(err)
+		if m := s.deps.Metrics; m != nil {
+			method := path.Base(info.FullMethod)
+			m.RPCRequests.WithLabelValues(method, status.Code(err).String()).Inc()
+			m.RPCDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+		}
 		level := slog.LevelDebug
 		if err != nil {
 			level = slog.LevelWarn

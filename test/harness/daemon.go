@@ -73,26 +73,34 @@ type Options struct {
 	ExtraPluginDir string
 	// PluginType replaces "bridge" as the first plugin of the conflist.
 	PluginType string
+	// LogLevelFromConfig leaves the log level to the config file instead
+	// of forcing --log-level debug.
+	LogLevelFromConfig bool
+	// ExtraArgs are appended to `floe serve`.
+	ExtraArgs []string
 }
 
 // Daemon is one running floe.
 type Daemon struct {
-	t        testing.TB
-	Dir      string
-	Socket   string
-	StateDir string
-	RunDir   string
-	CNIDir   string
-	IPAMDir  string
-	Bridge   string
-	Subnet   string
-	LogPath  string
-	args     []string
-	cmd      *exec.Cmd
-	waitErr  chan error
-	conn     *grpc.ClientConn
-	Runtime  runtimeapi.RuntimeServiceClient
-	Images   runtimeapi.ImageServiceClient
+	t      testing.TB
+	Dir    string
+	Socket string
+	// InspectSocket serves the HTTP inspect endpoint; metrics listen on
+	// a free loopback port, found through GET /info.
+	InspectSocket string
+	StateDir      string
+	RunDir        string
+	CNIDir        string
+	IPAMDir       string
+	Bridge        string
+	Subnet        string
+	LogPath       string
+	args          []string
+	cmd           *exec.Cmd
+	waitErr       chan error
+	conn          *grpc.ClientConn
+	Runtime       runtimeapi.RuntimeServiceClient
+	Images        runtimeapi.ImageServiceClient
 }
 
 // Short random hex, for names that must be unique on the host.
@@ -113,15 +121,16 @@ func StartDaemon(t testing.TB, o Options) *Daemon {
 	}
 	suffix := Short()
 	d := &Daemon{
-		t:        t,
-		Dir:      dir,
-		Socket:   filepath.Join(dir, "floe.sock"),
-		StateDir: filepath.Join(dir, "state"),
-		RunDir:   filepath.Join(dir, "run"),
-		CNIDir:   filepath.Join(dir, "cni"),
-		IPAMDir:  filepath.Join(dir, "ipam"),
-		Bridge:   "flt" + suffix,
-		LogPath:  filepath.Join(dir, "floe.log"),
+		t:             t,
+		Dir:           dir,
+		Socket:        filepath.Join(dir, "floe.sock"),
+		InspectSocket: filepath.Join(dir, "inspect.sock"),
+		StateDir:      filepath.Join(dir, "state"),
+		RunDir:        filepath.Join(dir, "run"),
+		CNIDir:        filepath.Join(dir, "cni"),
+		IPAMDir:       filepath.Join(dir, "ipam"),
+		Bridge:        "flt" + suffix,
+		LogPath:       filepath.Join(dir, "floe.log"),
 	}
 	// One /24 per daemon from 10.234.0.0/16, picked from the random suffix.
 	var n [1]byte
@@ -139,7 +148,12 @@ func StartDaemon(t testing.TB, o Options) *Daemon {
 	}
 	d.args = []string{"serve",
 		"--socket", d.Socket, "--state-dir", d.StateDir, "--run-dir", d.RunDir,
-		"--cni-config-dir", d.CNIDir, "--cni-plugin-dirs", pluginDirs, "--log-level", "debug"}
+		"--cni-config-dir", d.CNIDir, "--cni-plugin-dirs", pluginDirs,
+		"--inspect-socket", d.InspectSocket, "--metrics-address", "127.0.0.1:0"}
+	if !o.LogLevelFromConfig {
+		d.args = append(d.args, "--log-level", "debug")
+	}
+	d.args = append(d.args, o.ExtraArgs...)
 	configPath := filepath.Join(dir, "floe.toml")
 	if o.ConfigTOML != "" {
 		if err := os.WriteFile(configPath, []byte(o.ConfigTOML), 0o644); err != nil {
@@ -218,6 +232,15 @@ func (d *Daemon) Start() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Signal sends sig to the running daemon.
+func (d *Daemon) Signal(sig syscall.Signal) {
+	d.t.Helper()
+	if d.cmd == nil {
+		d.t.Fatal("daemon not running")
+	}
+	d.cmd.Process.Signal(sig)
 }
 
 // Kill9 kills the daemon with SIGKILL, as a crash would.

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/floe-cri/floe/internal/inspect"
+)
+
+func inspectCmd(args []string) error {
+	if len(args) == 0 || (args[0] != "pod" && !strings.HasPrefix(args[0], "-")) {
+		return fmt.Errorf("usage: floe inspect pod ID|NAME [--json]")
+	}
+	if args[0] == "pod" {
+		args = args[1:]
+	}
+	var asJSON bool
+	cfg, rest, err := parseWithConfig("inspect", "pod ID|NAME", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return fmt.Errorf("usage: floe inspect pod ID|NAME [--json]")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pod, err := inspect.NewClient(cfg.InspectSocket).Pod(ctx, rest[0])
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(pod)
+	}
+	printPod(os.Stdout, pod)
+	return nil
+}
+
+func printPod(out io.Writer, p *inspect.Pod) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	line := func(k, f string, a ...any) { fmt.Fprintf(w, "%s\t%s\n", k, fmt.Sprintf(f, a...)) }
+	line("Pod", "%s/%s (uid %s, attempt %d)", p.Namespace, p.Name, p.UID, p.Attempt)
+	line("ID", "%s", p.ID)
+	line("State", "%s since %s, runtime handler %s", p.State, p.CreatedAt.Format(time.RFC3339), p.RuntimeHandler)
+	switch {
+	case p.HostNetwork:
+		line("Network", "host network (no netns, no CNI)")
+	default:
+		line("IPs", "%s", orNone(strings.Join(p.IPs, ", ")))
+		line("Netns", "%s (%s)", p.NetnsName, p.NetnsPath)
+		if hl := p.HostLink; hl != nil && hl.Name != "" {
+			line("Host veth", "%s (ifindex %d, %s) on bridge %s", hl.Name, hl.Index, hl.MAC, orNone(hl.Bridge))
+			line("Pod side", "%s (ifindex %d, %s, %s)", hl.PodIfName, hl.PodIfIndex, hl.PodMAC, hl.PodLinkType)
+		} else if p.HostLinkError != "" {
+			line("Host veth", "unknown: %s", p.HostLinkError)
+		}
+		if p.CNINetwork != "" {
+			line("CNI", "network %q from %s", p.CNINetwork, p.CNIConfigFile)
+		}
+	}
+	if p.IPCPath != "" || p.UTSPath != "" {
+		line("IPC/UTS ns", "%s %s", orNone(p.IPCPath), orNone(p.UTSPath))
+	}
+	line("Cgroup parent", "%s", orNone(p.CgroupParent))
+	line("Run dir", "%s", p.RunDir)
+	if p.NetnsName != "" && p.State == "ready" {
+		line("Try", "ip netns exec %s ip addr", p.NetnsName)
+		if hl := p.HostLink; hl != nil && hl.Name != "" {
+			line("", "ip -d link show %s", hl.Name)
+		}
+	}
+	w.Flush()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func pods(args []string) error {
+	cfg, err := loadConfig("pods", args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := inspect.NewClient(cfg.InspectSocket).Pods(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "POD ID\tNAMESPACE/NAME\tSTATE\tIP\tNETNS\tCREATED")
+	for _, p := range list {
+		ip := "-"
+		if len(p.IPs) > 0 {
+			ip = p.IPs[0]
+		}
+		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\n", p.ID[:13], p.Namespace, p.Name, p.State, ip, orNone(p.NetnsName), p.CreatedAt.Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+func status(args []string) error {
+	cfg, err := loadConfig("status", args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := grpc.NewClient("unix://"+cfg.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	ver, err := rt.Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		return fmt.Errorf("floe is not answering on %s: %w", cfg.Socket, err)
+	}
+	st, err := rt.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		return fmt.Errorf("Status: %w", err)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "floe\t%s %s (CRI %s), up on %s\n", ver.RuntimeName, ver.RuntimeVersion, ver.RuntimeApiVersion, cfg.Socket)
+	for _, c := range st.Status.Conditions {
+		detail := ""
+		if !c.Status {
+			detail = fmt.Sprintf("  %s: %s", c.Reason, c.Message)
+		}
+		fmt.Fprintf(w, "%s\t%v%s\n", c.Type, c.Status, detail)
+	}
+	if in, err := inspect.NewClient(cfg.InspectSocket).Info(ctx); err == nil {
+		fmt.Fprintf(w, "Config files\t%s\n", orNone(strings.Join(in.ConfigFiles, ", ")))
+		fmt.Fprintf(w, "Cgroup driver\t%s\n", in.CgroupDriver)
+		fmt.Fprintf(w, "State / run dir\t%s  %s\n", in.StateDir, in.RunDir)
+		for name, r := range in.Runtimes {
+			root := r.Root
+			if root == "" {
+				root = "runtime default"
+			}
+			def := ""
+			if name == in.DefaultRuntime {
+				def = " (default)"
+			}
+			fmt.Fprintf(w, "Runtime %s%s\t%s, state root %s\n", name, def, r.Path, root)
+		}
+		if in.CNIError != "" {
+			fmt.Fprintf(w, "CNI\t%s\n", in.CNIError)
+		} else {
+			fmt.Fprintf(w, "CNI\tnetwork %q from %s\n", in.CNINetwork, in.CNIConfigFile)
+		}
+		fmt.Fprintf(w, "Metrics\t%s\n", orNone(in.MetricsAddress))
+		fmt.Fprintf(w, "Inspect endpoint\t%s\n", in.InspectSocket)
+	} else {
+		fmt.Fprintf(w, "Inspect endpoint\tunavailable: %v\n", err)
+	}
+	return w.Flush()
+}

@@ -1,0 +1,235 @@
+// Package inspect serves floe's HTTP inspect endpoint on a unix socket
+// (GET /info, GET /pods, GET /pods/<id|prefix|namespace/name>) and is the
+// client `floe inspect` and `floe status` use. A pod report ties together
+// what operators otherwise hunt for by hand: the pinned netns, the host
+// veth and its bridge, the CNI result and the cgroup parent.
+package inspect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/floe-cri/floe/internal/config"
+	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/sandbox"
+	"github.com/floe-cri/floe/internal/unixsock"
+	"github.com/floe-cri/floe/internal/version"
+)
+
+// Info is GET /info.
+type Info struct {
+	Version        string             `json:"version"`
+	ConfigFiles    []string           `json:"configFiles"`
+	CRISocket      string             `json:"criSocket"`
+	InspectSocket  string             `json:"inspectSocket"`
+	MetricsAddress string             `json:"metricsAddress,omitempty"`
+	StateDir       string             `json:"stateDir"`
+	RunDir         string             `json:"runDir"`
+	CgroupDriver   string             `json:"cgroupDriver"`
+	NetnsDir       string             `json:"netnsDir"`
+	CNIConfigDir   string             `json:"cniConfigDir"`
+	CNIConfigFile  string             `json:"cniConfigFile,omitempty"`
+	CNINetwork     string             `json:"cniNetwork,omitempty"`
+	CNIError       string             `json:"cniError,omitempty"`
+	DefaultRuntime string             `json:"defaultRuntime"`
+	Runtimes       map[string]Runtime `json:"runtimes"`
+	// Extra holds sections other services add (storage driver and root,
+	// default id mappings) once they exist.
+	Extra map[string]any `json:"extra,omitempty"`
+}
+
+// Runtime describes one runtime handler.
+type Runtime struct {
+	Path string `json:"path"`
+	// Root is the state root runc is run with; "" means the runtime's
+	// own default, which is what `runc list` reads.
+	Root string `json:"root"`
+}
+
+// Pod is GET /pods/<id>.
+type Pod struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name"`
+	Namespace      string            `json:"namespace"`
+	UID            string            `json:"uid"`
+	Attempt        uint32            `json:"attempt"`
+	State          string            `json:"state"`
+	CreatedAt      time.Time         `json:"createdAt"`
+	RuntimeHandler string            `json:"runtimeHandler"`
+	IPs            []string          `json:"ips,omitempty"`
+	HostNetwork    bool              `json:"hostNetwork"`
+	NetnsName      string            `json:"netnsName,omitempty"`
+	NetnsPath      string            `json:"netnsPath,omitempty"`
+	IPCPath        string            `json:"ipcPath,omitempty"`
+	UTSPath        string            `json:"utsPath,omitempty"`
+	HostLink       *network.HostLink `json:"hostLink,omitempty"`
+	HostLinkError  string            `json:"hostLinkError,omitempty"`
+	CNINetwork     string            `json:"cniNetwork,omitempty"`
+	CNIConfigFile  string            `json:"cniConfigFile,omitempty"`
+	CNIResult      json.RawMessage   `json:"cniResult,omitempty"`
+	CgroupParent   string            `json:"cgroupParent,omitempty"`
+	RunDir         string            `json:"runDir"`
+	Labels         map[string]string `json:"labels,omitempty"`
+}
+
+// Sources are what the endpoint reports on.
+type Sources struct {
+	Config         *config.Config
+	Sandboxes      *sandbox.Manager
+	Network        *network.Manager
+	MetricsAddress func() string
+	Log            *slog.Logger
+}
+
+// PodReport builds the report of one sandbox.
+func PodReport(sb *sandbox.Sandbox) *Pod {
+	p := &Pod{
+		ID: sb.ID, Name: sb.Spec.Name, Namespace: sb.Spec.Namespace, UID: sb.Spec.UID, Attempt: sb.Spec.Attempt,
+		State: string(sb.State), CreatedAt: time.Unix(0, sb.CreatedAt).UTC(), RuntimeHandler: sb.Spec.RuntimeHandler,
+		IPs: sb.IPs(), HostNetwork: sb.Spec.NetworkMode == sandbox.ModeNode,
+		NetnsName: sb.NetnsName, NetnsPath: sb.NetnsPath, IPCPath: sb.IPCPath, UTSPath: sb.UTSPath,
+		CgroupParent: sb.Spec.CgroupParent, RunDir: sb.RunDir, Labels: sb.Spec.Labels,
+	}
+	if sb.Network != nil {
+		p.CNINetwork, p.CNIConfigFile, p.CNIResult = sb.Network.NetworkName, sb.Network.ConfigFile, sb.Network.Result
+	}
+	if sb.State == sandbox.StateReady && sb.NetnsPath != "" && sb.Network != nil {
+		hl, err := network.FindHostLink(sb.NetnsPath, sb.Network.IfName)
+		p.HostLink = hl
+		if err != nil {
+			p.HostLinkError = err.Error()
+		}
+	}
+	return p
+}
+
+// Handler returns the HTTP handler of the endpoint.
+func Handler(src Sources) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /info", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, info(src))
+	})
+	mux.HandleFunc("GET /pods", func(w http.ResponseWriter, r *http.Request) {
+		pods := []*Pod{}
+		for _, sb := range src.Sandboxes.List(sandbox.Filter{}) {
+			pods = append(pods, PodReport(sb))
+		}
+		writeJSON(w, http.StatusOK, pods)
+	})
+	mux.HandleFunc("GET /pods/{ref...}", func(w http.ResponseWriter, r *http.Request) {
+		sb, err := findPod(src.Sandboxes, r.PathValue("ref"))
+		if err != nil {
+			code := http.StatusInternalServerError
+			switch errdefs.KindOf(err) {
+			case errdefs.KindNotFound:
+				code = http.StatusNotFound
+			case errdefs.KindInvalidArgument:
+				code = http.StatusBadRequest
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, PodReport(sb))
+	})
+	return mux
+}
+
+// findPod accepts an id, a unique id prefix, "namespace/name" or a name
+// that is unique across namespaces.
+func findPod(m *sandbox.Manager, ref string) (*sandbox.Sandbox, error) {
+	if sb, err := m.Get(ref); err == nil || errdefs.KindOf(err) != errdefs.KindNotFound {
+		return sb, err
+	}
+	ns, name, qualified := strings.Cut(ref, "/")
+	if !qualified {
+		name, ns = ref, ""
+	}
+	var matches []*sandbox.Sandbox
+	for _, sb := range m.List(sandbox.Filter{}) {
+		if sb.Spec.Name == name && (ns == "" || sb.Spec.Namespace == ns) {
+			matches = append(matches, sb)
+		}
+	}
+	switch {
+	case len(matches) == 1:
+		return matches[0], nil
+	case len(matches) > 1:
+		// Attempts of one pod share the name; the newest is what a person
+		// means. Different namespaces are ambiguous.
+		newest := matches[len(matches)-1]
+		for _, sb := range matches {
+			if sb.Spec.Namespace != newest.Spec.Namespace {
+				return nil, errdefs.InvalidArgument("pod", "%q names pods in several namespaces; write namespace/name", ref)
+			}
+		}
+		return newest, nil
+	}
+	return nil, errdefs.NotFound("no pod with id, id prefix or name %q", ref)
+}
+
+func info(src Sources) *Info {
+	cfg := src.Config
+	in := &Info{
+		Version: version.Version, ConfigFiles: cfg.Sources, CRISocket: cfg.Socket, InspectSocket: cfg.InspectSocket,
+		StateDir: cfg.StateDir, RunDir: cfg.RunDir, CgroupDriver: cfg.CgroupManager,
+		NetnsDir: cfg.Network.NetnsDir, CNIConfigDir: cfg.Network.CNIConfigDir,
+		DefaultRuntime: cfg.DefaultRuntime, Runtimes: map[string]Runtime{},
+	}
+	if src.MetricsAddress != nil {
+		in.MetricsAddress = src.MetricsAddress()
+	}
+	if list, file, err := src.Network.ActiveConfig(); err == nil {
+		in.CNIConfigFile, in.CNINetwork = file, list.Name
+	} else {
+		in.CNIError = err.Error()
+	}
+	for name, rt := range cfg.Runtimes {
+		in.Runtimes[name] = Runtime{Path: rt.RuntimePath, Root: rt.RuntimeRoot}
+	}
+	return in
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// Server is the running endpoint.
+type Server struct {
+	srv  *http.Server
+	done chan struct{}
+}
+
+// Serve listens on the unix socket path (mode 0660) and serves h.
+func Serve(path string, h http.Handler, log *slog.Logger) (*Server, error) {
+	l, err := unixsock.Listen(path, 0o660)
+	if err != nil {
+		return nil, fmt.Errorf("inspect endpoint: %w", err)
+	}
+	s := &Server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("inspect endpoint stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Close stops the endpoint and waits for it.
+func (s *Server) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+	<-s.done
+}
