@@ -23,9 +23,11 @@ vet:
 	$(GO) vet ./...
 
 # The whole suite: unit tests and integration tests against real
-# components (needs root).
+# components (needs root). Packages run one at a time (-p 1): their leak
+# checks look at host-wide state (netns, mounts, veths, processes), which
+# another package's tests running at the same moment would disturb.
 test: vet
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -p 1 -count=1 -timeout 60m ./...
 
 unit:
 	$(GO) test -count=1 ./internal/...
