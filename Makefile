@@ -2,7 +2,10 @@
 GO ?= go
 BIN := bin/floe
 
-.PHONY: all build deps run test unit vet fmt clean
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all build deps run test unit vet fmt clean install
 
 all: build
 
@@ -31,6 +34,16 @@ test: vet
 
 unit:
 	$(GO) test -count=1 ./internal/...
+
+# Binary, systemd unit, default configuration (kept if one exists) and an
+# example CNI network (only where none is configured).
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/floe
+	install -D -m 0644 contrib/systemd/floe.service $(DESTDIR)/etc/systemd/system/floe.service
+	install -d -m 0755 $(DESTDIR)/etc/floe/floe.d
+	test -e $(DESTDIR)/etc/floe/floe.toml || ./$(BIN) config --config /dev/null > $(DESTDIR)/etc/floe/floe.toml
+	install -D -m 0644 contrib/cni/10-floe-bridge.conflist $(DESTDIR)/usr/share/floe/cni/10-floe-bridge.conflist
+	ls $(DESTDIR)/etc/cni/net.d/*.conf* >/dev/null 2>&1 || install -D -m 0644 contrib/cni/10-floe-bridge.conflist $(DESTDIR)/etc/cni/net.d/10-floe-bridge.conflist
 
 clean:
 	rm -rf bin
