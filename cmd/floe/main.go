@@ -7,11 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/daemon"
-	"github.com/floe-cri/floe/internal/nspin"
 	"github.com/floe-cri/floe/internal/version"
 )
 
@@ -28,12 +28,13 @@ Usage:
 Run 'floe COMMAND --help' for a command's flags.
 `
 
+// Keep the main goroutine on the main thread for the life of the process.
+// internal/nspin moves locked threads into pod namespaces and lets Go
+// destroy them; Go cannot destroy the main thread, so no other goroutine
+// may ever run on it.
+func init() { runtime.LockOSThread() }
+
 func main() {
-	// The namespace-pinning helper is floe re-executed; it must run before
-	// anything else touches the process.
-	if len(os.Args) > 1 && os.Args[1] == nspin.HelperArg {
-		nspin.HelperMain(os.Args[2:])
-	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)

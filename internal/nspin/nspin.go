@@ -1,30 +1,26 @@
 // Package nspin creates a pod's network, IPC and UTS namespaces and pins
-// each one to a file with a bind mount, so they outlive the process that
+// each one to a file with a bind mount, so they outlive the code that
 // created them and need no pause container. It is floe's equivalent of
-// CRI-O's pinns: floe re-executes itself as a short-lived helper that is
-// born in the new namespaces (clone flags), sets the hostname, brings up
-// loopback, bind-mounts /proc/self/ns/<kind> onto the requested files and
-// exits. Containers later join the namespaces by path.
+// CRI-O's pinns, done in-process: a goroutine locks itself to an OS
+// thread, unshares that thread into new namespaces, sets the hostname,
+// brings up loopback and bind-mounts /proc/thread-self/ns/<kind> onto the
+// requested files. The goroutine then exits without unlocking, so Go
+// destroys the thread instead of reusing it in the pod's namespaces (and
+// since Go 1.10 new threads are never cloned from such a thread).
+// cmd/floe keeps the main goroutine on the main thread, which Go could not
+// destroy. Containers later join the namespaces by path.
 package nspin
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
-	"time"
+	"runtime"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// HelperArg is the hidden first argument that makes the floe binary act as
-// the pinning helper. cmd/floe dispatches on it before anything else runs.
-const HelperArg = "__floe-pin-namespaces"
 
 // Request says which namespaces to create and where to pin them. An empty
 // path means that namespace is not created (the pod uses the host's).
@@ -37,8 +33,8 @@ type Request struct {
 
 // Pin creates and pins the requested namespaces. On error nothing is left
 // mounted or created.
-func Pin(ctx context.Context, req Request) error {
-	var flags uintptr
+func Pin(req Request) error {
+	var flags int
 	targets := map[string]string{}
 	if req.NetPath != "" {
 		flags |= unix.CLONE_NEWNET
@@ -61,24 +57,45 @@ func Pin(ctx context.Context, req Request) error {
 			return fmt.Errorf("prepare %s namespace file: %w", kind, err)
 		}
 	}
-	args := []string{HelperArg}
-	for _, kind := range []string{"net", "ipc", "uts"} {
-		if p, ok := targets[kind]; ok {
-			args = append(args, kind+"="+p)
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: this thread's namespaces are the pod's now,
+		// so it must end with this goroutine.
+		done <- pinOnThread(flags, targets, req.Hostname)
+	}()
+	if err := <-done; err != nil {
+		Unpin(pathsOf(targets)...)
+		return err
+	}
+	return nil
+}
+
+// pinOnThread runs on a locked OS thread that is discarded afterwards.
+func pinOnThread(flags int, targets map[string]string, hostname string) error {
+	if err := unix.Unshare(flags); err != nil {
+		return fmt.Errorf("unshare namespaces: %w", err)
+	}
+	if _, ok := targets["uts"]; ok && hostname != "" {
+		if err := unix.Sethostname([]byte(hostname)); err != nil {
+			return fmt.Errorf("set hostname %q: %w", hostname, err)
 		}
 	}
-	if req.UTSPath != "" && req.Hostname != "" {
-		args = append(args, "hostname="+req.Hostname)
+	if _, ok := targets["net"]; ok {
+		// Package-level netlink calls open their socket on this thread, so
+		// they act in the new network namespace.
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return fmt.Errorf("find loopback: %w", err)
+		}
+		if err := netlink.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("bring loopback up: %w", err)
+		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/proc/self/exe", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		Unpin(pathsOf(targets)...)
-		return fmt.Errorf("namespace helper: %w: %s", err, strings.TrimSpace(stderr.String()))
+	for kind, target := range targets {
+		if err := unix.Mount("/proc/thread-self/ns/"+kind, target, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("pin %s namespace at %s: %w", kind, target, err)
+		}
 	}
 	return nil
 }

@@ -334,7 +334,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 			return fail("prepare netns dir", err)
 		}
 	}
-	if err := nspin.Pin(ctx, nspin.Request{NetPath: sb.NetnsPath, IPCPath: sb.IPCPath, UTSPath: sb.UTSPath, Hostname: hostname}); err != nil {
+	if err := nspin.Pin(nspin.Request{NetPath: sb.NetnsPath, IPCPath: sb.IPCPath, UTSPath: sb.UTSPath, Hostname: hostname}); err != nil {
 		return fail("pin namespaces", err)
 	}
 	if sb.NetnsPath != "" {

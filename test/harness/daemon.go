@@ -234,6 +234,15 @@ func (d *Daemon) Start() {
 	}
 }
 
+// PID is the running daemon's process id.
+func (d *Daemon) PID() int {
+	d.t.Helper()
+	if d.cmd == nil {
+		d.t.Fatal("daemon not running")
+	}
+	return d.cmd.Process.Pid
+}
+
 // Signal sends sig to the running daemon.
 func (d *Daemon) Signal(sig syscall.Signal) {
 	d.t.Helper()

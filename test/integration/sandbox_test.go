@@ -5,6 +5,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -131,6 +132,18 @@ func TestSandboxLifecycleWithRealCNI(t *testing.T) {
 	}
 	if out := harness.MustRun(t, "findmnt", "-n", "-o", "FSTYPE,OPTIONS", info.Files.Shm); !strings.Contains(out, "tmpfs") || !strings.Contains(out, "size=65536k") {
 		t.Errorf("shm mount = %q", out)
+	}
+
+	// floe pins namespaces on throwaway threads: none of its own threads
+	// may stay behind in the pod's namespaces.
+	for _, kind := range []string{"net", "ipc", "uts"} {
+		host, _ := os.Readlink("/proc/self/ns/" + kind)
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/ns/%s", d.PID(), kind))
+		for _, task := range tasks {
+			if ns, _ := os.Readlink(task); ns != host {
+				t.Errorf("daemon thread %s is in %s, not the host's %s", task, ns, host)
+			}
+		}
 	}
 
 	// Lists and filters.
