@@ -251,17 +251,29 @@ func sandboxInfo(sb *sandbox.Sandbox) (string, error) {
 
 // ListPodSandbox lists sandboxes from memory.
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	return &runtimeapi.ListPodSandboxResponse{Items: s.podSandboxes(req.GetFilter())}, nil
+}
+
+// StreamPodSandboxes is ListPodSandbox in chunks, for nodes whose list
+// would not fit one gRPC message.
+func (s *Server) StreamPodSandboxes(req *runtimeapi.StreamPodSandboxesRequest, stream runtimeapi.RuntimeService_StreamPodSandboxesServer) error {
+	return toStatus(sendInChunks(s.podSandboxes(req.GetFilter()), func(items []*runtimeapi.PodSandbox) error {
+		return stream.Send(&runtimeapi.StreamPodSandboxesResponse{PodSandboxes: items})
+	}))
+}
+
+func (s *Server) podSandboxes(rf *runtimeapi.PodSandboxFilter) []*runtimeapi.PodSandbox {
 	var f sandbox.Filter
-	if rf := req.GetFilter(); rf != nil {
+	if rf != nil {
 		f.IDPrefix = rf.Id
 		f.Labels = rf.LabelSelector
 		if rf.State != nil {
 			f.State = domainState(rf.State.State)
 		}
 	}
-	resp := &runtimeapi.ListPodSandboxResponse{}
+	var items []*runtimeapi.PodSandbox
 	for _, sb := range s.deps.Sandboxes.List(f) {
-		resp.Items = append(resp.Items, &runtimeapi.PodSandbox{
+		items = append(items, &runtimeapi.PodSandbox{
 			Id:             sb.ID,
 			Metadata:       metadata(sb),
 			State:          criState(sb.State),
@@ -271,7 +283,7 @@ func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSand
 			RuntimeHandler: sb.Spec.RuntimeHandler,
 		})
 	}
-	return resp, nil
+	return items
 }
 
 func metadata(sb *sandbox.Sandbox) *runtimeapi.PodSandboxMetadata {

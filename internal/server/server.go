@@ -51,6 +51,7 @@ func New(deps Deps) *Server {
 	s := &Server{deps: deps, log: deps.Log}
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
 		grpc.MaxRecvMsgSize(16<<20),
 		grpc.MaxSendMsgSize(16<<20),
 	)
@@ -79,6 +80,19 @@ func (s *Server) Shutdown(timeout time.Duration) {
 	}
 }
 
+// streamInterceptor does for streaming RPCs what unaryInterceptor does.
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in streaming RPC handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "internal error in %s: %v", info.FullMethod, r)
+		}
+		s.observe(ss.Context(), info.FullMethod, start, toStatus(err))
+	}()
+	return handler(srv, ss)
+}
+
 // unaryInterceptor logs each RPC, turns panics into Internal errors and
 // maps domain errors to status codes.
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -89,18 +103,23 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 			err = status.Errorf(codes.Internal, "internal error in %s: %v", info.FullMethod, r)
 		}
 		err = toStatus(err)
-		if m := s.deps.Metrics; m != nil {
-			method := path.Base(info.FullMethod)
-			m.RPCRequests.WithLabelValues(method, status.Code(err).String()).Inc()
-			m.RPCDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
-		}
-		level := slog.LevelDebug
-		if err != nil {
-			level = slog.LevelWarn
-		}
-		s.log.Log(ctx, level, "rpc", "method", info.FullMethod, "took", time.Since(start), "err", err)
+		s.observe(ctx, info.FullMethod, start, err)
 	}()
 	return handler(ctx, req)
+}
+
+// observe logs an RPC and counts it in the metrics.
+func (s *Server) observe(ctx context.Context, fullMethod string, start time.Time, err error) {
+	if m := s.deps.Metrics; m != nil {
+		method := path.Base(fullMethod)
+		m.RPCRequests.WithLabelValues(method, status.Code(err).String()).Inc()
+		m.RPCDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	}
+	level := slog.LevelDebug
+	if err != nil {
+		level = slog.LevelWarn
+	}
+	s.log.Log(ctx, level, "rpc", "method", fullMethod, "took", time.Since(start), "err", err)
 }
 
 func toStatus(err error) error {

@@ -254,3 +254,46 @@ func TestHostNetworkPodGetsNoCNI(t *testing.T) {
 		t.Errorf("CNI ran for a host-network pod (IPAM dir exists)")
 	}
 }
+
+func TestStreamPodSandboxesMatchesList(t *testing.T) {
+	harness.CheckLeaks(t)
+	d := harness.StartDaemon(t, harness.Options{})
+	ctx := harness.Ctx(t)
+	for _, name := range []string{"s1", "s2", "s3"} {
+		if _, err := d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: podConfig(name)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	collect := func(f *runtimeapi.PodSandboxFilter) []string {
+		stream, err := d.Runtime.StreamPodSandboxes(ctx, &runtimeapi.StreamPodSandboxesRequest{Filter: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				if err.Error() != "EOF" && !strings.Contains(err.Error(), "EOF") {
+					t.Fatalf("stream: %v", err)
+				}
+				return ids
+			}
+			for _, sb := range resp.PodSandboxes {
+				ids = append(ids, sb.Id)
+			}
+		}
+	}
+	all := collect(nil)
+	list, _ := d.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if len(all) != 3 || len(list.Items) != 3 {
+		t.Fatalf("stream %d items, list %d", len(all), len(list.Items))
+	}
+	for i := range all {
+		if all[i] != list.Items[i].Id {
+			t.Errorf("stream and list differ at %d", i)
+		}
+	}
+	if got := collect(&runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"app": "s2"}}); len(got) != 1 {
+		t.Errorf("filtered stream = %v", got)
+	}
+}
