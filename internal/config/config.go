@@ -33,6 +33,7 @@ type Config struct {
 	LogFormat      string             `toml:"log_format" comment:"Log format: text or json."`
 	InspectSocket  string             `toml:"inspect_socket" comment:"Unix socket of the HTTP inspect endpoint (/info, /pods/<id>) that 'floe inspect' and 'floe status' read."`
 	Metrics        MetricsConfig      `toml:"metrics" comment:"Prometheus metrics."`
+	Streaming      StreamingConfig    `toml:"streaming" comment:"The streaming server behind Exec, Attach and PortForward URLs."`
 	Network        NetworkConfig      `toml:"network" comment:"Pod networking through CNI."`
 	Sandbox        SandboxConfig      `toml:"sandbox" comment:"Pod sandbox settings."`
 	DefaultRuntime string             `toml:"default_runtime" comment:"Runtime handler used when a pod names none (RuntimeClass handler \"\")."`
@@ -45,6 +46,13 @@ type Config struct {
 // MetricsConfig configures the Prometheus endpoint.
 type MetricsConfig struct {
 	Address string `toml:"address" comment:"host:port serving /metrics; keep it on loopback unless a scraper needs more. Empty disables metrics."`
+}
+
+// StreamingConfig configures the streaming server.
+type StreamingConfig struct {
+	Address     string `toml:"address" comment:"host:port the streaming server listens on; port 0 picks a free port. The kubelet connects to it, so keep it on loopback unless the kubelet proxies from elsewhere."`
+	TLSCertFile string `toml:"tls_cert_file" comment:"PEM certificate for serving streams over TLS; empty serves plain HTTP."`
+	TLSKeyFile  string `toml:"tls_key_file" comment:"PEM private key matching tls_cert_file."`
 }
 
 // NetworkConfig configures CNI.
@@ -79,6 +87,7 @@ func Default() *Config {
 		LogFormat:     "text",
 		InspectSocket: "/run/floe/inspect.sock",
 		Metrics:       MetricsConfig{Address: "127.0.0.1:9537"},
+		Streaming:     StreamingConfig{Address: "127.0.0.1:0"},
 		Network: NetworkConfig{
 			CNIConfigDir:  "/etc/cni/net.d",
 			CNIPluginDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},

@@ -33,6 +33,12 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("key \"metrics.address\": %q is not host:port (for example \"127.0.0.1:9537\"), or empty to disable", c.Metrics.Address)
 		}
 	}
+	if _, _, err := net.SplitHostPort(c.Streaming.Address); err != nil {
+		return fmt.Errorf("key \"streaming.address\": %q is not host:port (for example \"127.0.0.1:0\")", c.Streaming.Address)
+	}
+	if (c.Streaming.TLSCertFile == "") != (c.Streaming.TLSKeyFile == "") {
+		return fmt.Errorf("key \"streaming.tls_cert_file\" and \"streaming.tls_key_file\": set both or neither")
+	}
 	if len(c.Network.CNIPluginDirs) == 0 {
 		return fmt.Errorf("key \"network.cni_plugin_dirs\": at least one directory is required")
 	}

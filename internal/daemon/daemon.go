@@ -23,6 +23,7 @@ import (
 	"github.com/floe-cri/floe/internal/server"
 	"github.com/floe-cri/floe/internal/statelock"
 	"github.com/floe-cri/floe/internal/store"
+	"github.com/floe-cri/floe/internal/streaming"
 	"github.com/floe-cri/floe/internal/unixsock"
 	"github.com/floe-cri/floe/internal/version"
 )
@@ -117,8 +118,19 @@ func Run(cfg *config.Config, reload Reloader) error {
 		metricsAddr = ms.Addr
 		log.Info("serving metrics", "address", ms.Addr())
 	}
+	stream, err := streaming.Start(streaming.Options{
+		Address:     cfg.Streaming.Address,
+		TLSCertFile: cfg.Streaming.TLSCertFile,
+		TLSKeyFile:  cfg.Streaming.TLSKeyFile,
+		PodNetns:    server.PodNetns(sandboxes),
+		Log:         log,
+	})
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
 	insp, err := inspect.Serve(cfg.InspectSocket, inspect.Handler(inspect.Sources{
-		Config: cfg, Sandboxes: sandboxes, Network: net, MetricsAddress: metricsAddr, Log: log,
+		Config: cfg, Sandboxes: sandboxes, Network: net, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
 	}), log)
 	if err != nil {
 		return err
@@ -126,7 +138,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	defer insp.Close()
 	defer os.Remove(cfg.InspectSocket)
 
-	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Metrics: mets, Log: log})
+	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Metrics: mets, Streaming: stream, Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

@@ -30,6 +30,7 @@ type Info struct {
 	CRISocket      string             `json:"criSocket"`
 	InspectSocket  string             `json:"inspectSocket"`
 	MetricsAddress string             `json:"metricsAddress,omitempty"`
+	StreamingAddr  string             `json:"streamingAddress,omitempty"`
 	StateDir       string             `json:"stateDir"`
 	RunDir         string             `json:"runDir"`
 	CgroupDriver   string             `json:"cgroupDriver"`
@@ -85,6 +86,7 @@ type Sources struct {
 	Sandboxes      *sandbox.Manager
 	Network        *network.Manager
 	MetricsAddress func() string
+	StreamingAddr  func() string
 	Log            *slog.Logger
 }
 
@@ -184,6 +186,9 @@ func info(src Sources) *Info {
 	}
 	if src.MetricsAddress != nil {
 		in.MetricsAddress = src.MetricsAddress()
+	}
+	if src.StreamingAddr != nil {
+		in.StreamingAddr = src.StreamingAddr()
 	}
 	if list, file, err := src.Network.ActiveConfig(); err == nil {
 		in.CNIConfigFile, in.CNINetwork = file, list.Name

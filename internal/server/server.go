@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/errdefs"
@@ -32,6 +33,8 @@ type Deps struct {
 	Sandboxes *sandbox.Manager
 	Network   *network.Manager
 	Metrics   *metrics.Metrics
+	// Streaming serves the URLs Exec, Attach and PortForward return.
+	Streaming streaming.Server
 	Log       *slog.Logger
 }
 
