@@ -19,6 +19,7 @@ import (
 	"github.com/floe-cri/floe/internal/logging"
 	"github.com/floe-cri/floe/internal/metrics"
 	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/ocifeatures"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/server"
 	"github.com/floe-cri/floe/internal/statelock"
@@ -138,7 +139,16 @@ func Run(cfg *config.Config, reload Reloader) error {
 	defer insp.Close()
 	defer os.Remove(cfg.InspectSocket)
 
-	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Metrics: mets, Streaming: stream, Log: log})
+	handlerFeatures := map[string]ocifeatures.Features{}
+	for name, rt := range cfg.Runtimes {
+		f, err := ocifeatures.Probe(context.Background(), rt.RuntimePath)
+		if err != nil {
+			log.Warn("runtime handler features unknown; reporting none", "handler", name, "err", err)
+		}
+		handlerFeatures[name] = f
+	}
+	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Metrics: mets, Streaming: stream,
+		HandlerFeatures: handlerFeatures, Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

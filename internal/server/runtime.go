@@ -41,15 +41,22 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, netCond}},
 	}
 	for _, name := range s.handlerNames() {
-		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: name, Features: &runtimeapi.RuntimeHandlerFeatures{}})
+		f := s.deps.HandlerFeatures[name]
+		features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: f.RecursiveReadOnlyMounts, UserNamespaces: f.UserNamespaces}
+		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: name, Features: features})
+		// The kubelet looks up pods without a RuntimeClass under "".
 		if name == s.deps.Config.DefaultRuntime {
-			resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{}})
+			resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: "", Features: features})
 		}
 	}
+	// Supplemental groups policy, user namespaces with host network and
+	// image-volume mount options are not implemented: say so.
+	resp.Features = &runtimeapi.RuntimeFeatures{}
 	if req.Verbose {
 		info := map[string]any{
-			"config":  s.deps.Config,
-			"podCIDR": s.deps.Network.PodCIDR(),
+			"config":          s.deps.Config,
+			"podCIDR":         s.deps.Network.PodCIDR(),
+			"handlerFeatures": s.deps.HandlerFeatures,
 		}
 		b, err := json.Marshal(info)
 		if err != nil {

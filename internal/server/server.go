@@ -24,6 +24,7 @@ import (
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/metrics"
 	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/ocifeatures"
 	"github.com/floe-cri/floe/internal/sandbox"
 )
 
@@ -33,6 +34,9 @@ type Deps struct {
 	Sandboxes *sandbox.Manager
 	Network   *network.Manager
 	Metrics   *metrics.Metrics
+	// HandlerFeatures are what each runtime handler's features document
+	// says it supports, probed at startup.
+	HandlerFeatures map[string]ocifeatures.Features
 	// Streaming serves the URLs Exec, Attach and PortForward return.
 	Streaming streaming.Server
 	Log       *slog.Logger

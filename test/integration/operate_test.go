@@ -132,6 +132,24 @@ func TestInfoStatusAndMetrics(t *testing.T) {
 		in.Runtimes["runc"].Root != "" || in.CNINetwork != "floetest-"+d.Bridge || in.MetricsAddress == "" {
 		t.Errorf("/info = %+v", in)
 	}
+	st, err := d.Runtime.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handlers := map[string]*runtimeapi.RuntimeHandler{}
+	for _, h := range st.RuntimeHandlers {
+		handlers[h.Name] = h
+	}
+	if h := handlers["runc"]; h == nil || !h.Features.RecursiveReadOnlyMounts || h.Features.UserNamespaces {
+		t.Errorf("runc handler features = %v (runc 1.1 has rro, no idmapped mounts)", h)
+	}
+	if handlers[""] == nil || st.Features == nil {
+		t.Errorf("default handler or runtime features missing: %v", st)
+	}
+	var verbose map[string]any
+	if err := json.Unmarshal([]byte(st.Info["info"]), &verbose); err != nil || verbose["handlerFeatures"] == nil || verbose["config"] == nil {
+		t.Errorf("Status verbose info = %v (%v)", st.Info, err)
+	}
 	metricsURL := "http://" + in.MetricsAddress + "/metrics"
 	before := httpGet(t, metricsURL)
 	for _, series := range []string{"floe_cri_requests_total", "floe_cri_request_duration_seconds", "floe_pod_sandboxes",
