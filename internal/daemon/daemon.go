@@ -23,6 +23,7 @@ import (
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/server"
 	"github.com/floe-cri/floe/internal/statelock"
+	"github.com/floe-cri/floe/internal/stats"
 	"github.com/floe-cri/floe/internal/store"
 	"github.com/floe-cri/floe/internal/streaming"
 	"github.com/floe-cri/floe/internal/unixsock"
@@ -148,7 +149,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		handlerFeatures[name] = f
 	}
 	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Metrics: mets, Streaming: stream,
-		HandlerFeatures: handlerFeatures, Log: log})
+		HandlerFeatures: handlerFeatures, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

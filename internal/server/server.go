@@ -26,6 +26,7 @@ import (
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/ocifeatures"
 	"github.com/floe-cri/floe/internal/sandbox"
+	"github.com/floe-cri/floe/internal/stats"
 )
 
 // Deps are the domain services the handlers call.
@@ -37,6 +38,8 @@ type Deps struct {
 	// HandlerFeatures are what each runtime handler's features document
 	// says it supports, probed at startup.
 	HandlerFeatures map[string]ocifeatures.Features
+	// Stats reads cgroup usage.
+	Stats *stats.Reader
 	// Streaming serves the URLs Exec, Attach and PortForward return.
 	Streaming streaming.Server
 	Log       *slog.Logger

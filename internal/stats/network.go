@@ -1,0 +1,55 @@
+package stats
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Interface is the counters of one interface.
+type Interface struct {
+	Name     string
+	RxBytes  uint64
+	RxErrors uint64
+	TxBytes  uint64
+	TxErrors uint64
+}
+
+// NetworkSample is the pod's interfaces, loopback excluded.
+type NetworkSample struct {
+	Time       time.Time
+	Interfaces []Interface
+}
+
+// ReadNetwork reads interface counters inside the netns at nsPath with a
+// netlink socket opened there (no thread changes namespace).
+func ReadNetwork(nsPath string) (*NetworkSample, error) {
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %s: %w", nsPath, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", nsPath, err)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links in %s: %w", nsPath, err)
+	}
+	s := &NetworkSample{Time: time.Now()}
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Name == "lo" || a.Statistics == nil {
+			continue
+		}
+		s.Interfaces = append(s.Interfaces, Interface{
+			Name: a.Name, RxBytes: a.Statistics.RxBytes, RxErrors: a.Statistics.RxErrors,
+			TxBytes: a.Statistics.TxBytes, TxErrors: a.Statistics.TxErrors,
+		})
+	}
+	return s, nil
+}
