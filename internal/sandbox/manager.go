@@ -513,6 +513,36 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	return nil
 }
 
+// UpdateConfig replaces the stored CRI configuration (Spec.Raw) of a
+// sandbox with what update returns, and persists it. The reservation hash
+// is kept: it identifies the original request, not the current config.
+func (m *Manager) UpdateConfig(idOrPrefix string, update func(raw []byte) ([]byte, error)) error {
+	sb, err := m.resolve(idOrPrefix)
+	if err != nil {
+		return err
+	}
+	l := m.opLock(sb.ID)
+	l.Lock()
+	defer l.Unlock()
+	if sb, err = m.resolve(sb.ID); err != nil {
+		return err
+	}
+	raw, err := update(sb.Spec.Raw)
+	if err != nil {
+		return err
+	}
+	sb.Spec.Raw = raw
+	if err := m.opts.DB.Put(store.Sandboxes, sb.ID, sb); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if _, ok := m.sandboxes[sb.ID]; ok {
+		m.sandboxes[sb.ID] = sb
+	}
+	m.mu.Unlock()
+	return nil
+}
+
 // List returns copies of the claimed sandboxes that match f, oldest first.
 func (m *Manager) List(f Filter) []*Sandbox {
 	m.mu.Lock()

@@ -236,6 +236,15 @@ func sandboxInfo(sb *sandbox.Sandbox) (string, error) {
 		"hostNetwork":    sb.Spec.NetworkMode == sandbox.ModeNode,
 		"files":          sb.Files(),
 	}
+	cfg := &runtimeapi.PodSandboxConfig{}
+	if err := proto.Unmarshal(sb.Spec.Raw, cfg); err == nil && cfg.Linux != nil {
+		if cfg.Linux.Resources != nil {
+			info["resources"] = cfg.Linux.Resources
+		}
+		if cfg.Linux.Overhead != nil {
+			info["overhead"] = cfg.Linux.Overhead
+		}
+	}
 	if sb.Network != nil {
 		info["cniNetwork"] = sb.Network.NetworkName
 		info["cniConfigFile"] = sb.Network.ConfigFile
@@ -314,4 +323,32 @@ func criMode(m sandbox.NamespaceMode) runtimeapi.NamespaceMode {
 		return runtimeapi.NamespaceMode_TARGET
 	}
 	return runtimeapi.NamespaceMode_POD
+}
+
+// UpdatePodSandboxResources records the pod-level resources the kubelet
+// has just applied to the pod cgroup in the stored sandbox configuration.
+func (s *Server) UpdatePodSandboxResources(ctx context.Context, req *runtimeapi.UpdatePodSandboxResourcesRequest) (*runtimeapi.UpdatePodSandboxResourcesResponse, error) {
+	if req.PodSandboxId == "" {
+		return nil, invalid("pod_sandbox_id", "must not be empty")
+	}
+	err := s.deps.Sandboxes.UpdateConfig(req.PodSandboxId, func(raw []byte) ([]byte, error) {
+		cfg := &runtimeapi.PodSandboxConfig{}
+		if err := proto.Unmarshal(raw, cfg); err != nil {
+			return nil, fmt.Errorf("decode stored sandbox config: %w", err)
+		}
+		if cfg.Linux == nil {
+			cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{}
+		}
+		if req.Overhead != nil {
+			cfg.Linux.Overhead = req.Overhead
+		}
+		if req.Resources != nil {
+			cfg.Linux.Resources = req.Resources
+		}
+		return proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.UpdatePodSandboxResourcesResponse{}, nil
 }

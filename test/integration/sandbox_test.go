@@ -171,6 +171,19 @@ func TestSandboxLifecycleWithRealCNI(t *testing.T) {
 		t.Errorf("list not ready = %d", n)
 	}
 
+	// Pod-level resources the kubelet applied are recorded with the pod.
+	if _, err := d.Runtime.UpdatePodSandboxResources(ctx, &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: id,
+		Resources: &runtimeapi.LinuxContainerResources{CpuShares: 512, MemoryLimitInBytes: 256 << 20}}); err != nil {
+		t.Fatalf("UpdatePodSandboxResources: %v", err)
+	}
+	if resp, err := d.Runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true}); err != nil ||
+		!strings.Contains(resp.Info["info"], `"memory_limit_in_bytes":268435456`) {
+		t.Errorf("resources not recorded: %v %v", resp.GetInfo(), err)
+	}
+	if _, err := d.Runtime.UpdatePodSandboxResources(ctx, &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: "nope"}); status.Code(err) != codes.NotFound {
+		t.Errorf("UpdatePodSandboxResources on unknown pod: %v", err)
+	}
+
 	// The same name, namespace, uid and attempt is refused, naming the id.
 	_, err = d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), id) {
