@@ -12,6 +12,8 @@ import (
 	"github.com/floe-cri/floe/internal/daemon"
 	"github.com/floe-cri/floe/internal/nspin"
 	"github.com/floe-cri/floe/internal/version"
+
+	"go.podman.io/storage/pkg/reexec"
 )
 
 const usage = `floe - a Kubernetes container runtime (CRI)
@@ -25,6 +27,12 @@ Run 'floe COMMAND --help' for a command's flags.
 `
 
 func main() {
+	// containers/storage re-executes floe for some layer operations (for
+	// example applying a layer in a chroot); those children must run the
+	// registered function and exit before anything else happens.
+	if reexec.Init() {
+		return
+	}
 	// The namespace-pinning helper is floe re-executed; it must run before
 	// anything else touches the process.
 	if len(os.Args) > 1 && os.Args[1] == nspin.HelperArg {
@@ -66,6 +74,10 @@ var configFlags = []struct{ name, help string }{
 	{"log-level", "log level: debug, info, warn, error (default info)"},
 	{"log-format", "log format: text or json (default text)"},
 	{"netns-dir", "where pod network namespaces are pinned (default /run/netns)"},
+	{"storage-root", "image and layer store root (default /var/lib/containers/storage)"},
+	{"storage-run-root", "volatile store state (default /run/containers/storage)"},
+	{"storage-driver", "storage driver: overlay or vfs (default overlay)"},
+	{"registries-config", "registries.conf path (default /etc/containers/registries.conf)"},
 }
 
 // loadConfig parses the flags and layers file, drop-ins and flags.

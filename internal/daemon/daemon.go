@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/floe-cri/floe/internal/config"
+	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/logging"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/sandbox"
@@ -80,7 +81,36 @@ func Run(cfg *config.Config) error {
 		return err
 	}
 
-	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Log: log})
+	imgs, err := images.New(images.Options{
+		StorageRoot:             cfg.Storage.Root,
+		StorageRunRoot:          cfg.Storage.RunRoot,
+		Driver:                  cfg.Storage.Driver,
+		MountOptions:            cfg.Storage.MountOptions,
+		RegistriesConf:          cfg.Registries.ConfigPath,
+		RegistriesConfDir:       cfg.Registries.ConfigDir,
+		RegistriesOverride:      cfg.Registries.OverridePath,
+		DefaultSearchRegistries: cfg.Registries.DefaultSearchRegistries,
+		AuthFile:                cfg.Images.AuthFile,
+		SignaturePolicy:         cfg.Images.SignaturePolicy,
+		PullProgressTimeout:     cfg.Images.PullProgressTimeout.Std(),
+		Pinned:                  cfg.Images.Pinned,
+		StateDir:                cfg.StateDir,
+		RunDir:                  cfg.RunDir,
+		UserAgent:               "floe/" + version.Version,
+		Log:                     log,
+	})
+	if err != nil {
+		return err
+	}
+	// Deferred before the server starts, so it runs after the server has
+	// stopped: no RPC uses the store while it shuts down.
+	defer func() {
+		if err := imgs.Close(); err != nil {
+			log.Error("image store shutdown", "err", err)
+		}
+	}()
+
+	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Images: imgs, Log: log})
 	l, err := server.Listen(cfg.Socket)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/sandbox"
 )
@@ -31,12 +32,13 @@ type Deps struct {
 	Config    *config.Config
 	Sandboxes *sandbox.Manager
 	Network   *network.Manager
+	Images    *images.Service
 	Log       *slog.Logger
 }
 
 // Server implements the CRI RuntimeService and ImageService. RPCs that are
 // not implemented yet answer codes.Unimplemented through the embedded
-// generated types.
+// generated types (the ImageService is complete; gRPC requires the embed).
 type Server struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer

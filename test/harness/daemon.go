@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,6 +74,9 @@ type Options struct {
 	ExtraPluginDir string
 	// PluginType replaces "bridge" as the first plugin of the conflist.
 	PluginType string
+	// RegistriesConf is the daemon's registries.conf (empty by default,
+	// so the host's /etc/containers never leaks into a test).
+	RegistriesConf string
 }
 
 // Daemon is one running floe.
@@ -87,12 +91,18 @@ type Daemon struct {
 	Bridge   string
 	Subnet   string
 	LogPath  string
-	args     []string
-	cmd      *exec.Cmd
-	waitErr  chan error
-	conn     *grpc.ClientConn
-	Runtime  runtimeapi.RuntimeServiceClient
-	Images   runtimeapi.ImageServiceClient
+	// StorageRoot and StorageRunRoot are the daemon's own image store
+	// (never the host's /var/lib/containers); RegistriesConf its
+	// registries.conf.
+	StorageRoot    string
+	StorageRunRoot string
+	RegistriesConf string
+	args           []string
+	cmd            *exec.Cmd
+	waitErr        chan error
+	conn           *grpc.ClientConn
+	Runtime        runtimeapi.RuntimeServiceClient
+	Images         runtimeapi.ImageServiceClient
 }
 
 // Short random hex, for names that must be unique on the host.
@@ -122,6 +132,10 @@ func StartDaemon(t testing.TB, o Options) *Daemon {
 		IPAMDir:  filepath.Join(dir, "ipam"),
 		Bridge:   "flt" + suffix,
 		LogPath:  filepath.Join(dir, "floe.log"),
+
+		StorageRoot:    filepath.Join(dir, "storage"),
+		StorageRunRoot: filepath.Join(dir, "storage-run"),
+		RegistriesConf: filepath.Join(dir, "registries.conf"),
 	}
 	// One /24 per daemon from 10.234.0.0/16, picked from the random suffix.
 	var n [1]byte
@@ -140,18 +154,36 @@ func StartDaemon(t testing.TB, o Options) *Daemon {
 	d.args = []string{"serve",
 		"--socket", d.Socket, "--state-dir", d.StateDir, "--run-dir", d.RunDir,
 		"--cni-config-dir", d.CNIDir, "--cni-plugin-dirs", pluginDirs, "--log-level", "debug"}
+	// The main config file holds the harness's isolation settings (own
+	// image store, own registries.conf); the test's ConfigTOML is a
+	// drop-in applied after it, so a test can still change any of them.
+	// Always naming a config file in the test dir keeps the host's
+	// /etc/floe out of tests.
 	configPath := filepath.Join(dir, "floe.toml")
+	base := fmt.Sprintf(`[storage]
+root = %q
+run_root = %q
+
+[registries]
+config_path = %q
+config_dir = %q
+override_path = %q
+`, d.StorageRoot, d.StorageRunRoot, d.RegistriesConf, filepath.Join(dir, "registries.conf.d"), filepath.Join(dir, "floe-registries.conf"))
+	if err := os.WriteFile(configPath, []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.RegistriesConf, []byte(o.RegistriesConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if o.ConfigTOML != "" {
-		if err := os.WriteFile(configPath, []byte(o.ConfigTOML), 0o644); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, "floe.d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "floe.d", "50-test.toml"), []byte(o.ConfigTOML), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Always name a config file in the test dir so the host's
-	// /etc/floe never leaks into a test.
 	d.args = append(d.args, "--config", configPath)
-	if o.ConfigTOML == "" {
-		os.WriteFile(configPath, nil, 0o644)
-	}
 	t.Cleanup(d.cleanup)
 	d.Start()
 	return d
@@ -286,7 +318,31 @@ func (d *Daemon) cleanup() {
 		d.t.Logf("floe log:\n%s", d.Log())
 	}
 	exec.Command("ip", "link", "del", d.Bridge).Run()
+	// A daemon that crashed or was killed can leave layer mounts in its
+	// store; removing the tree under them would delete through them.
+	UnmountUnder(d.t, d.Dir)
 	os.RemoveAll(d.Dir)
+}
+
+// UnmountUnder lazily unmounts every mount at or below dir, deepest first.
+func UnmountUnder(t testing.TB, dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mps []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			mps = append(mps, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(mps)))
+	for _, mp := range mps {
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", mp, err)
+		}
+	}
 }
 
 // Run is exec with a timeout, returning combined output.
