@@ -43,7 +43,7 @@ func (s *Service) CreateContainerLayer(ref, containerID, name string) (string, e
 // example after a reboot cleared the mounts.
 func (s *Service) MountContainerLayer(containerID string) (string, error) {
 	mp, err := s.store.Mount(containerID, "")
-	if errors.Is(err, storage.ErrContainerUnknown) || errors.Is(err, storage.ErrLayerUnknown) {
+	if isUnknownContainer(err) {
 		return "", errdefs.NotFound("container layer %s not found", containerID)
 	}
 	if err != nil {
@@ -56,7 +56,7 @@ func (s *Service) MountContainerLayer(containerID string) (string, error) {
 // count. Unknown or unmounted layers are not an error.
 func (s *Service) UnmountContainerLayer(containerID string) error {
 	_, err := s.store.Unmount(containerID, true)
-	if err == nil || errors.Is(err, storage.ErrContainerUnknown) || errors.Is(err, storage.ErrLayerUnknown) || errors.Is(err, storage.ErrLayerNotMounted) {
+	if err == nil || isUnknownContainer(err) || errors.Is(err, storage.ErrLayerNotMounted) {
 		return nil
 	}
 	return fmt.Errorf("unmount container layer %s: %w", containerID, err)
@@ -69,8 +69,15 @@ func (s *Service) DeleteContainerLayer(containerID string) error {
 		return err
 	}
 	err := s.store.DeleteContainer(containerID)
-	if err == nil || errors.Is(err, storage.ErrContainerUnknown) {
+	if err == nil || isUnknownContainer(err) {
 		return nil
 	}
 	return fmt.Errorf("delete container layer %s: %w", containerID, err)
+}
+
+// isUnknownContainer is true for the errors the store gives for an id it
+// has no container (or layer) for.
+func isUnknownContainer(err error) bool {
+	return errors.Is(err, storage.ErrContainerUnknown) || errors.Is(err, storage.ErrNotAContainer) ||
+		errors.Is(err, storage.ErrLayerUnknown) || errors.Is(err, storage.ErrNotALayer)
 }

@@ -98,6 +98,7 @@ type Daemon struct {
 	StorageRunRoot string
 	RegistriesConf string
 	args           []string
+	killed         bool // Kill9 was used: mounts may legitimately remain
 	cmd            *exec.Cmd
 	waitErr        chan error
 	conn           *grpc.ClientConn
@@ -255,6 +256,7 @@ func (d *Daemon) Start() {
 // Kill9 kills the daemon with SIGKILL, as a crash would.
 func (d *Daemon) Kill9() {
 	d.t.Helper()
+	d.killed = true
 	d.stopProcess(syscall.SIGKILL)
 }
 
@@ -318,17 +320,23 @@ func (d *Daemon) cleanup() {
 		d.t.Logf("floe log:\n%s", d.Log())
 	}
 	exec.Command("ip", "link", "del", d.Bridge).Run()
+	// A daemon stopped with SIGTERM must have unmounted its image store.
+	// This check only looks under the daemon's own dir, so it holds even
+	// while other tests on the host mount things.
+	if m := MountsUnder(d.Dir); len(m) > 0 && !d.killed {
+		d.t.Errorf("floe left mounts after SIGTERM: %s", strings.Join(m, ", "))
+	}
 	// A daemon that crashed or was killed can leave layer mounts in its
 	// store; removing the tree under them would delete through them.
 	UnmountUnder(d.t, d.Dir)
 	os.RemoveAll(d.Dir)
 }
 
-// UnmountUnder lazily unmounts every mount at or below dir, deepest first.
-func UnmountUnder(t testing.TB, dir string) {
+// MountsUnder lists the mount points at or below dir.
+func MountsUnder(dir string) []string {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return
+		return nil
 	}
 	var mps []string
 	for _, line := range strings.Split(string(data), "\n") {
@@ -337,6 +345,12 @@ func UnmountUnder(t testing.TB, dir string) {
 			mps = append(mps, f[4])
 		}
 	}
+	return mps
+}
+
+// UnmountUnder lazily unmounts every mount at or below dir, deepest first.
+func UnmountUnder(t testing.TB, dir string) {
+	mps := MountsUnder(dir)
 	sort.Sort(sort.Reverse(sort.StringSlice(mps)))
 	for _, mp := range mps {
 		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
