@@ -93,6 +93,8 @@ func (s *Service) lookup(ref string) (img *storage.Image, how match, name string
 		if img, err := s.store.Image(id); err == nil && strings.HasPrefix(img.ID, id) {
 			return img, matchID, "", nil
 		}
+		// "sha256:..." can only be an id; bare hex may also be a
+		// short name ("cafe"), so fall through to names.
 		if ref != id {
 			return nil, 0, "", errdefs.NotFound("image %q not found", ref)
 		}
