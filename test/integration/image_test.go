@@ -223,6 +223,13 @@ func TestImagePullListStatusRemoveAndPodman(t *testing.T) {
 	if n := len(listImages(t, d, "")); n != 3 {
 		t.Errorf("ListImages = %d images, want 3", n)
 	}
+	stream, err := d.Images.StreamImages(harness.Ctx(t), &runtimeapi.StreamImagesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := stream.Recv(); err != nil || len(resp.Images) != 3 {
+		t.Errorf("StreamImages: %v, %v", resp, err)
+	}
 	if imgs := listImages(t, d, reg.Ref("nothere:1")); len(imgs) != 0 {
 		t.Errorf("ListImages filtered by an unknown image = %v", imgs)
 	}
@@ -388,6 +395,31 @@ blocked = true
 	d.Stop()
 }
 
+func TestImageShortNameDefaultsAndErrors(t *testing.T) {
+	checkImageLeaks(t)
+	reg := fixtures.StartRegistry(t, fixtures.RegistryOptions{})
+	reg.PushBusybox(t, "library/busybox:latest")
+	// registries.conf lists no search registries: "busybox" must become
+	// docker.io/library/busybox:latest through floe's default, and come
+	// from a docker.io mirror on 127.0.0.1.
+	conf := fmt.Sprintf("[[registry]]\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = %q\ninsecure = true\n", reg.Host)
+	d := harness.StartDaemon(t, harness.Options{RegistriesConf: conf})
+	id := mustPull(t, d, "busybox")
+	if img, _ := imageStatus(t, d, "busybox"); img == nil || img.Id != id || !slices.Contains(img.RepoTags, "docker.io/library/busybox:latest") {
+		t.Errorf("short name did not resolve to docker.io/library/busybox:latest: %v", img)
+	}
+	d.Stop()
+
+	// Without any search registry a short name fails and says where to
+	// configure one.
+	d2 := harness.StartDaemon(t, harness.Options{ConfigTOML: "[registries]\ndefault_search_registries = []\n"})
+	_, err := pull(t, d2, "busybox", nil)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "unqualified-search-registries") || !strings.Contains(err.Error(), d2.RegistriesConf) {
+		t.Errorf("short name without search registries: %v", err)
+	}
+	d2.Stop()
+}
+
 // readLayerCount counts the layers in a store's layers.json.
 func readLayerCount(t *testing.T, d *harness.Daemon) int {
 	t.Helper()
@@ -430,6 +462,11 @@ func TestImagePullStallAbortsWithoutPartialImage(t *testing.T) {
 	}
 	if n := readLayerCount(t, d); n != 0 {
 		t.Errorf("stalled pull left %d layers in the store", n)
+	}
+	// The first layer was complete and committed before the stall: the
+	// cleanup, not luck, is what left the store empty.
+	if !strings.Contains(d.Log(), "removed layer of a failed pull") {
+		t.Errorf("no committed layer was cleaned up; the test did not exercise the cleanup")
 	}
 	// The store is healthy: the same image pulls from the registry.
 	mustPull(t, d, big.Ref)

@@ -51,6 +51,23 @@ func openService(t *testing.T, reg *fixtures.Registry) (*images.Service, string)
 	return s, dir
 }
 
+// mountOptions returns the super options of the mount at mp.
+func mountOptions(t *testing.T, mp string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == mp {
+			return f[len(f)-1]
+		}
+	}
+	t.Fatalf("%s is not a mount point", mp)
+	return ""
+}
+
 func mountsUnder(t *testing.T, dir string, open *images.Service) []string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
@@ -95,6 +112,11 @@ func TestContainerLayerLifecycle(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(mp, "bin", "busybox")); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("rootfs lacks an executable /bin/busybox: %v", err)
+	}
+	// The kernel here accepts metacopy=on (see openService), so the
+	// rootfs must be mounted with it.
+	if opts := mountOptions(t, mp); !strings.Contains(opts, "metacopy=on") {
+		t.Errorf("rootfs %s mounted without metacopy=on: %s", mp, opts)
 	}
 	if err := os.WriteFile(filepath.Join(mp, "tmp", "written"), make([]byte, 256<<10), 0o644); err != nil {
 		t.Fatal(err)
