@@ -256,8 +256,12 @@ func (s *Service) FsInfo() (images, containers FsUsage, err error) {
 	}
 	imgDirs := []string{filepath.Join(root, driver+"-images"), filepath.Join(root, driver+"-layers")}
 	ctrDirs := []string{filepath.Join(root, driver+"-containers")}
+	layerDir := filepath.Join(root, driver)
+	if driver == "vfs" {
+		layerDir = filepath.Join(root, "vfs", "dir")
+	}
 	for _, l := range layers {
-		dir := filepath.Join(root, driver, l.ID)
+		dir := filepath.Join(layerDir, l.ID)
 		if ctrLayers[l.ID] {
 			ctrDirs = append(ctrDirs, dir)
 		} else {
