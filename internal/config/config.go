@@ -52,7 +52,7 @@ type StorageConfig struct {
 
 // ImagesConfig configures pulls and image reporting.
 type ImagesConfig struct {
-	PullProgressTimeout Duration `toml:"pull_progress_timeout" comment:"A pull that transfers no data for this long is aborted and leaves no partial image."`
+	PullProgressTimeout Duration `toml:"pull_progress_timeout" comment:"A pull that makes no progress for this long is aborted and leaves no partial image. Unpacking a downloaded layer reports no progress, so allow for the largest layer's unpack time."`
 	AuthFile            string   `toml:"auth_file" comment:"Registry credentials file (auth.json format) used when a pull request carries none; empty uses the containers default locations."`
 	SignaturePolicy     string   `toml:"signature_policy" comment:"Signature policy file (policy.json format); empty accepts any image."`
 	Pinned              []string `toml:"pinned" comment:"Images reported as pinned so the kubelet never garbage-collects them: exact names, or a prefix ending in \"*\"."`
