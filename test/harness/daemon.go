@@ -68,7 +68,9 @@ func RequireRoot(t testing.TB) {
 type Options struct {
 	// NoCNIConfig starts the daemon with an empty CNI config dir.
 	NoCNIConfig bool
-	// ConfigTOML is written as the daemon's --config file.
+	// ConfigTOML is a drop-in (floe.d/50-test.toml) applied after the
+	// harness's own --config file, which gives the daemon its own image
+	// store and registries.conf; it may override any of those keys.
 	ConfigTOML string
 	// ExtraPluginDir is searched before /usr/lib/cni (test plugins).
 	ExtraPluginDir string
@@ -266,6 +268,19 @@ func (d *Daemon) Stop() {
 	if err := d.stopProcess(syscall.SIGTERM); err != nil {
 		d.t.Errorf("floe did not exit cleanly on SIGTERM: %v\n%s", err, d.Log())
 	}
+	d.checkStoreUnmounted()
+}
+
+// checkStoreUnmounted fails the test when a daemon stopped with SIGTERM
+// left its image store mounted. It only looks at the daemon's own store,
+// so it holds while other tests on the host mount things.
+func (d *Daemon) checkStoreUnmounted() {
+	if d.killed {
+		return
+	}
+	if m := append(MountsUnder(d.StorageRoot), MountsUnder(d.StorageRunRoot)...); len(m) > 0 {
+		d.t.Errorf("floe left its image store mounted after SIGTERM: %s", strings.Join(m, ", "))
+	}
 }
 
 func (d *Daemon) stopProcess(sig syscall.Signal) error {
@@ -320,12 +335,7 @@ func (d *Daemon) cleanup() {
 		d.t.Logf("floe log:\n%s", d.Log())
 	}
 	exec.Command("ip", "link", "del", d.Bridge).Run()
-	// A daemon stopped with SIGTERM must have unmounted its image store.
-	// This check only looks under the daemon's own dir, so it holds even
-	// while other tests on the host mount things.
-	if m := MountsUnder(d.Dir); len(m) > 0 && !d.killed {
-		d.t.Errorf("floe left mounts after SIGTERM: %s", strings.Join(m, ", "))
-	}
+	d.checkStoreUnmounted()
 	// A daemon that crashed or was killed can leave layer mounts in its
 	// store; removing the tree under them would delete through them.
 	UnmountUnder(d.t, d.Dir)

@@ -326,6 +326,13 @@ func TestImagePullMultiArchAndZstd(t *testing.T) {
 	if _, info := imageStatus(t, d, z.Ref); len(info.Layers) != 1 || info.Layers[0].CompressedDigest != z.Layers[0].String() {
 		t.Errorf("zstd image layers %+v, want %s", info.Layers, z.Layers[0])
 	}
+	// Images survive a daemon restart (SIGTERM shut the store down
+	// cleanly; the harness checks it left no mounts).
+	d.Stop()
+	d.Start()
+	if n := len(listImages(t, d, "")); n != 2 {
+		t.Errorf("after restart ListImages = %d images, want 2", n)
+	}
 	d.Stop()
 }
 
