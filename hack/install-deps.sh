@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Installs what floe and its test suite need on a Debian 12 node: the OCI
 # runtime, the container monitor, CNI plugins, and the tools the
-# integration tests use. Idempotent; run as root.
+# integration tests use (a local registry, skopeo, podman, ...).
+# Idempotent; run as root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   runc conmon containernetworking-plugins iproute2 iptables
-  iputils-ping util-linux procps ca-certificates busybox-static
+  iputils-ping util-linux procps ca-certificates
+  # Images: cgo headers containers/image and containers/storage build
+  # against by default (signature verification, btrfs driver), so plain
+  # 'go build' needs no build tags.
+  gcc libc6-dev libgpgme-dev libbtrfs-dev
+  # Image tests and the pull benchmark: a local registry, htpasswd auth,
+  # a static busybox for test images, skopeo and podman on the same store.
+  docker-registry apache2-utils busybox-static skopeo podman
 )
 missing=()
 for p in "${packages[@]}"; do

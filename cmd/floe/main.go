@@ -13,6 +13,8 @@ import (
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/daemon"
 	"github.com/floe-cri/floe/internal/version"
+
+	"go.podman.io/storage/pkg/reexec"
 )
 
 const usage = `floe - a Kubernetes container runtime (CRI)
@@ -35,6 +37,12 @@ Run 'floe COMMAND --help' for a command's flags.
 func init() { runtime.LockOSThread() }
 
 func main() {
+	// containers/storage re-executes floe for some layer operations (for
+	// example applying a layer in a chroot); those children must run the
+	// registered function and exit before anything else happens.
+	if reexec.Init() {
+		return
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -82,6 +90,10 @@ var configFlags = []struct{ name, help string }{
 	{"netns-dir", "where pod network namespaces are pinned (default /run/netns)"},
 	{"inspect-socket", "HTTP inspect endpoint socket (default /run/floe/inspect.sock)"},
 	{"metrics-address", "host:port for Prometheus /metrics, empty to disable (default 127.0.0.1:9537)"},
+	{"storage-root", "image and layer store root (default /var/lib/containers/storage)"},
+	{"storage-run-root", "volatile store state (default /run/containers/storage)"},
+	{"storage-driver", "storage driver: overlay or vfs (default overlay)"},
+	{"registries-config", "registries.conf path (default /etc/containers/registries.conf)"},
 }
 
 // loadConfig parses the flags and layers file, drop-ins and flags.

@@ -38,6 +38,9 @@ type Config struct {
 	Sandbox        SandboxConfig      `toml:"sandbox" comment:"Pod sandbox settings."`
 	DefaultRuntime string             `toml:"default_runtime" comment:"Runtime handler used when a pod names none (RuntimeClass handler \"\")."`
 	Runtimes       map[string]Runtime `toml:"runtimes" comment:"OCI runtime handlers, one table per RuntimeClass handler name."`
+	Storage        StorageConfig      `toml:"storage" comment:"Image and container layer storage (containers/storage), shared with podman when the paths match."`
+	Images         ImagesConfig       `toml:"images" comment:"Image pulls."`
+	Registries     RegistriesConfig   `toml:"registries" comment:"Registry resolution through registries.conf (search registries, mirrors, insecure and blocked registries)."`
 
 	// Sources lists the files that were read, in order, for reports.
 	Sources []string `toml:"-"`
@@ -53,6 +56,33 @@ type StreamingConfig struct {
 	Address     string `toml:"address" comment:"host:port the streaming server listens on; port 0 picks a free port. The kubelet connects to it, so keep it on loopback unless the kubelet proxies from elsewhere."`
 	TLSCertFile string `toml:"tls_cert_file" comment:"PEM certificate for serving streams over TLS; empty serves plain HTTP."`
 	TLSKeyFile  string `toml:"tls_key_file" comment:"PEM private key matching tls_cert_file."`
+}
+
+// StorageConfig configures the containers/storage store. The defaults are
+// podman's, so images floe pulls are visible to podman on the node and
+// the other way round.
+type StorageConfig struct {
+	Root         string   `toml:"root" comment:"Store root holding layers and image metadata (podman's graphroot)."`
+	RunRoot      string   `toml:"run_root" comment:"Volatile store state: locks and mount counts (podman's runroot)."`
+	Driver       string   `toml:"driver" comment:"Storage driver: \"overlay\" or \"vfs\"."`
+	MountOptions []string `toml:"mount_options" comment:"Overlay mount options. \"metacopy=on\" is dropped with a warning when the kernel refuses it."`
+}
+
+// ImagesConfig configures pulls and image reporting.
+type ImagesConfig struct {
+	PullProgressTimeout Duration `toml:"pull_progress_timeout" comment:"A pull that makes no progress for this long is aborted and leaves no partial image. Unpacking a downloaded layer reports no progress, so allow for the largest layer's unpack time."`
+	AuthFile            string   `toml:"auth_file" comment:"Registry credentials file (auth.json format) used when a pull request carries none; empty uses the containers default locations."`
+	SignaturePolicy     string   `toml:"signature_policy" comment:"Signature policy file (policy.json format); empty accepts any image."`
+	Pinned              []string `toml:"pinned" comment:"Images reported as pinned so the kubelet never garbage-collects them: exact names, or a prefix ending in \"*\"."`
+}
+
+// RegistriesConfig locates registries.conf and sets floe's short-name
+// fallback.
+type RegistriesConfig struct {
+	ConfigPath              string   `toml:"config_path" comment:"The system registries.conf."`
+	ConfigDir               string   `toml:"config_dir" comment:"Drop-in directory of the system registries.conf."`
+	OverridePath            string   `toml:"override_path" comment:"floe's own registries.conf, applied after the system file and its drop-ins when it exists."`
+	DefaultSearchRegistries []string `toml:"default_search_registries" comment:"Registries tried for a short name (\"busybox\") when registries.conf sets no unqualified-search-registries; empty makes short names an error."`
 }
 
 // NetworkConfig configures CNI.
@@ -101,6 +131,22 @@ func Default() *Config {
 		DefaultRuntime: "runc",
 		Runtimes: map[string]Runtime{
 			"runc": {RuntimePath: "/usr/sbin/runc", RuntimeType: "oci"},
+		},
+		Storage: StorageConfig{
+			Root:         "/var/lib/containers/storage",
+			RunRoot:      "/run/containers/storage",
+			Driver:       "overlay",
+			MountOptions: []string{"nodev", "metacopy=on"},
+		},
+		Images: ImagesConfig{
+			PullProgressTimeout: Duration(60e9),
+			Pinned:              []string{},
+		},
+		Registries: RegistriesConfig{
+			ConfigPath:              "/etc/containers/registries.conf",
+			ConfigDir:               "/etc/containers/registries.conf.d",
+			OverridePath:            "/etc/floe/registries.conf",
+			DefaultSearchRegistries: []string{"docker.io"},
 		},
 	}
 }

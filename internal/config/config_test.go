@@ -74,14 +74,20 @@ func TestDropInsApplyInNameOrderAndKeepUnsetKeys(t *testing.T) {
 func TestBadConfigNamesFileAndKey(t *testing.T) {
 	dir := t.TempDir()
 	cases := map[string]string{
-		"unknown = 1\n":                          `unknown key "unknown"`,
-		"[network]\ncni_dir = \"/x\"\n":          `unknown key "network.cni_dir"`,
-		"cgroup_manager = \"cgroupv2\"\n":        `key "cgroup_manager": "cgroupv2" is not allowed; use "cgroupfs" or "systemd"`,
-		"state_dir = \"rel\"\n":                  `key "state_dir": "rel" is not an absolute path`,
-		"[sandbox]\nshm_size = \"lots\"\n":       `sandbox.shm_size`,
-		"[sandbox]\ncreate_timeout = \"soon\"\n": `sandbox.create_timeout`,
-		"default_runtime = \"kata\"\n":           `key "default_runtime": "kata" is not a configured handler; configured: runc`,
-		"log_level = 3\n":                        `log_level`,
+		"unknown = 1\n":                                         `unknown key "unknown"`,
+		"[network]\ncni_dir = \"/x\"\n":                         `unknown key "network.cni_dir"`,
+		"cgroup_manager = \"cgroupv2\"\n":                       `key "cgroup_manager": "cgroupv2" is not allowed; use "cgroupfs" or "systemd"`,
+		"state_dir = \"rel\"\n":                                 `key "state_dir": "rel" is not an absolute path`,
+		"[sandbox]\nshm_size = \"lots\"\n":                      `sandbox.shm_size`,
+		"[sandbox]\ncreate_timeout = \"soon\"\n":                `sandbox.create_timeout`,
+		"default_runtime = \"kata\"\n":                          `key "default_runtime": "kata" is not a configured handler; configured: runc`,
+		"log_level = 3\n":                                       `log_level`,
+		"[storage]\ndriver = \"btrfs\"\n":                       `key "storage.driver": "btrfs" is not allowed`,
+		"[storage]\nroot = \"rel\"\n":                           `key "storage.root": "rel" is not an absolute path`,
+		"[storage]\nmount_options = [\"a,b\"]\n":                `key "storage.mount_options"`,
+		"[images]\npull_progress_timeout = \"0s\"\n":            `key "images.pull_progress_timeout"`,
+		"[images]\npinned = [\"a*b\"]\n":                        `key "images.pinned"`,
+		"[registries]\ndefault_search_registries = [\"a/b\"]\n": `key "registries.default_search_registries"`,
 	}
 	for body, want := range cases {
 		p := write(t, dir, "bad.toml", body)

@@ -22,6 +22,10 @@ func (c *Config) Validate() error {
 		"run_dir":                c.RunDir,
 		"network.cni_config_dir": c.Network.CNIConfigDir,
 		"network.netns_dir":      c.Network.NetnsDir,
+		"storage.root":           c.Storage.Root,
+		"storage.run_root":       c.Storage.RunRoot,
+		"registries.config_path": c.Registries.ConfigPath,
+		"registries.config_dir":  c.Registries.ConfigDir,
 	}
 	for _, key := range sortedKeys(abs) {
 		if !filepath.IsAbs(abs[key]) {
@@ -87,8 +91,51 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("key \"runtimes.%s.runtime_type\": %q is not allowed; only \"oci\"", name, rt.RuntimeType)
 		}
 	}
+	if err := c.validateImages(); err != nil {
+		return err
+	}
 	if _, ok := c.Runtimes[c.DefaultRuntime]; !ok {
 		return fmt.Errorf("key \"default_runtime\": %q is not a configured handler; configured: %s", c.DefaultRuntime, strings.Join(sortedKeys(c.Runtimes), ", "))
+	}
+	return nil
+}
+
+// validateImages checks the [storage], [images] and [registries] tables.
+func (c *Config) validateImages() error {
+	switch c.Storage.Driver {
+	case "overlay", "vfs":
+	default:
+		return fmt.Errorf("key \"storage.driver\": %q is not allowed; use \"overlay\" or \"vfs\"", c.Storage.Driver)
+	}
+	if c.Storage.Root == c.Storage.RunRoot {
+		return fmt.Errorf("key \"storage.run_root\": must differ from storage.root (%q)", c.Storage.Root)
+	}
+	for _, o := range c.Storage.MountOptions {
+		if o == "" || strings.ContainsAny(o, ", ") {
+			return fmt.Errorf("key \"storage.mount_options\": %q is not one mount option; list each option as its own string", o)
+		}
+	}
+	if c.Images.PullProgressTimeout <= 0 {
+		return fmt.Errorf("key \"images.pull_progress_timeout\": must be a positive duration such as \"60s\"")
+	}
+	for key, p := range map[string]string{
+		"images.auth_file":         c.Images.AuthFile,
+		"images.signature_policy":  c.Images.SignaturePolicy,
+		"registries.override_path": c.Registries.OverridePath,
+	} {
+		if p != "" && !filepath.IsAbs(p) {
+			return fmt.Errorf("key %q: %q is not an absolute path", key, p)
+		}
+	}
+	for _, p := range c.Images.Pinned {
+		if p == "" || strings.ContainsAny(p, " \t") || strings.Contains(strings.TrimSuffix(p, "*"), "*") {
+			return fmt.Errorf("key \"images.pinned\": %q is not an image name or a prefix ending in \"*\"", p)
+		}
+	}
+	for _, r := range c.Registries.DefaultSearchRegistries {
+		if r == "" || strings.ContainsAny(r, "/ \t") {
+			return fmt.Errorf("key \"registries.default_search_registries\": %q is not a registry host[:port]", r)
+		}
 	}
 	return nil
 }
@@ -122,6 +169,14 @@ func (c *Config) ApplyFlag(flag, value string) error {
 		c.InspectSocket = value
 	case "metrics-address":
 		c.Metrics.Address = value
+	case "storage-root":
+		c.Storage.Root = value
+	case "storage-run-root":
+		c.Storage.RunRoot = value
+	case "storage-driver":
+		c.Storage.Driver = value
+	case "registries-config":
+		c.Registries.ConfigPath = value
 	default:
 		return fmt.Errorf("unknown flag --%s", flag)
 	}

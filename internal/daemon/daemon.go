@@ -15,6 +15,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/diagnose"
+	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/internal/logging"
 	"github.com/floe-cri/floe/internal/metrics"
@@ -103,6 +104,35 @@ func Run(cfg *config.Config, reload Reloader) error {
 		return err
 	}
 
+	imgs, err := images.New(images.Options{
+		StorageRoot:             cfg.Storage.Root,
+		StorageRunRoot:          cfg.Storage.RunRoot,
+		Driver:                  cfg.Storage.Driver,
+		MountOptions:            cfg.Storage.MountOptions,
+		RegistriesConf:          cfg.Registries.ConfigPath,
+		RegistriesConfDir:       cfg.Registries.ConfigDir,
+		RegistriesOverride:      cfg.Registries.OverridePath,
+		DefaultSearchRegistries: cfg.Registries.DefaultSearchRegistries,
+		AuthFile:                cfg.Images.AuthFile,
+		SignaturePolicy:         cfg.Images.SignaturePolicy,
+		PullProgressTimeout:     cfg.Images.PullProgressTimeout.Std(),
+		Pinned:                  cfg.Images.Pinned,
+		StateDir:                cfg.StateDir,
+		RunDir:                  cfg.RunDir,
+		UserAgent:               "floe/" + version.Version,
+		Log:                     log,
+	})
+	if err != nil {
+		return err
+	}
+	// Deferred before the server starts, so it runs after the server has
+	// stopped: no RPC uses the store while it shuts down.
+	defer func() {
+		if err := imgs.Close(); err != nil {
+			log.Error("image store shutdown", "err", err)
+		}
+	}()
+
 	mets.RegisterStates("pod_sandboxes", "Pod sandboxes by state.", func() map[string]int {
 		counts := map[string]int{string(sandbox.StateReady): 0, string(sandbox.StateNotReady): 0}
 		for _, sb := range sandboxes.List(sandbox.Filter{}) {
@@ -148,7 +178,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 		handlerFeatures[name] = f
 	}
-	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Metrics: mets, Streaming: stream,
+	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
 		HandlerFeatures: handlerFeatures, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/metrics"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/ocifeatures"
@@ -34,6 +35,7 @@ type Deps struct {
 	Config    *config.Config
 	Sandboxes *sandbox.Manager
 	Network   *network.Manager
+	Images    *images.Service
 	Metrics   *metrics.Metrics
 	// HandlerFeatures are what each runtime handler's features document
 	// says it supports, probed at startup.
@@ -47,7 +49,7 @@ type Deps struct {
 
 // Server implements the CRI RuntimeService and ImageService. RPCs that are
 // not implemented yet answer codes.Unimplemented through the embedded
-// generated types.
+// generated types (the ImageService is complete; gRPC requires the embed).
 type Server struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer

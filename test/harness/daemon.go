@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,7 +68,9 @@ func RequireRoot(t testing.TB) {
 type Options struct {
 	// NoCNIConfig starts the daemon with an empty CNI config dir.
 	NoCNIConfig bool
-	// ConfigTOML is written as the daemon's --config file.
+	// ConfigTOML is a drop-in (floe.d/50-test.toml) applied after the
+	// harness's own --config file, which gives the daemon its own image
+	// store and registries.conf; it may override any of those keys.
 	ConfigTOML string
 	// ExtraPluginDir is searched before /usr/lib/cni (test plugins).
 	ExtraPluginDir string
@@ -78,6 +81,9 @@ type Options struct {
 	LogLevelFromConfig bool
 	// ExtraArgs are appended to `floe serve`.
 	ExtraArgs []string
+	// RegistriesConf is the daemon's registries.conf (empty by default,
+	// so the host's /etc/containers never leaks into a test).
+	RegistriesConf string
 }
 
 // Daemon is one running floe.
@@ -95,12 +101,19 @@ type Daemon struct {
 	Bridge        string
 	Subnet        string
 	LogPath       string
-	args          []string
-	cmd           *exec.Cmd
-	waitErr       chan error
-	conn          *grpc.ClientConn
-	Runtime       runtimeapi.RuntimeServiceClient
-	Images        runtimeapi.ImageServiceClient
+	// StorageRoot and StorageRunRoot are the daemon's own image store
+	// (never the host's /var/lib/containers); RegistriesConf its
+	// registries.conf.
+	StorageRoot    string
+	StorageRunRoot string
+	RegistriesConf string
+	args           []string
+	killed         bool // Kill9 was used: mounts may legitimately remain
+	cmd            *exec.Cmd
+	waitErr        chan error
+	conn           *grpc.ClientConn
+	Runtime        runtimeapi.RuntimeServiceClient
+	Images         runtimeapi.ImageServiceClient
 }
 
 // Short random hex, for names that must be unique on the host.
@@ -131,6 +144,10 @@ func StartDaemon(t testing.TB, o Options) *Daemon {
 		IPAMDir:       filepath.Join(dir, "ipam"),
 		Bridge:        "flt" + suffix,
 		LogPath:       filepath.Join(dir, "floe.log"),
+
+		StorageRoot:    filepath.Join(dir, "storage"),
+		StorageRunRoot: filepath.Join(dir, "storage-run"),
+		RegistriesConf: filepath.Join(dir, "registries.conf"),
 	}
 	// One /24 per daemon from 10.234.0.0/16, picked from the random suffix.
 	var n [1]byte
@@ -154,18 +171,36 @@ func StartDaemon(t testing.TB, o Options) *Daemon {
 		d.args = append(d.args, "--log-level", "debug")
 	}
 	d.args = append(d.args, o.ExtraArgs...)
+	// The main config file holds the harness's isolation settings (own
+	// image store, own registries.conf); the test's ConfigTOML is a
+	// drop-in applied after it, so a test can still change any of them.
+	// Always naming a config file in the test dir keeps the host's
+	// /etc/floe out of tests.
 	configPath := filepath.Join(dir, "floe.toml")
+	base := fmt.Sprintf(`[storage]
+root = %q
+run_root = %q
+
+[registries]
+config_path = %q
+config_dir = %q
+override_path = %q
+`, d.StorageRoot, d.StorageRunRoot, d.RegistriesConf, filepath.Join(dir, "registries.conf.d"), filepath.Join(dir, "floe-registries.conf"))
+	if err := os.WriteFile(configPath, []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.RegistriesConf, []byte(o.RegistriesConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if o.ConfigTOML != "" {
-		if err := os.WriteFile(configPath, []byte(o.ConfigTOML), 0o644); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, "floe.d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "floe.d", "50-test.toml"), []byte(o.ConfigTOML), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Always name a config file in the test dir so the host's
-	// /etc/floe never leaks into a test.
 	d.args = append(d.args, "--config", configPath)
-	if o.ConfigTOML == "" {
-		os.WriteFile(configPath, nil, 0o644)
-	}
 	t.Cleanup(d.cleanup)
 	d.Start()
 	return d
@@ -255,6 +290,7 @@ func (d *Daemon) Signal(sig syscall.Signal) {
 // Kill9 kills the daemon with SIGKILL, as a crash would.
 func (d *Daemon) Kill9() {
 	d.t.Helper()
+	d.killed = true
 	d.stopProcess(syscall.SIGKILL)
 }
 
@@ -263,6 +299,19 @@ func (d *Daemon) Stop() {
 	d.t.Helper()
 	if err := d.stopProcess(syscall.SIGTERM); err != nil {
 		d.t.Errorf("floe did not exit cleanly on SIGTERM: %v\n%s", err, d.Log())
+	}
+	d.checkStoreUnmounted()
+}
+
+// checkStoreUnmounted fails the test when a daemon stopped with SIGTERM
+// left its image store mounted. It only looks at the daemon's own store,
+// so it holds while other tests on the host mount things.
+func (d *Daemon) checkStoreUnmounted() {
+	if d.killed {
+		return
+	}
+	if m := append(MountsUnder(d.StorageRoot), MountsUnder(d.StorageRunRoot)...); len(m) > 0 {
+		d.t.Errorf("floe left its image store mounted after SIGTERM: %s", strings.Join(m, ", "))
 	}
 }
 
@@ -318,7 +367,38 @@ func (d *Daemon) cleanup() {
 		d.t.Logf("floe log:\n%s", d.Log())
 	}
 	exec.Command("ip", "link", "del", d.Bridge).Run()
+	d.checkStoreUnmounted()
+	// A daemon that crashed or was killed can leave layer mounts in its
+	// store; removing the tree under them would delete through them.
+	UnmountUnder(d.t, d.Dir)
 	os.RemoveAll(d.Dir)
+}
+
+// MountsUnder lists the mount points at or below dir.
+func MountsUnder(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var mps []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			mps = append(mps, f[4])
+		}
+	}
+	return mps
+}
+
+// UnmountUnder lazily unmounts every mount at or below dir, deepest first.
+func UnmountUnder(t testing.TB, dir string) {
+	mps := MountsUnder(dir)
+	sort.Sort(sort.Reverse(sort.StringSlice(mps)))
+	for _, mp := range mps {
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", mp, err)
+		}
+	}
 }
 
 // Run is exec with a timeout, returning combined output.

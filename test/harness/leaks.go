@@ -123,7 +123,8 @@ func vethNames(t testing.TB) []string {
 }
 
 // watchedProcesses lists processes a runtime could leak: its namespace
-// helper, conmon monitors, runc, and pod init processes.
+// helper, conmon monitors, runc, pod init processes, and the test
+// registries of test/fixtures.
 func watchedProcesses() []string {
 	var out []string
 	entries, _ := os.ReadDir("/proc")
@@ -139,7 +140,7 @@ func watchedProcesses() []string {
 		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
 		base := filepath.Base(args[0])
 		joined := strings.Join(args, " ")
-		if base == "conmon" || base == "runc" || strings.Contains(joined, "__floe-") {
+		if base == "conmon" || base == "runc" || base == "docker-registry" || strings.Contains(joined, "__floe-") {
 			out = append(out, fmt.Sprintf("%s(%s)", pid, joined))
 		}
 	}

@@ -246,7 +246,8 @@ func TestSIGHUPReloadsLogLevel(t *testing.T) {
 	if strings.Contains(d.Log(), "method=/runtime.v1.RuntimeService/Version") {
 		t.Fatalf("debug RPC lines logged at info level")
 	}
-	if err := os.WriteFile(filepath.Join(d.Dir, "floe.toml"), []byte("log_level = \"debug\"\n"), 0o644); err != nil {
+	// The harness writes a test's ConfigTOML as the drop-in floe.d/50-test.toml.
+	if err := os.WriteFile(filepath.Join(d.Dir, "floe.d", "50-test.toml"), []byte("log_level = \"debug\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d.Signal(syscall.SIGHUP)
