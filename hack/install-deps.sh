@@ -6,7 +6,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   runc conmon containernetworking-plugins iproute2 iptables
-  iputils-ping util-linux procps ca-certificates
+  iputils-ping util-linux procps ca-certificates busybox-static
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -11,6 +11,7 @@ import (
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/daemon"
 	"github.com/floe-cri/floe/internal/nspin"
+	"github.com/floe-cri/floe/internal/podinit"
 	"github.com/floe-cri/floe/internal/version"
 )
 
@@ -29,6 +30,9 @@ func main() {
 	// anything else touches the process.
 	if len(os.Args) > 1 && os.Args[1] == nspin.HelperArg {
 		nspin.HelperMain(os.Args[2:])
+	}
+	if podinit.IsHelper(os.Args) {
+		podinit.Main()
 	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)

@@ -54,7 +54,7 @@ func (m *Monitor) conmonArgs(id, uuid string) []string {
 
 // startConmon starts conmon with a sync pipe on fd 3 and returns the pipe's
 // read end. conmon's own diagnostics go to stderrPath.
-func (m *Monitor) startConmon(ctx context.Context, args []string, stderrPath string) (*exec.Cmd, *os.File, error) {
+func (m *Monitor) startConmon(ctx context.Context, args []string, dir, stderrPath string) (*exec.Cmd, *os.File, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, nil, fmt.Errorf("sync pipe: %w", err)
@@ -68,6 +68,8 @@ func (m *Monitor) startConmon(ctx context.Context, args []string, stderrPath str
 	defer stderr.Close()
 	cmd := exec.CommandContext(ctx, m.cfg.ConmonPath, args...)
 	cmd.ExtraFiles = []*os.File{w}
+	// conmon writes files such as "oom" into its working directory.
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "_OCI_SYNCPIPE=3")
 	cmd.Stderr = stderr
 	// Its own session: signals aimed at the daemon's process group or
@@ -129,7 +131,7 @@ func (m *Monitor) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	if opts.Stdin {
 		args = append(args, "-i")
 	}
-	cmd, r, err := m.startConmon(ctx, args, filepath.Join(opts.Bundle, "conmon.stderr"))
+	cmd, r, err := m.startConmon(ctx, args, opts.Bundle, filepath.Join(opts.Bundle, "conmon.stderr"))
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", opts.ID, err)
 	}
@@ -285,7 +287,7 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	cmd, r, err := m.startConmon(ctx, args, filepath.Join(dir, "conmon.stderr"))
+	cmd, r, err := m.startConmon(ctx, args, dir, filepath.Join(dir, "conmon.stderr"))
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w", c.ID, err)
 	}

@@ -265,7 +265,7 @@ func (m *Monitor) ExitStatus(c *Container) (*Exit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("container %s: stat exit file: %w", c.ID, err)
 	}
-	e := Exit{Code: code, FinishedAt: st.ModTime(), OOMKilled: oomKilled(c.MemoryCgroup)}
+	e := Exit{Code: code, FinishedAt: st.ModTime(), OOMKilled: oomKilled(c.MemoryCgroup) || conmonSawOOM(c.Bundle)}
 	m.mu.Lock()
 	m.exits[c.ID] = e
 	m.mu.Unlock()
@@ -316,6 +316,17 @@ func oomKilled(memCgroup string) bool {
 		}
 	}
 	return false
+}
+
+// conmonSawOOM reports whether conmon, which listens for OOM events on the
+// container's cgroup itself, left its "oom" marker in the bundle (its
+// working directory). It covers a cgroup already removed.
+func conmonSawOOM(bundle string) bool {
+	if bundle == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(bundle, "oom"))
+	return err == nil
 }
 
 // memoryCgroupOf finds the host directory of pid's memory cgroup.

@@ -269,9 +269,13 @@ func waitForLog(t *testing.T, path, s string) {
 
 func TestOOMKilled(t *testing.T) {
 	f := newFixture(t)
-	_, e := f.run(t, testID(t), []string{"sh", "-c", "echo start; tail /dev/zero"}, func(c *ocispec.Container) {
+	c, e := f.run(t, testID(t), []string{"sh", "-c", "echo start; tail /dev/zero"}, func(c *ocispec.Container) {
 		c.Resources.MemoryLimit = 16 << 20
 	})
+	// Both sources agree: the cgroup's OOM-kill counter and conmon's marker.
+	if !oomKilled(c.MemoryCgroup) || !conmonSawOOM(c.Bundle) {
+		t.Errorf("cgroup counter %v, conmon marker %v", oomKilled(c.MemoryCgroup), conmonSawOOM(c.Bundle))
+	}
 	if !e.OOMKilled || e.Reason() != "OOMKilled" || e.Code != 137 {
 		t.Errorf("exit %+v reason %s", e, e.Reason())
 	}

@@ -182,6 +182,7 @@ func launcherMain(cgroupProcs []string) {
 		os.Exit(1)
 	}
 	cmd := exec.Command("/proc/self/exe", HelperArg)
+	cmd.Args[0] = "floe-pod-init" // what ps shows
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
