@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/test/harness"
 	"github.com/floe-cri/floe/test/ocitest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -26,7 +28,14 @@ import (
 const testDirPrefix = "floe-monitor-test-"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		childDaemon()
+	}
+	// Take turns with other packages running real containers, whose
+	// host-wide leak checks would see ours.
+	unlock := harness.MustLockHost()
 	code := m.Run()
+	unlock()
 	if code == 0 {
 		if leaked := conmonsWithArg(testDirPrefix); len(leaked) > 0 {
 			fmt.Fprintf(os.Stderr, "leaked conmon processes: %v\n", leaked)
@@ -493,6 +502,80 @@ func TestContainerOutlivesMonitor(t *testing.T) {
 	e, err := m2.Wait(ctx, c)
 	if err != nil || e.Code != 5 {
 		t.Errorf("exit seen by a new monitor: %+v %v", e, err)
+	}
+}
+
+// childEnv makes the test binary play a short-lived daemon: it creates and
+// starts one container through a Monitor, prints the record and exits.
+const childEnv = "FLOE_MONITOR_TEST_CHILD"
+
+func childDaemon() {
+	var req struct {
+		Config  Config
+		Options CreateOptions
+	}
+	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &req); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	req.Config.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	m, err := New(req.Config)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := m.Create(ctx, req.Options)
+	if err == nil {
+		err = m.Start(ctx, c)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	json.NewEncoder(os.Stdout).Encode(c)
+	os.Exit(0) // no Close, no cleanup: as if the daemon died
+}
+
+// A container started by a daemon process that has exited keeps running,
+// and the exit is picked up by the next daemon from the exit file.
+func TestContainerOutlivesDaemonProcess(t *testing.T) {
+	f := newFixture(t)
+	id := testID(t)
+	bundle := ocitest.Bundle(t, id, func(c *ocispec.Container) { c.Command = []string{"sh", "-c", "sleep 1; exit 9"} })
+	req, _ := json.Marshal(map[string]any{
+		"Config":  Config{ExitDir: f.exitDir, SocketDir: f.sockDir},
+		"Options": CreateOptions{ID: id, Bundle: bundle, LogPath: filepath.Join(f.logDir, id+".log")},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), childEnv+"="+string(req))
+	var stderr bytes.Buffer
+	child.Stderr = &stderr
+	out, err := child.Output()
+	if err != nil {
+		t.Fatalf("daemon child: %v: %s", err, stderr.String())
+	}
+	var c Container
+	if err := json.Unmarshal(out, &c); err != nil {
+		t.Fatalf("child output %q: %v", out, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		f.m.Delete(ctx, &c)
+	})
+	if st, _, err := f.m.State(ctx, id); err != nil || st != StatusRunning {
+		t.Fatalf("container after its daemon exited: %s %v", st, err)
+	}
+	if isZombie(c.ConmonPid) {
+		t.Fatalf("conmon %d died with its daemon", c.ConmonPid)
+	}
+	e, err := f.m.Wait(ctx, &c)
+	if err != nil || e.Code != 9 {
+		t.Errorf("exit picked up later: %+v %v", e, err)
 	}
 }
 

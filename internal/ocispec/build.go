@@ -126,6 +126,11 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 			RootfsPropagation: rootfsPropagation,
 		},
 	}
+	// A container that gets a UTS namespace of its own (no pod namespace
+	// to join) is given the pod's hostname; a joined one already has it.
+	if c.Namespaces.UTSPath == "" && !c.Namespaces.HostNetwork {
+		spec.Hostname = c.Hostname
+	}
 	if !c.Privileged && !c.ProcMountUnmasked {
 		spec.Linux.MaskedPaths = c.MaskedPaths
 		if spec.Linux.MaskedPaths == nil {
@@ -224,4 +229,28 @@ func buildResources(r Resources, cgroupV2 bool) (*specs.LinuxResources, error) {
 		out.Unified = r.Unified
 	}
 	return out, nil
+}
+
+// ExecProcess is the process of an exec (ExecSync, Exec) in a container
+// built by Build: the container's user, environment, working directory,
+// capabilities and no_new_privs with another command line. runc applies
+// the container's seccomp profile, namespaces and cgroup by itself.
+func ExecProcess(container *specs.Spec, argv []string, tty bool) (*specs.Process, error) {
+	if container == nil || container.Process == nil {
+		return nil, fmt.Errorf("exec: container spec has no process")
+	}
+	if len(argv) == 0 {
+		return nil, errdefs.InvalidArgument("cmd", "empty command")
+	}
+	p := *container.Process
+	p.Args = append([]string(nil), argv...)
+	p.Terminal = tty
+	p.Env = append([]string(nil), p.Env...)
+	if tty && !hasEnv(p.Env, "TERM") {
+		p.Env = append(p.Env, "TERM=xterm")
+	}
+	// The container's oom_score_adj already applies to everything in it.
+	p.OOMScoreAdj = nil
+	p.ConsoleSize = nil
+	return &p, nil
 }

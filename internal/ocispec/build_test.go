@@ -307,3 +307,37 @@ func TestUnescapeMountinfo(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestExecProcess(t *testing.T) {
+	s, err := Build(baseContainer(t), testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ExecProcess(s, []string{"cat", "/etc/hostname"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.Args, []string{"cat", "/etc/hostname"}) || p.User.UID != 1000 || p.Cwd != "/srv" || !slices.Equal(p.Env, s.Process.Env) ||
+		!slices.Equal(p.Capabilities.Effective, s.Process.Capabilities.Effective) || p.OOMScoreAdj != nil {
+		t.Errorf("exec process %+v", p)
+	}
+	if slices.Equal(s.Process.Args, p.Args) {
+		t.Error("container spec modified")
+	}
+	if _, err := ExecProcess(s, nil, false); errdefs.KindOf(err) != errdefs.KindInvalidArgument {
+		t.Errorf("empty exec: %v", err)
+	}
+}
+
+func TestBuildHostnameOnlyForOwnUTS(t *testing.T) {
+	c := baseContainer(t)
+	s, _ := Build(c, testOptions())
+	if s.Hostname != "" {
+		t.Errorf("hostname set while joining the pod's UTS namespace: %q", s.Hostname)
+	}
+	c.Namespaces.UTSPath = ""
+	s, _ = Build(c, testOptions())
+	if s.Hostname != "pod-a" {
+		t.Errorf("own UTS namespace hostname %q", s.Hostname)
+	}
+}

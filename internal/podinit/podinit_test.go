@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/test/harness"
 	"github.com/floe-cri/floe/test/ocitest"
 )
 
@@ -20,7 +21,12 @@ func TestMain(m *testing.M) {
 	if IsHelper(os.Args) {
 		Main()
 	}
-	os.Exit(m.Run())
+	// Take turns with other packages running real containers, whose
+	// host-wide leak checks would see ours.
+	unlock := harness.MustLockHost()
+	code := m.Run()
+	unlock()
+	os.Exit(code)
 }
 
 func startInit(t *testing.T) *Init {
