@@ -503,13 +503,19 @@ func (m *Monitor) Delete(ctx context.Context, c *Container) error {
 	return errors.Join(errs...)
 }
 
-// waitPidGone waits until pid has exited, checking that it is still the
-// conmon of this bundle so a reused pid is not waited on.
+// waitPidGone waits until pid has exited (is gone or a zombie: either way
+// its files are closed), checking that it is still the conmon of this
+// bundle so a reused pid is not waited on. A process in the middle of
+// exiting has an empty command line but may still hold its files, so that
+// counts as not gone yet.
 func waitPidGone(ctx context.Context, pid int, bundle string, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if isZombie(pid) {
+			return
+		}
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil || !bytes.Contains(cmdline, []byte(bundle)) || isZombie(pid) {
+		if err != nil || (len(cmdline) > 0 && !bytes.Contains(cmdline, []byte(bundle))) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -482,7 +482,7 @@ func TestReopenLog(t *testing.T) {
 // a later Monitor picks its exit up from the exit file.
 func TestContainerOutlivesMonitor(t *testing.T) {
 	f := newFixture(t)
-	c := f.create(t, testID(t), []string{"sh", "-c", "sleep 1; exit 5"}, nil)
+	c := f.create(t, testID(t), []string{"sh", "-c", waitForGo + "exit 5"}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := f.m.Start(ctx, c); err != nil {
@@ -499,6 +499,7 @@ func TestContainerOutlivesMonitor(t *testing.T) {
 	if st, _, err := m2.State(ctx, c.ID); err != nil || st != StatusRunning {
 		t.Errorf("state seen by a new monitor: %s %v", st, err)
 	}
+	letGo(t, c.Bundle)
 	e, err := m2.Wait(ctx, c)
 	if err != nil || e.Code != 5 {
 		t.Errorf("exit seen by a new monitor: %+v %v", e, err)
@@ -543,7 +544,7 @@ func childDaemon() {
 func TestContainerOutlivesDaemonProcess(t *testing.T) {
 	f := newFixture(t)
 	id := testID(t)
-	bundle := ocitest.Bundle(t, id, func(c *ocispec.Container) { c.Command = []string{"sh", "-c", "sleep 1; exit 9"} })
+	bundle := ocitest.Bundle(t, id, func(c *ocispec.Container) { c.Command = []string{"sh", "-c", waitForGo + "exit 9"} })
 	req, _ := json.Marshal(map[string]any{
 		"Config":  Config{ExitDir: f.exitDir, SocketDir: f.sockDir},
 		"Options": CreateOptions{ID: id, Bundle: bundle, LogPath: filepath.Join(f.logDir, id+".log")},
@@ -573,9 +574,21 @@ func TestContainerOutlivesDaemonProcess(t *testing.T) {
 	if isZombie(c.ConmonPid) {
 		t.Fatalf("conmon %d died with its daemon", c.ConmonPid)
 	}
+	letGo(t, bundle)
 	e, err := f.m.Wait(ctx, &c)
 	if err != nil || e.Code != 9 {
 		t.Errorf("exit picked up later: %+v %v", e, err)
+	}
+}
+
+// waitForGo makes a container shell wait until the test creates /tmp/go in
+// its rootfs (letGo), so the test decides when it exits.
+const waitForGo = "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+
+func letGo(t *testing.T, bundle string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(bundle, "rootfs", "tmp", "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
