@@ -181,16 +181,33 @@ func launcherMain(cgroupProcs []string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// The init reports on this pipe once its signal handlers are in place:
+	// PID 1 of a namespace drops signals it has no handler for, so a stop
+	// sent before that point would be lost.
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	cmd := exec.Command("/proc/self/exe", HelperArg)
 	cmd.Args[0] = "floe-pod-init" // what ps shows
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.ExtraFiles = []*os.File{readyW} // fd 3
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "start pod init: %v\n", err)
 		os.Exit(1)
 	}
+	readyW.Close()
 	pid := cmd.Process.Pid
+	ready.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := ready.Read(make([]byte, 1)); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		fmt.Fprintf(os.Stderr, "pod init did not report ready: %v\n", err)
+		os.Exit(1)
+	}
 	for _, procs := range cgroupProcs {
 		if err := os.WriteFile(procs, []byte(strconv.Itoa(pid)), 0o644); err != nil {
 			cmd.Process.Kill()
@@ -213,6 +230,10 @@ func initMain() {
 	// of its namespace it gets only signals it handles from inside, but
 	// the daemon's namespace can send any.
 	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGUSR1, unix.SIGUSR2)
+	if ready := os.NewFile(3, "ready"); ready != nil {
+		ready.Write([]byte{1})
+		ready.Close()
+	}
 	reap()
 	for sig := range sigs {
 		switch sig {

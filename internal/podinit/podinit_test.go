@@ -121,17 +121,30 @@ func TestInitIsPID1AndReapsOrphans(t *testing.T) {
 	if in.Alive() {
 		t.Error("init alive after Stop")
 	}
+	// Killed processes whose parent is the host's init may stay zombies
+	// until that init gets round to them; none may still run.
 	waitFor(t, func() bool {
 		p, _ := ProcessesIn(ns)
-		return len(p) == 0
+		for _, state := range p {
+			if state != "Z" && state != "X" {
+				return false
+			}
+		}
+		return true
 	}, "pod processes gone")
 }
 
 func TestStopIsIdempotentAndPidReuseSafe(t *testing.T) {
 	in := startInit(t)
 	ctx := context.Background()
-	if err := in.Stop(ctx, time.Second); err != nil {
+	// Stopped right after it started, the init still obeys SIGTERM (its
+	// handlers are in place before Start returns), so no SIGKILL timeout.
+	start := time.Now()
+	if err := in.Stop(ctx, 3*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("stop took %v: SIGTERM was lost", took)
 	}
 	if err := in.Stop(ctx, time.Second); err != nil {
 		t.Errorf("second stop: %v", err)
