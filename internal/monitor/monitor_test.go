@@ -35,13 +35,21 @@ func TestMain(m *testing.M) {
 	// host-wide leak checks would see ours.
 	unlock := harness.MustLockHost()
 	code := m.Run()
-	unlock()
 	if code == 0 {
 		if leaked := conmonsWithArg(testDirPrefix); len(leaked) > 0 {
 			fmt.Fprintf(os.Stderr, "leaked conmon processes: %v\n", leaked)
 			code = 1
 		}
+		if left := ocitest.RuncContainers("-" + strconv.Itoa(os.Getpid())); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "leaked runc containers: %v\n", left)
+			code = 1
+		}
+		if left := ocitest.LeftoverCgroups(); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "leaked cgroups: %v\n", left)
+			code = 1
+		}
 	}
+	unlock()
 	os.Exit(code)
 }
 
@@ -178,7 +186,9 @@ func TestExitCodeLogsAndRuncList(t *testing.T) {
 	id := testID(t)
 	c := f.create(t, id, []string{"sh", "-c", "echo out; printf partial; echo err >&2; exit 3"}, nil)
 	// The default runc root is kept: plain `runc list` shows the container.
-	out, err := exec.Command("runc", "list").CombinedOutput()
+	lctx, lcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer lcancel()
+	out, err := exec.CommandContext(lctx, "runc", "list").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), id) {
 		t.Errorf("runc list does not show %s: %v\n%s", id, err, out)
 	}
@@ -623,6 +633,31 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 	}
 	if pids := conmonsWithArg(bundle); len(pids) > 0 {
 		t.Errorf("conmon left running: %v", pids)
+	}
+}
+
+// conmon keeps the log within --log-size-max by truncating it.
+func TestLogSizeMax(t *testing.T) {
+	f := newFixture(t)
+	m, err := New(Config{ExitDir: f.exitDir, SocketDir: f.sockDir, LogSizeMax: 4096, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	f.m = m
+	c, e := f.run(t, testID(t), []string{"sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i-0123456789012345678901234567890123456789; i=$((i+1)); done"}, nil)
+	if e.Code != 0 {
+		t.Fatalf("exit %+v", e)
+	}
+	st, err := os.Stat(c.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 4096+256 {
+		t.Errorf("log is %d bytes, over the 4096-byte limit", st.Size())
+	}
+	if lines := readLogLines(t, c.LogPath); len(lines) == 0 || !strings.HasPrefix(string(lines[len(lines)-1].Content), "line-199-") {
+		t.Errorf("log does not end with the last line: %d lines", len(lines))
 	}
 }
 

@@ -2,6 +2,7 @@ package podinit
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,16 @@ func TestMain(m *testing.M) {
 	// host-wide leak checks would see ours.
 	unlock := harness.MustLockHost()
 	code := m.Run()
+	if code == 0 {
+		if left := ocitest.LeftoverCgroups(); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "leaked cgroups: %v\n", left)
+			code = 1
+		}
+		if left := ocitest.RuncContainers("podinit-test-"); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "leaked runc containers: %v\n", left)
+			code = 1
+		}
+	}
 	unlock()
 	os.Exit(code)
 }

@@ -112,3 +112,43 @@ func CgroupFile(t testing.TB, controller, cgroupsPath, name string) string {
 	}
 	return strings.TrimSpace(string(data))
 }
+
+// LeftoverCgroups removes the (empty) test cgroup root under every
+// controller and returns the container cgroups still under it: a
+// container's cleanup that did not happen.
+func LeftoverCgroups() []string {
+	var left []string
+	ctrls, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, c := range ctrls {
+		root := filepath.Join("/sys/fs/cgroup", c.Name(), CgroupRoot)
+		entries, err := os.ReadDir(root)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				left = append(left, filepath.Join(root, e.Name()))
+			}
+		}
+		os.Remove(root)
+	}
+	return left
+}
+
+// RuncContainers lists the ids runc (default root) knows whose id
+// contains s.
+func RuncContainers(s string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "runc", "list", "-q").Output()
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, id := range strings.Fields(string(out)) {
+		if strings.Contains(id, s) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}

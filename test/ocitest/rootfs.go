@@ -6,6 +6,7 @@
 package ocitest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BusyboxPath is the static busybox the rootfs is made from.
@@ -58,7 +60,9 @@ func Build(dir string) error {
 	if err := copyFile(BusyboxPath, filepath.Join(dir, "bin/busybox")); err != nil {
 		return err
 	}
-	out, err := exec.Command(BusyboxPath, "--list-full").Output()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, BusyboxPath, "--list-full").Output()
 	if err != nil {
 		return fmt.Errorf("busybox --list-full: %w", err)
 	}
