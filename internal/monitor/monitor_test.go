@@ -21,6 +21,7 @@ import (
 	"github.com/floe-cri/floe/test/harness"
 	"github.com/floe-cri/floe/test/ocitest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // testDirPrefix names every directory the tests give conmon, so the leak
@@ -633,6 +634,46 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 	}
 	if pids := conmonsWithArg(bundle); len(pids) > 0 {
 		t.Errorf("conmon left running: %v", pids)
+	}
+}
+
+// An rshared mount of a private host mount works: the builder makes the
+// host side shared, and a mount made on the host afterwards shows up in the
+// running container.
+func TestSharedMountPropagation(t *testing.T) {
+	f := newFixture(t)
+	host := t.TempDir()
+	if err := unix.Mount("tmpfs", host, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(host, unix.MNT_DETACH) })
+	if err := unix.Mount("", host, "", unix.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(host, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := f.create(t, testID(t), []string{"sh", "-c", waitForGo + "cat /shared/sub/hello"}, func(c *ocispec.Container) {
+		c.Mounts = []ocispec.Mount{{ContainerPath: "/shared", HostPath: host, Propagation: ocispec.PropagationBidir}}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.m.Start(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	// Mounted on the host after the container started.
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	if err := os.WriteFile(filepath.Join(sub, "hello"), []byte("propagated\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	letGo(t, c.Bundle)
+	e, err := f.m.Wait(ctx, c)
+	if err != nil || e.Code != 0 || !strings.Contains(mustRead(c.LogPath), "propagated") {
+		t.Errorf("exit %+v %v; log %q", e, err, mustRead(c.LogPath))
 	}
 }
 
