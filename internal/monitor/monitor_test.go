@@ -677,6 +677,21 @@ func TestSharedMountPropagation(t *testing.T) {
 	}
 }
 
+// The user comes from the image's /etc/passwd and /etc/group, and the
+// default masked and read-only paths are in force.
+func TestUserAndMaskedPathsInContainer(t *testing.T) {
+	f := newFixture(t)
+	c, e := f.run(t, testID(t)+"-user", []string{"id"}, func(c *ocispec.Container) { c.Image.User = "app" })
+	if out := mustRead(c.LogPath); e.Code != 0 || !strings.Contains(out, "uid=1000(app) gid=1000(app) groups=") || !strings.Contains(out, "44(video)") {
+		t.Errorf("id as app: exit %d: %s", e.Code, out)
+	}
+	c, e = f.run(t, testID(t)+"-masked", []string{"sh", "-c", "wc -c < /proc/timer_list; echo x > /proc/sys/kernel/domainname || echo refused"}, nil)
+	out := mustRead(c.LogPath)
+	if e.Code != 0 || !strings.Contains(out, "stdout F 0\n") || !strings.Contains(out, "Read-only file system") || !strings.Contains(out, "refused") {
+		t.Errorf("masked paths: exit %d: %s", e.Code, out)
+	}
+}
+
 // conmon keeps the log within --log-size-max by truncating it.
 func TestLogSizeMax(t *testing.T) {
 	f := newFixture(t)
@@ -713,5 +728,91 @@ func TestReadLog(t *testing.T) {
 	}
 	if _, err := ParseLogLine([]byte("garbage")); err == nil {
 		t.Error("garbage parsed")
+	}
+}
+
+// BenchmarkCreateStartExit measures one short-lived container: conmon +
+// runc create, runc start, and the exit picked up from the exit file.
+func BenchmarkCreateStartExit(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	base, err := os.MkdirTemp("", testDirPrefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	m, err := New(Config{ExitDir: filepath.Join(base, "exits"), SocketDir: filepath.Join(base, "socks"), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	id := "bench-create-" + strconv.Itoa(os.Getpid())
+	bundle := ocitest.Bundle(b, id, func(c *ocispec.Container) { c.Command = []string{"true"} })
+	ctx := context.Background()
+	var create, start, exit time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		c, err := m.Create(ctx, CreateOptions{ID: id, Bundle: bundle, LogPath: filepath.Join(base, "logs", id+".log")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := m.Start(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if _, err := m.Wait(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		create, start, exit = create+t1.Sub(t0), start+t2.Sub(t1), exit+t3.Sub(t2)
+		b.StopTimer()
+		if err := m.Delete(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	n := time.Duration(b.N)
+	b.ReportMetric(float64((create/n).Microseconds())/1000, "create-ms")
+	b.ReportMetric(float64((start/n).Microseconds())/1000, "start-ms")
+	b.ReportMetric(float64((exit/n).Microseconds())/1000, "exit-seen-ms")
+}
+
+// BenchmarkExecSync measures one ExecSync of `true` in a running container
+// (exec conmon + runc exec + reading the output).
+func BenchmarkExecSync(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	base, err := os.MkdirTemp("", testDirPrefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	m, err := New(Config{ExitDir: filepath.Join(base, "exits"), SocketDir: filepath.Join(base, "socks"), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	id := "bench-exec-" + strconv.Itoa(os.Getpid())
+	bundle := ocitest.Bundle(b, id, func(c *ocispec.Container) { c.Command = []string{"sleep", "600"} })
+	ctx := context.Background()
+	c, err := m.Create(ctx, CreateOptions{ID: id, Bundle: bundle, LogPath: filepath.Join(base, "logs", id+".log")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Delete(ctx, c)
+	if err := m.Start(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	proc := &specs.Process{Args: []string{"true"}, Cwd: "/", Env: []string{"PATH=/bin"}}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := m.ExecSync(ctx, c, proc, 10*time.Second)
+		if err != nil || res.ExitCode != 0 {
+			b.Fatalf("%+v %v", res, err)
+		}
 	}
 }
