@@ -192,3 +192,33 @@ func parentOf(t *testing.T, pid int) int {
 	ppid, _ := strconv.Atoi(f[1])
 	return ppid
 }
+
+// The init can be placed in the pod's cgroup before it reports ready.
+func TestInitJoinsCgroups(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	cg := ocitest.CgroupRoot + "/podinit-cg-" + strconv.Itoa(os.Getpid())
+	dir := filepath.Join("/sys/fs/cgroup/pids", cg)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Skipf("no pids cgroup: %v", err)
+	}
+	t.Cleanup(func() { ocitest.RemoveCgroup(cg) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in, err := Start(ctx, Options{CgroupProcs: []string{filepath.Join(dir, "cgroup.procs")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(ctx, 5*time.Second)
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", in.Pid))
+	if err != nil || !strings.Contains(string(data), ":pids:"+cg+"\n") {
+		t.Errorf("init cgroups: %s %v", data, err)
+	}
+	if err := in.Stop(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(ctx, Options{CgroupProcs: []string{"/nonexistent/cgroup.procs"}}); err == nil {
+		t.Error("start with a bad cgroup succeeded")
+	}
+}
