@@ -28,6 +28,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/fsnotify/fsnotify"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Config configures a Monitor.
@@ -397,6 +398,24 @@ func (m *Monitor) Start(ctx context.Context, c *Container) error {
 		return fmt.Errorf("container %s: start: %w", c.ID, err)
 	}
 	m.log.Debug("container started", "container", c.ID, "pid", c.Pid)
+	return nil
+}
+
+// Update applies new resource limits to a running container (CRI
+// UpdateContainerResources) with `runc update --resources -`.
+func (m *Monitor) Update(ctx context.Context, c *Container, res *specs.LinuxResources) error {
+	data, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("container %s: update: %w", c.ID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, m.cfg.RuntimePath, append(m.runtimeGlobalArgs(), "update", "--resources", "-", c.ID)...)
+	cmd.Stdin = bytes.NewReader(data)
+	cmd.WaitDelay = 2 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("container %s: runc update: %w: %s", c.ID, err, strings.TrimSpace(string(out)))
+	}
 	return nil
 }
 

@@ -416,6 +416,17 @@ func TestResourcesSysctlAndOOMScoreAdj(t *testing.T) {
 			t.Errorf("%s/%s = %s, want %s", chk.ctrl, chk.file, got, chk.want)
 		}
 	}
+	// UpdateContainerResources: new limits reach the cgroup.
+	pids, quota := int64(77), int64(20000)
+	if err := f.m.Update(ctx, c, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &pids}, CPU: &specs.LinuxCPU{Quota: &quota}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ocitest.CgroupFile(t, "pids", cg, "pids.max"); got != "77" {
+		t.Errorf("pids.max after update = %s", got)
+	}
+	if got := ocitest.CgroupFile(t, "cpu", cg, "cpu.cfs_quota_us"); got != "20000" {
+		t.Errorf("cfs_quota_us after update = %s", got)
+	}
 	e, err := f.m.Stop(ctx, c, syscall.SIGKILL, 0)
 	if err != nil || e.Code != 137 {
 		t.Errorf("kill: %+v %v", e, err)
