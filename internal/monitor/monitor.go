@@ -98,10 +98,16 @@ type Monitor struct {
 	exits   map[string]Exit            // exits already read, so OOM status survives runc delete
 }
 
-// fallbackRecheck is how often a waiter looks at its exit file without
-// being woken, in case an inotify event was lost (queue overflow). It is a
-// safety net, not the mechanism.
-const fallbackRecheck = 30 * time.Second
+// fallbackRecheck is how often a waiter looks at its exit file (and whether
+// its conmon still lives) without being woken, in case an inotify event was
+// lost or conmon died. It is a safety net, not the mechanism. A variable
+// for tests.
+var fallbackRecheck = 30 * time.Second
+
+// ErrMonitorLost is returned (wrapped) by Wait when a container's conmon is
+// gone without having written an exit file (it was killed): the exit code
+// is unknown and the container may still run unmonitored.
+var ErrMonitorLost = errors.New("container monitor exited without an exit file")
 
 // New checks the configuration, creates the exit and socket directories and
 // starts watching the exit directory. Close stops the watcher.
@@ -286,6 +292,13 @@ func (m *Monitor) Wait(ctx context.Context, c *Container) (*Exit, error) {
 		e, err := m.ExitStatus(c)
 		if err != nil || e != nil {
 			return e, err
+		}
+		if c.ConmonPid > 0 && !conmonAlive(c) {
+			// conmon may have written the file just before exiting.
+			if e, err := m.ExitStatus(c); err != nil || e != nil {
+				return e, err
+			}
+			return nil, fmt.Errorf("container %s: conmon %d: %w", c.ID, c.ConmonPid, ErrMonitorLost)
 		}
 		select {
 		case <-ch:
@@ -539,6 +552,20 @@ func waitPidGone(ctx context.Context, pid int, bundle string, limit time.Duratio
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// conmonAlive reports whether the container's conmon still runs. A
+// process in the middle of exiting (empty command line) counts as alive: it
+// may still be writing the exit file.
+func conmonAlive(c *Container) bool {
+	if isZombie(c.ConmonPid) {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c.ConmonPid))
+	if err != nil {
+		return false
+	}
+	return len(cmdline) == 0 || bytes.Contains(cmdline, []byte(c.Bundle))
 }
 
 func isZombie(pid int) bool {

@@ -625,6 +625,28 @@ func parentOf(pid int) int {
 	return ppid
 }
 
+// A conmon killed behind our back is noticed: Wait does not hang.
+func TestWaitNoticesLostMonitor(t *testing.T) {
+	f := newFixture(t)
+	old := fallbackRecheck
+	fallbackRecheck = 50 * time.Millisecond
+	t.Cleanup(func() { fallbackRecheck = old })
+	c := f.create(t, testID(t), []string{"sleep", "60"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.m.Start(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	// This conmon was started by this test, so the test may kill it.
+	if err := syscall.Kill(c.ConmonPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.m.Wait(ctx, c)
+	if !errors.Is(err, ErrMonitorLost) {
+		t.Errorf("wait after conmon was killed: %v", err)
+	}
+}
+
 func TestCreateFailureLeavesNothing(t *testing.T) {
 	f := newFixture(t)
 	id := testID(t)
