@@ -3,9 +3,15 @@ package monitor
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 )
 
 // LogLine is one line of a CRI log file as conmon writes it:
@@ -66,4 +72,43 @@ func ReadLog(r io.Reader) (stdout, stderr []byte, err error) {
 		}
 	}
 	return out.Bytes(), errb.Bytes(), sc.Err()
+}
+
+// ReopenLog asks conmon to reopen the container's log file, after the
+// kubelet has rotated it away, and waits until the new file exists.
+func (m *Monitor) ReopenLog(ctx context.Context, c *Container) error {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	defer cancel()
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("container %s: reopen log: %w", c.ID, err)
+	}
+	defer w.Close()
+	if err := w.Add(filepath.Dir(c.LogPath)); err != nil {
+		return fmt.Errorf("container %s: reopen log: watch: %w", c.ID, err)
+	}
+	// O_NONBLOCK: opening a FIFO nobody reads fails at once (ENXIO) instead
+	// of hanging when conmon is gone.
+	fd, err := unix.Open(filepath.Join(c.Bundle, "ctl"), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("container %s: reopen log: open control fifo (is the container running?): %w", c.ID, err)
+	}
+	ctl := os.NewFile(uintptr(fd), "ctl")
+	_, err = ctl.WriteString("2 0 0\n")
+	ctl.Close()
+	if err != nil {
+		return fmt.Errorf("container %s: reopen log: %w", c.ID, err)
+	}
+	for {
+		if _, err := os.Stat(c.LogPath); err == nil {
+			return nil
+		}
+		select {
+		case <-w.Events:
+		case err := <-w.Errors:
+			return fmt.Errorf("container %s: reopen log: watch: %w", c.ID, err)
+		case <-ctx.Done():
+			return fmt.Errorf("container %s: reopen log: conmon did not recreate %s: %w", c.ID, c.LogPath, ctx.Err())
+		}
+	}
 }
