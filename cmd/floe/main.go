@@ -12,6 +12,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/daemon"
+	"github.com/floe-cri/floe/internal/podinit"
 	"github.com/floe-cri/floe/internal/version"
 
 	"go.podman.io/storage/pkg/reexec"
@@ -42,6 +43,9 @@ func main() {
 	// registered function and exit before anything else happens.
 	if reexec.Init() {
 		return
+	}
+	if podinit.IsHelper(os.Args) {
+		podinit.Main()
 	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)

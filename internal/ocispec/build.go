@@ -1,0 +1,256 @@
+package ocispec
+
+import (
+	"fmt"
+	"log/slog"
+	"regexp"
+
+	"github.com/floe-cri/floe/internal/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Build returns the OCI runtime spec for c. Host facts missing from opts
+// (bounding set, oom_score_adj floor) are read from /proc/self. Build
+// reads the container's /etc/passwd and /etc/group and, for rshared or
+// rslave mounts, may make the host mount holding the source shared; it has
+// no other side effect.
+func Build(c *Container, opts Options) (*specs.Spec, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("container", c.ID)
+	if c.Rootfs == "" {
+		return nil, fmt.Errorf("container %s: no rootfs", c.ID)
+	}
+
+	argv, err := Argv(c.Image, c.Command, c.Args)
+	if err != nil {
+		return nil, err
+	}
+	cwd, err := WorkingDir(c.Image, c.WorkingDir)
+	if err != nil {
+		return nil, err
+	}
+	user, err := ResolveUser(c.Rootfs, c.Image, c.User)
+	if err != nil {
+		return nil, err
+	}
+	env := MergeEnv(c.Image.Env, c.Env)
+	if !hasEnv(env, "PATH") {
+		env = append([]string{"PATH=" + defaultPath}, env...)
+	}
+	if c.Hostname != "" && !hasEnv(env, "HOSTNAME") {
+		env = append(env, "HOSTNAME="+c.Hostname)
+	}
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+user.Home)
+	}
+	if c.TTY && !hasEnv(env, "TERM") {
+		env = append(env, "TERM=xterm")
+	}
+
+	bounding := opts.BoundingSet
+	if bounding == nil {
+		if bounding, err = BoundingSet(); err != nil {
+			return nil, err
+		}
+	}
+	defaults := opts.DefaultCapabilities
+	if defaults == nil {
+		defaults = DefaultCapabilities
+	}
+	caps, err := ComputeCapabilities(defaults, c.Capabilities, c.Privileged, bounding, log)
+	if err != nil {
+		return nil, err
+	}
+
+	minAdj := 0
+	if opts.MinOOMScoreAdj != nil {
+		minAdj = *opts.MinOOMScoreAdj
+	} else if minAdj, err = MinOOMScoreAdj(); err != nil {
+		return nil, err
+	}
+	oomAdj := ClampOOMScoreAdj(c.OOMScoreAdj, minAdj, log)
+
+	sysctls, err := ValidateSysctls(c.Sysctls, c.Namespaces)
+	if err != nil {
+		return nil, err
+	}
+	resources, err := buildResources(c.Resources, opts.CgroupV2)
+	if err != nil {
+		return nil, err
+	}
+	devs, devRules, err := devices(c)
+	if err != nil {
+		return nil, err
+	}
+	resources.Devices = devRules
+
+	requested, rootfsPropagation, err := userMounts(c, log)
+	if err != nil {
+		return nil, err
+	}
+
+	spec := &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: c.Rootfs, Readonly: c.ReadonlyRootfs},
+		Process: &specs.Process{
+			Terminal: c.TTY,
+			User: specs.User{
+				UID: user.UID, GID: user.GID, AdditionalGids: user.AdditionalGids,
+				Username: user.Name,
+			},
+			Args: argv,
+			Env:  env,
+			Cwd:  cwd,
+			Capabilities: &specs.LinuxCapabilities{
+				// Inheritable stays empty: a non-empty inheritable set lets
+				// file capabilities of an executed binary escape the
+				// bounding intent (CVE-2022-24769).
+				Bounding:  caps,
+				Effective: caps,
+				Permitted: caps,
+			},
+			NoNewPrivileges: c.NoNewPrivs,
+			OOMScoreAdj:     &oomAdj,
+		},
+		Mounts:      mergeMounts(baseMounts(c), requested),
+		Annotations: c.Annotations,
+		Linux: &specs.Linux{
+			Sysctl:            sysctls,
+			Resources:         resources,
+			CgroupsPath:       c.CgroupsPath,
+			Namespaces:        namespaces(c.Namespaces),
+			Devices:           devs,
+			RootfsPropagation: rootfsPropagation,
+		},
+	}
+	// A container that gets a UTS namespace of its own (no pod namespace
+	// to join) is given the pod's hostname; a joined one already has it.
+	if c.Namespaces.UTSPath == "" && !c.Namespaces.HostNetwork {
+		spec.Hostname = c.Hostname
+	}
+	if !c.Privileged && !c.ProcMountUnmasked {
+		spec.Linux.MaskedPaths = c.MaskedPaths
+		if spec.Linux.MaskedPaths == nil {
+			spec.Linux.MaskedPaths = DefaultMaskedPaths
+		}
+		spec.Linux.ReadonlyPaths = c.ReadonlyPaths
+		if spec.Linux.ReadonlyPaths == nil {
+			spec.Linux.ReadonlyPaths = DefaultReadonlyPaths
+		}
+	}
+	if err := applySeccomp(spec, c.Seccomp, c.Privileged); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// namespaces joins the pod's pinned namespaces by path and gives the
+// container its own mount namespace (and PID namespace unless the pod
+// shares one or uses the host's). A host namespace is simply left out.
+func namespaces(ns Namespaces) []specs.LinuxNamespace {
+	out := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	add := func(t specs.LinuxNamespaceType, host bool, path string, ownIfNoPath bool) {
+		switch {
+		case host:
+		case path != "":
+			out = append(out, specs.LinuxNamespace{Type: t, Path: path})
+		case ownIfNoPath:
+			out = append(out, specs.LinuxNamespace{Type: t})
+		}
+	}
+	add(specs.NetworkNamespace, ns.HostNetwork, ns.NetPath, true)
+	add(specs.IPCNamespace, ns.HostIPC, ns.IPCPath, true)
+	add(specs.UTSNamespace, false, ns.UTSPath, !ns.HostNetwork)
+	add(specs.PIDNamespace, ns.HostPID, ns.PIDPath, true)
+	return out
+}
+
+var hugepageSize = regexp.MustCompile(`^[1-9][0-9]*[KMG]B$`)
+
+func buildResources(r Resources, cgroupV2 bool) (*specs.LinuxResources, error) {
+	out := &specs.LinuxResources{}
+	cpu := &specs.LinuxCPU{}
+	setCPU := false
+	if r.CPUShares > 0 {
+		v := uint64(r.CPUShares)
+		cpu.Shares, setCPU = &v, true
+	}
+	if r.CPUQuota != 0 {
+		v := r.CPUQuota
+		cpu.Quota, setCPU = &v, true
+	}
+	if r.CPUPeriod > 0 {
+		v := uint64(r.CPUPeriod)
+		cpu.Period, setCPU = &v, true
+	}
+	if r.CpusetCpus != "" {
+		cpu.Cpus, setCPU = r.CpusetCpus, true
+	}
+	if r.CpusetMems != "" {
+		cpu.Mems, setCPU = r.CpusetMems, true
+	}
+	if setCPU {
+		out.CPU = cpu
+	}
+	if r.MemoryLimit < 0 || r.MemorySwapLimit < 0 {
+		return nil, errdefs.InvalidArgument("linux.resources.memory_limit_in_bytes", "negative memory limit")
+	}
+	if r.MemoryLimit > 0 || r.MemorySwapLimit > 0 {
+		out.Memory = &specs.LinuxMemory{}
+		if r.MemoryLimit > 0 {
+			v := r.MemoryLimit
+			out.Memory.Limit = &v
+		}
+		if r.MemorySwapLimit > 0 {
+			if r.MemoryLimit > 0 && r.MemorySwapLimit < r.MemoryLimit {
+				return nil, errdefs.InvalidArgument("linux.resources.memory_swap_limit_in_bytes", "%d is below the memory limit %d (it counts memory plus swap)", r.MemorySwapLimit, r.MemoryLimit)
+			}
+			v := r.MemorySwapLimit
+			out.Memory.Swap = &v
+		}
+	}
+	for i, h := range r.Hugepages {
+		if !hugepageSize.MatchString(h.PageSize) {
+			return nil, errdefs.InvalidArgument(fmt.Sprintf("linux.resources.hugepage_limits[%d].page_size", i), "%q: want a size like 2MB or 1GB", h.PageSize)
+		}
+		out.HugepageLimits = append(out.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.PageSize, Limit: h.Limit})
+	}
+	if r.PidsLimit > 0 {
+		v := r.PidsLimit
+		out.Pids = &specs.LinuxPids{Limit: &v}
+	}
+	if len(r.Unified) > 0 {
+		if !cgroupV2 {
+			return nil, errdefs.InvalidArgument("linux.resources.unified", "cgroup v2 settings given but this host uses cgroup v1")
+		}
+		out.Unified = r.Unified
+	}
+	return out, nil
+}
+
+// ExecProcess is the process of an exec (ExecSync, Exec) in a container
+// built by Build: the container's user, environment, working directory,
+// capabilities and no_new_privs with another command line. runc applies
+// the container's seccomp profile, namespaces and cgroup by itself.
+func ExecProcess(container *specs.Spec, argv []string, tty bool) (*specs.Process, error) {
+	if container == nil || container.Process == nil {
+		return nil, fmt.Errorf("exec: container spec has no process")
+	}
+	if len(argv) == 0 {
+		return nil, errdefs.InvalidArgument("cmd", "empty command")
+	}
+	p := *container.Process
+	p.Args = append([]string(nil), argv...)
+	p.Terminal = tty
+	p.Env = append([]string(nil), p.Env...)
+	if tty && !hasEnv(p.Env, "TERM") {
+		p.Env = append(p.Env, "TERM=xterm")
+	}
+	// The container's oom_score_adj already applies to everything in it.
+	p.OOMScoreAdj = nil
+	p.ConsoleSize = nil
+	return &p, nil
+}

@@ -1,0 +1,128 @@
+package ocispec
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/floe-cri/floe/internal/errdefs"
+)
+
+func testRootfs(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "etc"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte(`root:x:0:0:root:/root:/bin/sh
+# comment
+daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
+app:x:1000:1000:App:/home/app:/bin/sh
+nohome:x:1001:1001:::/bin/sh
+broken:line
+`), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "etc/group"), []byte(`root:x:0:
+daemon:x:1:
+app:x:1000:
+video:x:44:app,other
+audio:x:29:other, app
+staff:x:50:
+`), 0o644))
+	return dir
+}
+
+func i64(v int64) *int64 { return &v }
+
+func TestResolveUser(t *testing.T) {
+	root := testRootfs(t)
+	for _, tc := range []struct {
+		name    string
+		img     string
+		req     User
+		uid     uint32
+		gid     uint32
+		gids    []uint32
+		user    string
+		home    string
+		errHas  string
+		errKind errdefs.Kind
+	}{
+		{name: "default root", uid: 0, gid: 0, gids: []uint32{0}, user: "root", home: "/root"},
+		{name: "group only", img: ":staff", uid: 0, gid: 50, gids: []uint32{50}, user: "root", home: "/root"},
+		{name: "image name", img: "app", uid: 1000, gid: 1000, gids: []uint32{1000, 44, 29}, user: "app", home: "/home/app"},
+		{name: "image uid", img: "1000", uid: 1000, gid: 1000, gids: []uint32{1000, 44, 29}, user: "app", home: "/home/app"},
+		{name: "image unknown uid", img: "4242", uid: 4242, gid: 0, gids: []uint32{0}, home: "/"},
+		{name: "image uid:gid", img: "1000:50", uid: 1000, gid: 50, gids: []uint32{50, 44, 29}, user: "app", home: "/home/app"},
+		{name: "image user:group", img: "app:staff", uid: 1000, gid: 50, gids: []uint32{50, 44, 29}, user: "app", home: "/home/app"},
+		{name: "image numeric unknown group", img: "app:777", uid: 1000, gid: 777, gids: []uint32{777, 44, 29}, user: "app", home: "/home/app"},
+		{name: "image missing user", img: "ghost", errHas: `user "ghost" not found`, errKind: errdefs.KindInvalidArgument},
+		{name: "image missing group", img: "app:ghosts", errHas: `group "ghosts" not found`, errKind: errdefs.KindInvalidArgument},
+		{name: "run_as_user overrides image", img: "app", req: User{RunAsUser: i64(1)}, uid: 1, gid: 1, gids: []uint32{1}, user: "daemon", home: "/usr/sbin"},
+		{name: "run_as_user unknown", req: User{RunAsUser: i64(5000)}, uid: 5000, gid: 0, gids: []uint32{0}, home: "/"},
+		{name: "run_as_username", req: User{RunAsUsername: "app"}, uid: 1000, gid: 1000, gids: []uint32{1000, 44, 29}, user: "app", home: "/home/app"},
+		{name: "run_as_username missing", req: User{RunAsUsername: "ghost"}, errHas: "run_as_username", errKind: errdefs.KindInvalidArgument},
+		{name: "run_as_group", req: User{RunAsUser: i64(1000), RunAsGroup: i64(3000)}, uid: 1000, gid: 3000, gids: []uint32{3000, 44, 29}, user: "app", home: "/home/app"},
+		{name: "supplemental", req: User{RunAsUser: i64(1000), SupplementalGroups: []int64{44, 9000}}, uid: 1000, gid: 1000, gids: []uint32{1000, 44, 29, 9000}, user: "app", home: "/home/app"},
+		{name: "empty home", img: "nohome", uid: 1001, gid: 1001, gids: []uint32{1001}, user: "nohome", home: "/"},
+		{name: "negative uid", req: User{RunAsUser: i64(-1)}, errHas: "out of range"},
+	} {
+		u, err := ResolveUser(root, ImageConfig{User: tc.img}, tc.req)
+		if tc.errHas != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("%s: got %+v, %v; want error containing %q", tc.name, u, err, tc.errHas)
+			} else if tc.errKind != 0 && errdefs.KindOf(err) != tc.errKind {
+				t.Errorf("%s: kind %v", tc.name, errdefs.KindOf(err))
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if u.UID != tc.uid || u.GID != tc.gid || !slices.Equal(u.AdditionalGids, tc.gids) || u.Name != tc.user || u.Home != tc.home {
+			t.Errorf("%s: got %+v; want uid %d gid %d gids %v name %q home %q", tc.name, u, tc.uid, tc.gid, tc.gids, tc.user, tc.home)
+		}
+	}
+}
+
+func TestResolveUserNoPasswd(t *testing.T) {
+	root := t.TempDir()
+	u, err := ResolveUser(root, ImageConfig{User: "123:456"}, User{})
+	if err != nil || u.UID != 123 || u.GID != 456 {
+		t.Errorf("numeric user without /etc/passwd: %+v, %v", u, err)
+	}
+	if _, err := ResolveUser(root, ImageConfig{User: "app"}, User{}); err == nil {
+		t.Error("named user without /etc/passwd accepted")
+	}
+}
+
+// An image whose /etc/passwd is a symlink to an absolute path must be read
+// inside the rootfs, not from the host.
+func TestResolveUserSymlinkStaysInRootfs(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "other"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "other/passwd"), []byte("inner:x:77:77::/:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/other/passwd", filepath.Join(root, "etc/passwd")); err != nil {
+		t.Fatal(err)
+	}
+	u, err := ResolveUser(root, ImageConfig{User: "inner"}, User{})
+	if err != nil || u.UID != 77 {
+		t.Fatalf("symlinked passwd: %+v, %v", u, err)
+	}
+	// The host's root user is not visible: "root" must not resolve.
+	if _, err := ResolveUser(root, ImageConfig{User: "root"}, User{}); err == nil {
+		t.Error("host /etc/passwd was read through the symlink")
+	}
+}

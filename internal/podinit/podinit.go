@@ -1,0 +1,289 @@
+// Package podinit is floe's replacement for the pause container in pods
+// that share one PID namespace. A PID namespace lives only as long as a
+// process in it (a pinned /proc/PID/ns/pid of a dead init cannot be
+// joined), so floe re-executes itself as a tiny init: PID 1 of a new PID
+// namespace, reaping every orphan reparented to it, exiting on SIGINT or
+// SIGTERM. Containers of the pod join its namespace by path.
+//
+// The init is started through a short-lived launcher (floe re-executed
+// once more) that clones it and exits at once, so the init is never a child
+// of the daemon: it survives daemon restarts like conmon does, and the
+// host's init reaps it when it ends.
+package podinit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// HelperArg is the hidden first argument that makes the floe binary act as
+// the pod init; LauncherArg makes it the launcher. cmd/floe dispatches on
+// both (via IsHelper) before anything else runs.
+const (
+	HelperArg   = "__floe-pod-init"
+	LauncherArg = "__floe-pod-init-launch"
+)
+
+// IsHelper reports whether args (os.Args) ask for the launcher or the init.
+func IsHelper(args []string) bool {
+	return len(args) > 1 && (args[1] == HelperArg || args[1] == LauncherArg)
+}
+
+// Main runs the launcher or the init, as os.Args asks, and exits.
+func Main() {
+	switch os.Args[1] {
+	case LauncherArg:
+		launcherMain(os.Args[2:])
+	case HelperArg:
+		initMain()
+	}
+	os.Exit(2)
+}
+
+// Init identifies a running pod init. StartTime (clock ticks since boot,
+// from /proc/PID/stat) tells it apart from a later process that reuses
+// its pid.
+type Init struct {
+	Pid       int    `json:"pid"`
+	StartTime uint64 `json:"startTime"`
+}
+
+// NsPath is the PID namespace file containers join.
+func (i *Init) NsPath() string { return fmt.Sprintf("/proc/%d/ns/pid", i.Pid) }
+
+// Options for Start.
+type Options struct {
+	// Exe is the floe binary to re-execute; default /proc/self/exe.
+	Exe string
+	// CgroupProcs are cgroup.procs files the init is moved into (e.g. the
+	// pod's cgroup under each v1 controller), so it is accounted to the pod.
+	CgroupProcs []string
+	// Timeout bounds the launch (default 10s).
+	Timeout time.Duration
+}
+
+// Start launches a pod init in a new PID namespace and returns it once it
+// is running.
+func Start(ctx context.Context, opts Options) (*Init, error) {
+	if opts.Exe == "" {
+		opts.Exe = "/proc/self/exe"
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, opts.Exe, append([]string{LauncherArg}, opts.CgroupProcs...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("pod init launcher: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(stdout.String()))
+	if err != nil || pid <= 0 {
+		return nil, fmt.Errorf("pod init launcher printed %q", stdout.String())
+	}
+	start, err := startTime(pid)
+	if err != nil {
+		return nil, fmt.Errorf("pod init %d: %w", pid, err)
+	}
+	return &Init{Pid: pid, StartTime: start}, nil
+}
+
+// Alive reports whether the init still runs (and is still the same process).
+func (i *Init) Alive() bool {
+	st, err := startTime(i.Pid)
+	return err == nil && st == i.StartTime && !zombie(i.Pid)
+}
+
+// Stop ends the init with SIGTERM (SIGKILL after timeout) and waits until
+// it is gone. The kernel then kills every process left in the namespace.
+// Stopping an init that is already gone is not an error.
+func (i *Init) Stop(ctx context.Context, timeout time.Duration) error {
+	if !i.Alive() {
+		return nil
+	}
+	if err := unix.Kill(i.Pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("pod init %d: %w", i.Pid, err)
+	}
+	if i.waitGone(ctx, timeout) {
+		return nil
+	}
+	if i.Alive() {
+		unix.Kill(i.Pid, unix.SIGKILL)
+	}
+	if i.waitGone(ctx, 5*time.Second) {
+		return nil
+	}
+	return fmt.Errorf("pod init %d did not exit", i.Pid)
+}
+
+func (i *Init) waitGone(ctx context.Context, limit time.Duration) bool {
+	// The init is not our child, so there is no wait(2) for it; its exit is
+	// polled, briefly, only during a pod stop.
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if !i.Alive() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return !i.Alive()
+}
+
+// statFields returns the fields of /proc/PID/stat after the command name.
+func statFields(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	return strings.Fields(string(data[i+1:])), nil
+}
+
+func startTime(pid int) (uint64, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	// Field 22 of stat is starttime; f[0] is field 3.
+	if len(f) < 20 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+func zombie(pid int) bool {
+	f, err := statFields(pid)
+	return err != nil || len(f) == 0 || f[0] == "Z" || f[0] == "X"
+}
+
+// launcherMain clones the init into a new PID namespace, moves it into the
+// requested cgroups, prints its pid and exits without waiting for it.
+func launcherMain(cgroupProcs []string) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// The init reports on this pipe once its signal handlers are in place:
+	// PID 1 of a namespace drops signals it has no handler for, so a stop
+	// sent before that point would be lost.
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cmd := exec.Command("/proc/self/exe", HelperArg)
+	cmd.Args[0] = "floe-pod-init" // what ps shows
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.ExtraFiles = []*os.File{readyW} // fd 3
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "start pod init: %v\n", err)
+		os.Exit(1)
+	}
+	readyW.Close()
+	pid := cmd.Process.Pid
+	ready.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := ready.Read(make([]byte, 1)); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		fmt.Fprintf(os.Stderr, "pod init did not report ready: %v\n", err)
+		os.Exit(1)
+	}
+	for _, procs := range cgroupProcs {
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			fmt.Fprintf(os.Stderr, "move pod init into %s: %v\n", procs, err)
+			os.Exit(1)
+		}
+	}
+	fmt.Println(pid)
+	// Exiting orphans the init; the host's init (or nearest subreaper)
+	// becomes its parent.
+	os.Exit(0)
+}
+
+// initMain is PID 1 of the pod: it reaps children until told to stop.
+func initMain() {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGCHLD, unix.SIGINT, unix.SIGTERM)
+	// SIGHUP and friends would kill a process without handlers; as PID 1
+	// of its namespace it gets only signals it handles from inside, but
+	// the daemon's namespace can send any.
+	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGUSR1, unix.SIGUSR2)
+	if ready := os.NewFile(3, "ready"); ready != nil {
+		ready.Write([]byte{1})
+		ready.Close()
+	}
+	reap()
+	for sig := range sigs {
+		switch sig {
+		case unix.SIGCHLD:
+			reap()
+		default:
+			os.Exit(0)
+		}
+	}
+}
+
+// reap collects every exited child; one SIGCHLD may stand for several.
+func reap() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
+}
+
+// NamespaceOf returns the PID namespace inode of pid (as in
+// /proc/PID/ns/pid), used to tell which processes live in a pod.
+func NamespaceOf(pid int) (string, error) {
+	return os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+}
+
+// ProcessesIn lists host pids whose PID namespace is ns, with their state
+// letter (R, S, Z, ...).
+func ProcessesIn(ns string) (map[int]string, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]string{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if n, err := NamespaceOf(pid); err != nil || n != ns {
+			continue
+		}
+		if f, err := statFields(pid); err == nil && len(f) > 0 {
+			out[pid] = f[0]
+		}
+	}
+	return out, nil
+}
