@@ -19,6 +19,7 @@ import (
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/nspin"
 	"github.com/floe-cri/floe/internal/podfiles"
+	"github.com/floe-cri/floe/internal/reserve"
 	"github.com/floe-cri/floe/internal/store"
 )
 
@@ -48,24 +49,14 @@ type Manager struct {
 	// helper process or database writes, so lists stay prompt while one
 	// sandbox is slow.
 	mu        sync.Mutex
-	sandboxes map[string]*Sandbox  // every known sandbox, by id
-	byKey     map[string]string    // reservation key -> sandbox id
-	inflight  map[string]*creation // reservation key -> creation under way
+	sandboxes map[string]*Sandbox          // every known sandbox, by id
+	byKey     map[string]string            // reservation key -> sandbox id
+	inflight  map[string]*reserve.Creation // reservation key -> creation under way
 	opLocks   map[string]*sync.Mutex
 
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
-}
-
-// creation is one RunPodSandbox being carried out, possibly outliving the
-// request that started it.
-type creation struct {
-	id      string
-	hash    string
-	done    chan struct{}
-	err     error
-	waiters []context.Context // live callers waiting for the result
 }
 
 // New returns a Manager; call Restore before serving requests.
@@ -78,7 +69,7 @@ func New(opts Options) *Manager {
 		log:       opts.Log,
 		sandboxes: map[string]*Sandbox{},
 		byKey:     map[string]string{},
-		inflight:  map[string]*creation{},
+		inflight:  map[string]*reserve.Creation{},
 		opLocks:   map[string]*sync.Mutex{},
 		stop:      make(chan struct{}),
 	}
@@ -111,14 +102,14 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (string, error) {
 
 	m.mu.Lock()
 	if c, ok := m.inflight[key]; ok {
-		if c.hash != hash {
+		if c.Hash != hash {
 			m.mu.Unlock()
-			return "", errdefs.AlreadyExists("pod sandbox name %q is reserved for sandbox %s, which is being created with a different configuration", key, c.id)
+			return "", errdefs.AlreadyExists("pod sandbox name %q is reserved for sandbox %s, which is being created with a different configuration", key, c.ID)
 		}
-		c.waiters = append(c.waiters, ctx)
+		c.AddWaiter(ctx)
 		m.mu.Unlock()
-		m.log.Info("retry of a sandbox creation in progress: waiting for it", "pod", c.id, "name", key)
-		return m.wait(ctx, c)
+		m.log.Info("retry of a sandbox creation in progress: waiting for it", "pod", c.ID, "name", key)
+		return c.Wait(ctx, "sandbox")
 	}
 	if id, ok := m.byKey[key]; ok {
 		sb := m.sandboxes[id]
@@ -135,7 +126,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (string, error) {
 		m.mu.Unlock()
 		return "", errdefs.AlreadyExists("pod sandbox name %q is already reserved for sandbox %s", key, id)
 	}
-	c := &creation{id: ids.New(), hash: hash, done: make(chan struct{}), waiters: []context.Context{ctx}}
+	c := reserve.New(ids.New(), hash, ctx)
 	m.inflight[key] = c
 	m.mu.Unlock()
 
@@ -146,53 +137,34 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (string, error) {
 		defer m.wg.Done()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.CreateTimeout)
 		defer cancel()
-		sb, err := m.create(cctx, c.id, spec, hash)
+		sb, err := m.create(cctx, c.ID, spec, hash)
 		m.finish(key, c, sb, err)
 	}()
-	return m.wait(ctx, c)
-}
-
-func (m *Manager) wait(ctx context.Context, c *creation) (string, error) {
-	select {
-	case <-c.done:
-		if c.err != nil {
-			return "", c.err
-		}
-		return c.id, nil
-	case <-ctx.Done():
-		return "", fmt.Errorf("sandbox %s is still being created; retry the same request to get it: %w", c.id, ctx.Err())
-	}
+	return c.Wait(ctx, "sandbox")
 }
 
 // finish publishes a finished creation. The sandbox is claimed when at
 // least one caller is still waiting; otherwise it is kept unclaimed for the
 // retry and removed after the grace period.
-func (m *Manager) finish(key string, c *creation, sb *Sandbox, err error) {
+func (m *Manager) finish(key string, c *reserve.Creation, sb *Sandbox, err error) {
 	if err != nil {
-		c.err = classify(err)
 		m.mu.Lock()
 		delete(m.inflight, key)
 		m.mu.Unlock()
-		close(c.done)
+		c.Finish(classify(err))
 		return
 	}
 	m.mu.Lock()
-	claimed := false
-	for _, w := range c.waiters {
-		if w.Err() == nil {
-			claimed = true
-		}
-	}
+	claimed := c.Claimed()
 	m.mu.Unlock()
 	sb.State = StateReady
 	sb.Unclaimed = !claimed
 	if err := m.opts.DB.Put(store.Sandboxes, sb.ID, sb); err != nil {
-		c.err = fmt.Errorf("record sandbox %s: %w", sb.ID, err)
 		m.undo(sb)
 		m.mu.Lock()
 		delete(m.inflight, key)
 		m.mu.Unlock()
-		close(c.done)
+		c.Finish(fmt.Errorf("record sandbox %s: %w", sb.ID, err))
 		return
 	}
 	m.mu.Lock()
@@ -200,7 +172,7 @@ func (m *Manager) finish(key string, c *creation, sb *Sandbox, err error) {
 	m.byKey[key] = sb.ID
 	delete(m.inflight, key)
 	m.mu.Unlock()
-	close(c.done)
+	c.Finish(nil)
 	if !claimed {
 		m.log.Warn("sandbox finished after its caller gave up; keeping it for the retry", "pod", sb.ID, "name", key, "grace", m.opts.AbandonedGrace)
 		m.scheduleAbandonCheck(sb.ID)
