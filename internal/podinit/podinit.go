@@ -194,7 +194,9 @@ func launcherMain(cgroupProcs []string) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{readyW} // fd 3
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
+	// A mount namespace of its own too: the init confines itself to an
+	// empty root (see confine).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Setsid: true}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "start pod init: %v\n", err)
 		os.Exit(1)
@@ -202,10 +204,12 @@ func launcherMain(cgroupProcs []string) {
 	readyW.Close()
 	pid := cmd.Process.Pid
 	ready.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := ready.Read(make([]byte, 1)); err != nil {
+	msg := make([]byte, 512)
+	n, err := ready.Read(msg)
+	if err != nil || n != 1 || msg[0] != readyByte {
 		cmd.Process.Kill()
 		cmd.Wait()
-		fmt.Fprintf(os.Stderr, "pod init did not report ready: %v\n", err)
+		fmt.Fprintf(os.Stderr, "pod init did not report ready: %v %s\n", err, msg[:n])
 		os.Exit(1)
 	}
 	for _, procs := range cgroupProcs {
@@ -230,10 +234,13 @@ func initMain() {
 	// of its namespace it gets only signals it handles from inside, but
 	// the daemon's namespace can send any.
 	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGUSR1, unix.SIGUSR2)
-	if ready := os.NewFile(3, "ready"); ready != nil {
-		ready.Write([]byte{1})
-		ready.Close()
+	ready := os.NewFile(3, "ready")
+	if err := confine(); err != nil {
+		ready.Write([]byte(err.Error()))
+		os.Exit(1)
 	}
+	ready.Write([]byte{readyByte})
+	ready.Close()
 	reap()
 	for sig := range sigs {
 		switch sig {
@@ -243,6 +250,54 @@ func initMain() {
 			os.Exit(0)
 		}
 	}
+}
+
+// readyByte is what the init writes on the ready pipe when it is set up;
+// anything else is an error message.
+const readyByte = 1
+
+// nobody is the uid and gid the init runs as.
+const nobody = 65534
+
+// confine takes from the init everything a container of the pod could
+// reach through it. Containers that join the PID namespace see the init as
+// PID 1, and /proc/1/root and /proc/1/cwd lead to its root: it must not be
+// the host's. So, in its own mount namespace, the init moves onto an empty
+// read-only tmpfs, then becomes nobody, which drops every capability (on
+// all threads: Go's Setuid applies to the whole process).
+func confine() error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	// /tmp exists on every host; the tmpfs hides it only in this namespace.
+	const dir = "/tmp"
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,mode=0555"); err != nil {
+		return fmt.Errorf("mount empty root: %w", err)
+	}
+	if err := unix.Chdir(dir); err != nil {
+		return err
+	}
+	// pivot_root(".", ".") stacks the old root on the new one; detaching
+	// it leaves only the empty tmpfs.
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setgid(nobody); err != nil {
+		return fmt.Errorf("setgid: %w", err)
+	}
+	if err := syscall.Setuid(nobody); err != nil {
+		return fmt.Errorf("setuid: %w", err)
+	}
+	return nil
 }
 
 // reap collects every exited child; one SIGCHLD may stand for several.

@@ -79,6 +79,14 @@ func TestInitIsPID1AndReapsOrphans(t *testing.T) {
 	if ns == self {
 		t.Fatal("init shares the test's PID namespace")
 	}
+	// Confined: nobody, no capabilities, an empty root of its own.
+	status := readFile(fmt.Sprintf("/proc/%d/status", in.Pid))
+	if !strings.Contains(status, "\nUid:\t65534\t65534\t65534\t65534\n") || !strings.Contains(status, "\nCapEff:\t0000000000000000\n") || !strings.Contains(status, "\nCapPrm:\t0000000000000000\n") {
+		t.Errorf("init not confined:\n%s", status)
+	}
+	if entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/root/", in.Pid)); err != nil || len(entries) != 0 {
+		t.Errorf("init root is not empty: %v %v", len(entries), err)
+	}
 	// The init is not the test's child: it must outlive the daemon.
 	if ppid := parentOf(t, in.Pid); ppid == os.Getpid() {
 		t.Errorf("init's parent is the test process")
