@@ -38,6 +38,7 @@ type Config struct {
 	Sandbox        SandboxConfig      `toml:"sandbox" comment:"Pod sandbox settings."`
 	DefaultRuntime string             `toml:"default_runtime" comment:"Runtime handler used when a pod names none (RuntimeClass handler \"\")."`
 	Runtimes       map[string]Runtime `toml:"runtimes" comment:"OCI runtime handlers, one table per RuntimeClass handler name."`
+	Containers     ContainersConfig   `toml:"containers" comment:"Container settings."`
 	Storage        StorageConfig      `toml:"storage" comment:"Image and container layer storage (containers/storage), shared with podman when the paths match."`
 	Images         ImagesConfig       `toml:"images" comment:"Image pulls."`
 	Registries     RegistriesConfig   `toml:"registries" comment:"Registry resolution through registries.conf (search registries, mirrors, insecure and blocked registries)."`
@@ -104,6 +105,13 @@ type Runtime struct {
 	RuntimePath string `toml:"runtime_path" comment:"Path of the OCI runtime binary."`
 	RuntimeRoot string `toml:"runtime_root" comment:"State root passed as --root; empty keeps the runtime's own default so 'runc list' works without flags."`
 	RuntimeType string `toml:"runtime_type" comment:"Only \"oci\" is supported."`
+	MonitorPath string `toml:"monitor_path" comment:"Path of conmon, the per-container monitor."`
+}
+
+// ContainersConfig configures containers.
+type ContainersConfig struct {
+	LogSizeMax          Size     `toml:"log_size_max" comment:"Largest a container log may grow before conmon truncates it (bytes or 10Mi); 0 means unlimited (the kubelet rotates logs itself)."`
+	DefaultCapabilities []string `toml:"default_capabilities" comment:"Capabilities of a non-privileged container before its add/drop lists."`
 }
 
 // Default returns the built-in configuration.
@@ -130,7 +138,14 @@ func Default() *Config {
 		},
 		DefaultRuntime: "runc",
 		Runtimes: map[string]Runtime{
-			"runc": {RuntimePath: "/usr/sbin/runc", RuntimeType: "oci"},
+			"runc": {RuntimePath: "/usr/sbin/runc", RuntimeType: "oci", MonitorPath: "/usr/bin/conmon"},
+		},
+		Containers: ContainersConfig{
+			DefaultCapabilities: []string{
+				"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+				"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+				"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+			},
 		},
 		Storage: StorageConfig{
 			Root:         "/var/lib/containers/storage",

@@ -87,6 +87,9 @@ func (c *Config) Validate() error {
 		if rt.RuntimeRoot != "" && !filepath.IsAbs(rt.RuntimeRoot) {
 			return fmt.Errorf("key \"runtimes.%s.runtime_root\": %q is not an absolute path", name, rt.RuntimeRoot)
 		}
+		if rt.MonitorPath != "" && !filepath.IsAbs(rt.MonitorPath) {
+			return fmt.Errorf("key \"runtimes.%s.monitor_path\": %q is not an absolute path", name, rt.MonitorPath)
+		}
 		if rt.RuntimeType != "" && rt.RuntimeType != "oci" {
 			return fmt.Errorf("key \"runtimes.%s.runtime_type\": %q is not allowed; only \"oci\"", name, rt.RuntimeType)
 		}

@@ -13,14 +13,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/config"
+	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/diagnose"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/internal/logging"
 	"github.com/floe-cri/floe/internal/metrics"
+	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/ocifeatures"
+	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/server"
 	"github.com/floe-cri/floe/internal/statelock"
@@ -94,6 +98,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		Handlers:       handlers,
 		DefaultHandler: cfg.DefaultRuntime,
 		HostResolvConf: "/etc/resolv.conf",
+		CgroupDriver:   cfg.CgroupManager,
 		Log:            log,
 	})
 	defer sandboxes.Close()
@@ -132,6 +137,19 @@ func Run(cfg *config.Config, reload Reloader) error {
 			log.Error("image store shutdown", "err", err)
 		}
 	}()
+
+	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, log)
+	defer closeMonitors()
+	if containers != nil {
+		defer containers.Close()
+		sandboxes.SetContainers(containers)
+		restoreCtx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		err := containers.Restore(restoreCtx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
 
 	mets.RegisterStates("pod_sandboxes", "Pod sandboxes by state.", func() map[string]int {
 		counts := map[string]int{string(sandbox.StateReady): 0, string(sandbox.StateNotReady): 0}
@@ -178,7 +196,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 		handlerFeatures[name] = f
 	}
-	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
+	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Containers: containers, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
 		HandlerFeatures: handlerFeatures, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -207,6 +225,54 @@ func Run(cfg *config.Config, reload Reloader) error {
 			return nil
 		}
 	}
+}
+
+// startContainers sets up one conmon monitor per runtime handler and the
+// container core. Without a usable monitor floe still serves pods and
+// images, and container RPCs say why they cannot work.
+func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, log *slog.Logger) (*container.Manager, func()) {
+	monitors := map[string]*monitor.Monitor{}
+	closeAll := func() {
+		for _, m := range monitors {
+			m.Close()
+		}
+	}
+	for name, rt := range cfg.Runtimes {
+		m, err := monitor.New(monitor.Config{
+			ConmonPath:    rt.MonitorPath,
+			RuntimePath:   rt.RuntimePath,
+			RuntimeRoot:   rt.RuntimeRoot,
+			SystemdCgroup: cfg.CgroupManager == "systemd",
+			ExitDir:       filepath.Join(cfg.RunDir, "exits", name),
+			SocketDir:     filepath.Join(cfg.RunDir, "s"),
+			LogSizeMax:    int64(cfg.Containers.LogSizeMax),
+			Log:           log.With("handler", name),
+		})
+		if err != nil {
+			log.Error("runtime handler cannot run containers", "handler", name, "err", err)
+			continue
+		}
+		monitors[name] = m
+	}
+	if len(monitors) == 0 {
+		log.Error("no runtime handler can run containers; container RPCs will fail")
+		return nil, closeAll
+	}
+	return container.New(container.Options{
+		DB:           db,
+		Images:       imgs,
+		Monitors:     monitors,
+		Sandboxes:    sandboxes,
+		CgroupDriver: cfg.CgroupManager,
+		BundleDir:    filepath.Join(cfg.RunDir, "containers"),
+		Spec: ocispec.Options{
+			DefaultCapabilities: cfg.Containers.DefaultCapabilities,
+			CgroupV2:            cgroups.IsUnified(),
+			Log:                 log,
+		},
+		CreateTimeout: cfg.Sandbox.CreateTimeout.Std(),
+		Log:           log,
+	}), closeAll
 }
 
 // reloadConfig applies the parts of the configuration that can change

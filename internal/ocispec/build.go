@@ -77,7 +77,7 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	resources, err := buildResources(c.Resources, opts.CgroupV2)
+	resources, err := LinuxResources(c.Resources, opts.CgroupV2)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +170,9 @@ func namespaces(ns Namespaces) []specs.LinuxNamespace {
 
 var hugepageSize = regexp.MustCompile(`^[1-9][0-9]*[KMG]B$`)
 
-func buildResources(r Resources, cgroupV2 bool) (*specs.LinuxResources, error) {
+// LinuxResources converts Resources into the OCI form, for Build and for
+// live updates (UpdateContainerResources).
+func LinuxResources(r Resources, cgroupV2 bool) (*specs.LinuxResources, error) {
 	out := &specs.LinuxResources{}
 	cpu := &specs.LinuxCPU{}
 	setCPU := false

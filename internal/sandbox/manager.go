@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -14,11 +15,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/ids"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/nspin"
 	"github.com/floe-cri/floe/internal/podfiles"
+	"github.com/floe-cri/floe/internal/podinit"
 	"github.com/floe-cri/floe/internal/reserve"
 	"github.com/floe-cri/floe/internal/store"
 )
@@ -37,7 +40,17 @@ type Options struct {
 	Handlers       []string
 	DefaultHandler string
 	HostResolvConf string
-	Log            *slog.Logger
+	// CgroupDriver is how the kubelet's CgroupParent is read ("cgroupfs"
+	// or "systemd").
+	CgroupDriver string
+	Log          *slog.Logger
+}
+
+// Containers is what the sandbox core needs of the container core: a
+// stopped pod's containers are stopped, a removed pod's removed.
+type Containers interface {
+	StopPod(ctx context.Context, sandboxID string, timeout time.Duration) error
+	RemovePod(ctx context.Context, sandboxID string) error
 }
 
 // Manager owns every sandbox of this daemon.
@@ -54,10 +67,15 @@ type Manager struct {
 	inflight  map[string]*reserve.Creation // reservation key -> creation under way
 	opLocks   map[string]*sync.Mutex
 
+	containers Containers
+
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
+
+// SetContainers connects the container core (created after this one).
+func (m *Manager) SetContainers(c Containers) { m.containers = c }
 
 // New returns a Manager; call Restore before serving requests.
 func New(opts Options) *Manager {
@@ -241,6 +259,11 @@ func (m *Manager) validate(spec *Spec) error {
 	if !known {
 		return errdefs.InvalidArgument("runtime_handler", "%q is not configured; configured handlers: %s", spec.RuntimeHandler, strings.Join(m.opts.Handlers, ", "))
 	}
+	// A parent in the other driver's form is refused with both settings
+	// named (a slice name under cgroupfs is expanded, which is safe).
+	if _, err := cgroups.ParentPath(m.opts.CgroupDriver, spec.CgroupParent); err != nil {
+		return err
+	}
 	if err := podfiles.ValidateDNS(spec.DNS); err != nil {
 		return errdefs.InvalidArgument("config.dns_config", "%v", err)
 	}
@@ -309,6 +332,17 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	if err := nspin.Pin(nspin.Request{NetPath: sb.NetnsPath, IPCPath: sb.IPCPath, UTSPath: sb.UTSPath, Hostname: hostname}); err != nil {
 		return fail("pin namespaces", err)
 	}
+	if spec.PIDMode == ModePod {
+		init, err := podinit.Start(ctx, podinit.Options{CgroupProcs: m.podCgroupProcs(spec.CgroupParent)})
+		if err != nil {
+			return fail("start pod init", err)
+		}
+		sb.PodInit = init
+		if err := m.opts.DB.Put(store.Sandboxes, id, sb); err != nil {
+			return fail("record pod init", err)
+		}
+		log.Info("pod init started for the shared PID namespace", "pid", init.Pid)
+	}
 	if sb.NetnsPath != "" {
 		att, err := m.opts.Network.Plan(m.podInfo(sb))
 		if err != nil {
@@ -374,6 +408,12 @@ func (m *Manager) undo(sb *Sandbox) {
 // release tears down the network, unpins namespaces and unmounts shm. Each
 // step is idempotent, so it can be repeated after a failure or a crash.
 func (m *Manager) release(ctx context.Context, sb *Sandbox) error {
+	if sb.PodInit != nil && sb.PodInit.Alive() {
+		// Ending PID 1 ends every process left in the namespace.
+		if err := sb.PodInit.Stop(ctx, 10*time.Second); err != nil {
+			return fmt.Errorf("stop pod init: %w", err)
+		}
+	}
 	if sb.Network != nil && !sb.NetworkDown {
 		start := time.Now()
 		if err := m.opts.Network.Teardown(ctx, m.podInfo(sb), sb.Network); err != nil {
@@ -431,7 +471,15 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 	if sb, err = m.resolve(sb.ID); err != nil {
 		return nil
 	}
-	releaseErr := m.release(ctx, sb)
+	// Containers still running are killed: the kubelet has already given
+	// each its grace period through StopContainer.
+	var releaseErr error
+	if m.containers != nil {
+		releaseErr = m.containers.StopPod(ctx, sb.ID, 0)
+	}
+	if releaseErr == nil {
+		releaseErr = m.release(ctx, sb)
+	}
 	if releaseErr == nil {
 		sb.State = StateNotReady
 	}
@@ -464,6 +512,11 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	}
 	if err := m.Stop(ctx, sb.ID); err != nil {
 		return err
+	}
+	if m.containers != nil {
+		if err := m.containers.RemovePod(ctx, sb.ID); err != nil {
+			return fmt.Errorf("remove containers of pod sandbox %s: %w", sb.ID, err)
+		}
 	}
 	l := m.opLock(sb.ID)
 	l.Lock()
@@ -576,7 +629,37 @@ func (m *Manager) Restore(ctx context.Context) error {
 	return nil
 }
 
+// podCgroupProcs are the cgroup.procs files of the pod's cgroup (created by
+// the kubelet) in every hierarchy where it exists, so the pod init is
+// accounted to the pod.
+func (m *Manager) podCgroupProcs(parent string) []string {
+	if parent == "" {
+		return nil
+	}
+	path, err := cgroups.ParentPath(m.opts.CgroupDriver, parent)
+	if err != nil || !filepath.IsAbs(path) {
+		return nil
+	}
+	var out []string
+	candidates := []string{filepath.Join("/sys/fs/cgroup", path, "cgroup.procs")}
+	if !cgroups.IsUnified() {
+		candidates = nil
+		for _, ctrl := range []string{"cpu", "cpuacct", "memory", "pids", "blkio", "cpuset", "devices", "freezer"} {
+			candidates = append(candidates, filepath.Join("/sys/fs/cgroup", ctrl, path, "cgroup.procs"))
+		}
+	}
+	for _, c := range candidates {
+		if _, err := os.Stat(c); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func (m *Manager) pinsIntact(sb *Sandbox) bool {
+	if sb.PodInit != nil && !sb.PodInit.Alive() {
+		return false
+	}
 	for _, p := range []string{sb.NetnsPath, sb.IPCPath, sb.UTSPath} {
 		if p != "" && !nspin.IsPinned(p) {
 			return false

@@ -14,6 +14,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/podfiles"
+	"github.com/floe-cri/floe/internal/podinit"
 )
 
 // State of a sandbox, as the kubelet sees it.
@@ -95,6 +96,9 @@ type Sandbox struct {
 	// NetworkDown is set once DEL succeeded, so a repeated stop does not
 	// run DEL again.
 	NetworkDown bool `json:"networkDown,omitempty"`
+	// PodInit is PID 1 of the pod's shared PID namespace, when the pod
+	// asked for one (PID namespace mode POD).
+	PodInit *podinit.Init `json:"podInit,omitempty"`
 }
 
 // Files returns the per-pod file locations.

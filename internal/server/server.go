@@ -21,6 +21,7 @@ import (
 	"k8s.io/cri-streaming/pkg/streaming"
 
 	"github.com/floe-cri/floe/internal/config"
+	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/metrics"
@@ -34,9 +35,11 @@ import (
 type Deps struct {
 	Config    *config.Config
 	Sandboxes *sandbox.Manager
-	Network   *network.Manager
-	Images    *images.Service
-	Metrics   *metrics.Metrics
+	// Containers is nil when no container monitor could be set up.
+	Containers *container.Manager
+	Network    *network.Manager
+	Images     *images.Service
+	Metrics    *metrics.Metrics
 	// HandlerFeatures are what each runtime handler's features document
 	// says it supports, probed at startup.
 	HandlerFeatures map[string]ocifeatures.Features

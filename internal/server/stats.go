@@ -7,6 +7,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/stats"
 )
@@ -58,7 +59,7 @@ func (s *Server) podStats(sb *sandbox.Sandbox) *runtimeapi.PodSandboxStats {
 	if sb.State != sandbox.StateReady {
 		return out
 	}
-	if path := podCgroupPath(sb.Spec.CgroupParent); path != "" && s.deps.Stats != nil {
+	if path := s.podCgroupPath(sb.Spec.CgroupParent); path != "" && s.deps.Stats != nil {
 		cg, err := s.deps.Stats.Read(path)
 		if err != nil {
 			if !errors.Is(err, stats.ErrNoCgroup) {
@@ -99,14 +100,22 @@ func (s *Server) podStats(sb *sandbox.Sandbox) *runtimeapi.PodSandboxStats {
 	return out
 }
 
-// podCgroupPath is where a cgroupfs-style CgroupParent lives in each
-// hierarchy. systemd slice names are expanded by the cgroups package once
-// the systemd driver is usable; until then they are not read.
-func podCgroupPath(parent string) string {
-	if !strings.HasPrefix(parent, "/") {
+// podCgroupPath is where the pod's CgroupParent lives in each hierarchy
+// ("" when the pod has none).
+func (s *Server) podCgroupPath(parent string) string {
+	if parent == "" {
 		return ""
 	}
-	return parent
+	p, err := cgroups.ParentPath(s.deps.Config.CgroupManager, parent)
+	if err != nil {
+		return ""
+	}
+	if !strings.HasPrefix(p, "/") { // a systemd slice name
+		if p, err = cgroups.ExpandSlice(p); err != nil {
+			return ""
+		}
+	}
+	return p
 }
 
 func u64(v uint64) *runtimeapi.UInt64Value { return &runtimeapi.UInt64Value{Value: v} }

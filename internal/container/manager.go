@@ -1,0 +1,742 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/floe-cri/floe/internal/cgroups"
+	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/ids"
+	"github.com/floe-cri/floe/internal/images"
+	"github.com/floe-cri/floe/internal/monitor"
+	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/internal/reserve"
+	"github.com/floe-cri/floe/internal/sandbox"
+	"github.com/floe-cri/floe/internal/store"
+)
+
+// Sandboxes is what the container core needs of the sandbox core.
+type Sandboxes interface {
+	Get(idOrPrefix string) (*sandbox.Sandbox, error)
+}
+
+// Options configure a Manager.
+type Options struct {
+	DB        *store.DB
+	Images    *images.Service
+	Monitors  map[string]*monitor.Monitor // by runtime handler
+	Sandboxes Sandboxes
+	// CgroupDriver is "cgroupfs" or "systemd".
+	CgroupDriver string
+	// BundleDir holds one bundle directory per container.
+	BundleDir     string
+	Spec          ocispec.Options
+	CreateTimeout time.Duration
+	Log           *slog.Logger
+}
+
+// Manager owns every container of this daemon.
+type Manager struct {
+	opts Options
+	log  *slog.Logger
+
+	// mu guards the maps; it is never held across calls to the runtime,
+	// conmon, the image store or the database.
+	mu         sync.Mutex
+	containers map[string]*Container
+	byKey      map[string]string
+	inflight   map[string]*reserve.Creation
+	opLocks    map[string]*sync.Mutex
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New returns a Manager; call Restore before serving requests.
+func New(opts Options) *Manager {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.CreateTimeout == 0 {
+		opts.CreateTimeout = 4 * time.Minute
+	}
+	return &Manager{
+		opts: opts, log: opts.Log,
+		containers: map[string]*Container{},
+		byKey:      map[string]string{},
+		inflight:   map[string]*reserve.Creation{},
+		opLocks:    map[string]*sync.Mutex{},
+		stop:       make(chan struct{}),
+	}
+}
+
+// Close stops the exit watchers and timers; containers keep running.
+func (m *Manager) Close() {
+	m.stopOnce.Do(func() { close(m.stop) })
+	m.wg.Wait()
+}
+
+func (m *Manager) opLock(id string) *sync.Mutex {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.opLocks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		m.opLocks[id] = l
+	}
+	return l
+}
+
+// Create makes a container in a ready sandbox, or returns the one an
+// identical earlier request created after its caller gave up.
+func (m *Manager) Create(ctx context.Context, sandboxID string, spec Spec) (string, error) {
+	if spec.Name == "" {
+		return "", errdefs.InvalidArgument("config.metadata.name", "must not be empty")
+	}
+	if spec.Image == "" {
+		return "", errdefs.InvalidArgument("config.image.image", "must not be empty")
+	}
+	sb, err := m.opts.Sandboxes.Get(sandboxID)
+	if err != nil {
+		return "", err
+	}
+	if sb.State != sandbox.StateReady {
+		return "", errdefs.FailedPrecondition("pod sandbox %s is not ready; cannot create container %q in it", sb.ID, spec.Name)
+	}
+	key, hash := reservationKey(sb.ID, &spec), spec.hash()
+	m.mu.Lock()
+	if c, ok := m.inflight[key]; ok {
+		if c.Hash != hash {
+			m.mu.Unlock()
+			return "", errdefs.AlreadyExists("container name %q is reserved for container %s, which is being created with a different configuration", key, c.ID)
+		}
+		c.AddWaiter(ctx)
+		m.mu.Unlock()
+		return c.Wait(ctx, "container")
+	}
+	if id, ok := m.byKey[key]; ok {
+		c := m.containers[id]
+		if c.Unclaimed && c.SpecHash == hash {
+			c.Unclaimed = false
+			rec := c.clone()
+			m.mu.Unlock()
+			return id, m.opts.DB.Put(store.Containers, id, rec)
+		}
+		m.mu.Unlock()
+		return "", errdefs.AlreadyExists("container name %q is already reserved for container %s", key, id)
+	}
+	cr := reserve.New(ids.New(), hash, ctx)
+	m.inflight[key] = cr
+	m.mu.Unlock()
+
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.CreateTimeout)
+		defer cancel()
+		c, err := m.create(cctx, cr.ID, sb, spec, hash)
+		m.finish(key, cr, c, err)
+	}()
+	return cr.Wait(ctx, "container")
+}
+
+func (m *Manager) finish(key string, cr *reserve.Creation, c *Container, err error) {
+	if err == nil {
+		m.mu.Lock()
+		c.Unclaimed = !cr.Claimed()
+		m.mu.Unlock()
+		c.State = StateCreated
+		if err = m.opts.DB.Put(store.Containers, c.ID, c); err != nil {
+			m.undo(c)
+		}
+	}
+	m.mu.Lock()
+	if err == nil {
+		m.containers[c.ID] = c
+		m.byKey[key] = c.ID
+	}
+	delete(m.inflight, key)
+	m.mu.Unlock()
+	cr.Finish(err)
+	if err == nil && c.Unclaimed {
+		m.log.Warn("container finished creating after its caller gave up; keeping it for the retry", "container", c.ID)
+		m.scheduleAbandonCheck(c.ID)
+	}
+}
+
+// abandonedGrace is how long an unclaimed container waits for the retry.
+const abandonedGrace = 5 * time.Minute
+
+func (m *Manager) scheduleAbandonCheck(id string) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTimer(abandonedGrace)
+		defer t.Stop()
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		m.mu.Lock()
+		c, ok := m.containers[id]
+		unclaimed := ok && c.Unclaimed
+		m.mu.Unlock()
+		if unclaimed {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := m.Remove(ctx, id); err != nil {
+				m.log.Error("remove abandoned container", "container", id, "err", err)
+			}
+		}
+	}()
+}
+
+// create does the work of Create. Every side effect is preceded by a
+// database record so a crash can be undone by Restore.
+func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, spec Spec, hash string) (*Container, error) {
+	log := m.log.With("container", id, "pod", sb.ID, "name", spec.Name)
+	mon, ok := m.opts.Monitors[sb.Spec.RuntimeHandler]
+	if !ok {
+		return nil, errdefs.FailedPrecondition("runtime handler %q of pod %s has no monitor", sb.Spec.RuntimeHandler, sb.ID)
+	}
+	img, err := m.opts.Images.Status(spec.Image)
+	if err != nil {
+		if errdefs.KindOf(err) == errdefs.KindNotFound {
+			return nil, errdefs.NotFound("image %q is not present; pull it first: %v", spec.Image, err)
+		}
+		return nil, err
+	}
+	c := &Container{
+		ID: id, SandboxID: sb.ID, Spec: spec, SpecHash: hash, State: StateCreating,
+		Handler: sb.Spec.RuntimeHandler, ImageID: img.ID, ImageRef: imageRef(img),
+		CreatedAt: time.Now().UnixNano(),
+		Bundle:    filepath.Join(m.opts.BundleDir, id),
+		LogPath:   logPath(sb, spec, id, filepath.Join(m.opts.BundleDir, id)),
+	}
+	fail := func(step string, err error) (*Container, error) {
+		log.Error("create container failed; undoing", "step", step, "err", err)
+		m.undo(c)
+		if errdefs.KindOf(err) != errdefs.KindUnknown {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s for container %q: %w", step, spec.Name, err)
+	}
+	if err := m.opts.DB.Put(store.Containers, id, c); err != nil {
+		return fail("record container", err)
+	}
+	storeName := fmt.Sprintf("%s_%s_%s_%s", spec.Name, sb.Spec.Name, sb.Spec.Namespace, id[:12])
+	if c.Rootfs, err = m.opts.Images.CreateContainerLayer(img.ID, id, storeName); err != nil {
+		return fail("create rootfs", err)
+	}
+	oc, err := m.ociContainer(c, sb, img)
+	if err != nil {
+		return fail("prepare spec", err)
+	}
+	if sig, err := ocispec.StopSignal(oc.Image.StopSignal); err == nil {
+		c.StopSignal = int(sig)
+	} else {
+		c.StopSignal = int(syscall.SIGTERM)
+	}
+	s, err := ocispec.Build(oc, m.opts.Spec)
+	if err != nil {
+		return fail("build OCI spec", err)
+	}
+	if err := writeBundle(c.Bundle, s); err != nil {
+		return fail("write bundle", err)
+	}
+	if dir := filepath.Dir(c.LogPath); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fail("create log directory", err)
+		}
+	}
+	mc, err := mon.Create(ctx, monitor.CreateOptions{ID: id, Bundle: c.Bundle, LogPath: c.LogPath, Terminal: oc.TTY, Stdin: oc.Stdin})
+	if err != nil {
+		return fail("create container", err)
+	}
+	c.Monitor = mc
+	log.Info("container created", "image", spec.Image, "pid", mc.Pid)
+	return c, nil
+}
+
+// ociContainer completes the CRI-derived description with what comes
+// from the image, the rootfs and the pod.
+func (m *Manager) ociContainer(c *Container, sb *sandbox.Sandbox, img *images.Image) (*ocispec.Container, error) {
+	oc := c.Spec.OCI
+	oc.ID = c.ID
+	oc.Rootfs = c.Rootfs
+	if cfg := img.Config; cfg != nil {
+		oc.Image = ocispec.ImageConfig{
+			Entrypoint: cfg.Config.Entrypoint, Cmd: cfg.Config.Cmd, Env: cfg.Config.Env,
+			WorkingDir: cfg.Config.WorkingDir, User: cfg.Config.User, StopSignal: cfg.Config.StopSignal,
+		}
+	}
+	hostname := sb.Spec.Hostname
+	if hostname == "" {
+		hostname = sb.Spec.Name
+	}
+	if sb.Spec.NetworkMode == sandbox.ModeNode {
+		hostname, _ = os.Hostname()
+	}
+	oc.Hostname = hostname
+	files := sb.Files()
+	oc.PodFiles = ocispec.PodFiles{ResolvConf: files.ResolvConf, Hostname: files.Hostname, Shm: files.Shm}
+	// The kubelet manages /etc/hosts itself (it sends a mount); a
+	// host-network pod sees the node's.
+	if sb.Spec.NetworkMode != sandbox.ModeNode {
+		oc.PodFiles.Hosts = files.Hosts
+	}
+	ns := ocispec.Namespaces{
+		NetPath: sb.NetnsPath, IPCPath: sb.IPCPath, UTSPath: sb.UTSPath,
+		HostNetwork: sb.Spec.NetworkMode == sandbox.ModeNode,
+		HostIPC:     sb.Spec.IPCMode == sandbox.ModeNode,
+	}
+	switch c.Spec.PIDMode {
+	case string(sandbox.ModeNode):
+		ns.HostPID = true
+	case string(sandbox.ModePod):
+		if sb.PodInit == nil {
+			return nil, errdefs.FailedPrecondition("pod %s shares its PID namespace but has no init process", sb.ID)
+		}
+		ns.PIDPath = sb.PodInit.NsPath()
+	case string(sandbox.ModeTarget):
+		target, err := m.Get(c.Spec.TargetID)
+		if err != nil || target.Monitor == nil || target.State != StateRunning {
+			return nil, errdefs.FailedPrecondition("target container %q of the PID namespace is not running", c.Spec.TargetID)
+		}
+		ns.PIDPath = fmt.Sprintf("/proc/%d/ns/pid", target.Monitor.Pid)
+	}
+	oc.Namespaces = ns
+	parent, err := cgroups.ParentPath(m.opts.CgroupDriver, sb.Spec.CgroupParent)
+	if err != nil {
+		return nil, errdefs.FailedPrecondition("%v", err)
+	}
+	if oc.CgroupsPath, err = cgroups.ContainerPath(m.opts.CgroupDriver, parent, "floe", c.ID); err != nil {
+		return nil, err
+	}
+	return &oc, nil
+}
+
+// logPath is <pod log dir>/<container log path> as the kubelet asks, or
+// a file in the bundle when the kubelet asked for none.
+func logPath(sb *sandbox.Sandbox, spec Spec, id, bundle string) string {
+	if sb.Spec.LogDirectory != "" && spec.LogPath != "" {
+		return filepath.Join(sb.Spec.LogDirectory, spec.LogPath)
+	}
+	return filepath.Join(bundle, "container.log")
+}
+
+func imageRef(img *images.Image) string {
+	if len(img.RepoDigests) > 0 {
+		return img.RepoDigests[0]
+	}
+	return img.ID
+}
+
+func writeBundle(dir string, s *specs.Spec) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600)
+}
+
+// undo releases what a failed or interrupted creation made.
+func (m *Manager) undo(c *Container) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.release(ctx, c); err != nil {
+		m.log.Error("undo container: release failed; the record is kept so a restart retries", "container", c.ID, "err", err)
+		return
+	}
+	if err := m.opts.DB.Delete(store.Containers, c.ID); err != nil {
+		m.log.Error("undo container: delete record", "container", c.ID, "err", err)
+	}
+}
+
+// release deletes the runc container (killing it), its rootfs and bundle.
+// Each step is idempotent.
+func (m *Manager) release(ctx context.Context, c *Container) error {
+	if mon, ok := m.opts.Monitors[c.Handler]; ok {
+		mc := c.Monitor
+		if mc == nil {
+			// conmon may have got as far as runc create before a crash.
+			mc = &monitor.Container{ID: c.ID, Bundle: c.Bundle}
+		}
+		if err := mon.Delete(ctx, mc); err != nil {
+			return fmt.Errorf("delete runtime container: %w", err)
+		}
+	}
+	if err := m.opts.Images.DeleteContainerLayer(c.ID); err != nil {
+		return fmt.Errorf("delete rootfs: %w", err)
+	}
+	if err := os.RemoveAll(c.Bundle); err != nil {
+		return fmt.Errorf("remove bundle: %w", err)
+	}
+	return nil
+}
+
+// resolve finds a container by id or unique prefix.
+func (m *Manager) resolve(idOrPrefix string) (*Container, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, err := ids.Resolve(idOrPrefix, func(yield func(string) bool) {
+		for id := range m.containers {
+			if !yield(id) {
+				return
+			}
+		}
+	})
+	if errors.Is(err, ids.ErrNotFound) {
+		return nil, errdefs.NotFound("container %q not found", idOrPrefix)
+	}
+	if err != nil {
+		return nil, errdefs.InvalidArgument("container_id", "%v", err)
+	}
+	return m.containers[id].clone(), nil
+}
+
+// Get returns a copy of one container.
+func (m *Manager) Get(idOrPrefix string) (*Container, error) { return m.resolve(idOrPrefix) }
+
+// save persists c and publishes it to the in-memory index.
+func (m *Manager) save(c *Container) error {
+	if err := m.opts.DB.Put(store.Containers, c.ID, c); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if _, ok := m.containers[c.ID]; ok {
+		m.containers[c.ID] = c
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Manager) monitorFor(c *Container) (*monitor.Monitor, error) {
+	mon, ok := m.opts.Monitors[c.Handler]
+	if !ok || c.Monitor == nil {
+		return nil, errdefs.FailedPrecondition("container %s has no monitor", c.ID)
+	}
+	return mon, nil
+}
+
+// Start starts a created container and follows its exit.
+func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
+	c, err := m.resolve(idOrPrefix)
+	if err != nil {
+		return err
+	}
+	l := m.opLock(c.ID)
+	l.Lock()
+	defer l.Unlock()
+	if c, err = m.resolve(c.ID); err != nil {
+		return err
+	}
+	if c.State != StateCreated {
+		return errdefs.FailedPrecondition("container %s is %s; only a created container can be started", c.ID, c.State)
+	}
+	mon, err := m.monitorFor(c)
+	if err != nil {
+		return err
+	}
+	if err := mon.Start(ctx, c.Monitor); err != nil {
+		return fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	c.State = StateRunning
+	c.StartedAt = time.Now().UnixNano()
+	if err := m.save(c); err != nil {
+		return err
+	}
+	m.follow(c.ID, mon, c.Monitor)
+	m.log.Info("container started", "container", c.ID, "pod", c.SandboxID)
+	return nil
+}
+
+// follow waits for the container's exit in the background and records it.
+func (m *Manager) follow(id string, mon *monitor.Monitor, mc *monitor.Container) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-m.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		exit, err := mon.Wait(ctx, mc)
+		if ctx.Err() != nil {
+			return // daemon shutting down; the next start picks the exit up
+		}
+		m.recordExit(id, exit, err)
+	}()
+}
+
+// recordExit stores how a container ended.
+func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
+	l := m.opLock(id)
+	l.Lock()
+	defer l.Unlock()
+	c, err := m.resolve(id)
+	if err != nil || c.State == StateExited {
+		return
+	}
+	c.State = StateExited
+	switch {
+	case exit != nil:
+		c.ExitCode = int32(exit.Code)
+		c.FinishedAt = exit.FinishedAt.UnixNano()
+		c.Reason = exit.Reason()
+	default:
+		c.ExitCode = -1
+		c.FinishedAt = time.Now().UnixNano()
+		c.Reason = "Error"
+		c.Message = fmt.Sprintf("exit status unknown: %v", waitErr)
+	}
+	if err := m.save(c); err != nil {
+		m.log.Error("record container exit", "container", id, "err", err)
+	}
+	m.log.Info("container exited", "container", id, "pod", c.SandboxID, "code", c.ExitCode, "reason", c.Reason)
+}
+
+// Stop stops a container with its stop signal, then SIGKILL after timeout.
+// Stopping an unknown or exited container succeeds.
+func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Duration) error {
+	c, err := m.resolve(idOrPrefix)
+	if errdefs.KindOf(err) == errdefs.KindNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.State == StateExited || c.Monitor == nil {
+		return nil
+	}
+	mon, err := m.monitorFor(c)
+	if err != nil {
+		return err
+	}
+	exit, err := mon.Stop(ctx, c.Monitor, syscall.Signal(c.StopSignal), timeout)
+	if err != nil {
+		return fmt.Errorf("stop container %s: %w", c.ID, err)
+	}
+	m.recordExit(c.ID, exit, nil)
+	return nil
+}
+
+// Remove kills the container if needed and deletes it with its rootfs,
+// bundle and record. Removing an unknown container succeeds.
+func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
+	c, err := m.resolve(idOrPrefix)
+	if errdefs.KindOf(err) == errdefs.KindNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := m.Stop(ctx, c.ID, 0); err != nil {
+		return err
+	}
+	l := m.opLock(c.ID)
+	l.Lock()
+	defer l.Unlock()
+	if c, err = m.resolve(c.ID); err != nil {
+		return nil
+	}
+	if err := m.release(ctx, c); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	if err := m.opts.DB.Delete(store.Containers, c.ID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.containers, c.ID)
+	if key := reservationKey(c.SandboxID, &c.Spec); m.byKey[key] == c.ID {
+		delete(m.byKey, key)
+	}
+	delete(m.opLocks, c.ID)
+	m.mu.Unlock()
+	m.log.Info("container removed", "container", c.ID, "pod", c.SandboxID)
+	return nil
+}
+
+// StopPod stops every container of a pod (for StopPodSandbox).
+func (m *Manager) StopPod(ctx context.Context, sandboxID string, timeout time.Duration) error {
+	var errs []error
+	for _, c := range m.List(Filter{SandboxID: sandboxID}) {
+		if c.SandboxID == sandboxID {
+			errs = append(errs, m.Stop(ctx, c.ID, timeout))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemovePod removes every container of a pod (for RemovePodSandbox).
+func (m *Manager) RemovePod(ctx context.Context, sandboxID string) error {
+	var errs []error
+	m.mu.Lock()
+	var victims []string
+	for _, c := range m.containers {
+		if c.SandboxID == sandboxID {
+			victims = append(victims, c.ID)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range victims {
+		errs = append(errs, m.Remove(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
+// List returns copies of the claimed containers matching f, oldest first.
+func (m *Manager) List(f Filter) []*Container {
+	m.mu.Lock()
+	out := make([]*Container, 0, len(m.containers))
+	for _, c := range m.containers {
+		if !c.Unclaimed && f.match(c) {
+			out = append(out, c.clone())
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
+	return out
+}
+
+// running returns the container and its monitor when it runs.
+func (m *Manager) running(idOrPrefix, action string) (*Container, *monitor.Monitor, error) {
+	c, err := m.resolve(idOrPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.State != StateRunning {
+		return nil, nil, errdefs.FailedPrecondition("container %s is %s; %s needs a running container", c.ID, c.State, action)
+	}
+	mon, err := m.monitorFor(c)
+	return c, mon, err
+}
+
+// ExecSync runs argv in a running container.
+func (m *Manager) ExecSync(ctx context.Context, idOrPrefix string, argv []string, timeout time.Duration) (*monitor.ExecResult, error) {
+	if len(argv) == 0 {
+		return nil, errdefs.InvalidArgument("cmd", "must not be empty")
+	}
+	c, mon, err := m.running(idOrPrefix, "exec")
+	if err != nil {
+		return nil, err
+	}
+	s, err := readBundle(c.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := ocispec.ExecProcess(s, argv, false)
+	if err != nil {
+		return nil, err
+	}
+	return mon.ExecSync(ctx, c.Monitor, proc, timeout)
+}
+
+func readBundle(dir string) (*specs.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read bundle spec: %w", err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("decode bundle spec: %w", err)
+	}
+	return &s, nil
+}
+
+// UpdateResources applies new limits to a running container.
+func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, r ocispec.Resources) error {
+	c, mon, err := m.running(idOrPrefix, "a resource update")
+	if err != nil {
+		return err
+	}
+	res, err := ocispec.LinuxResources(r, m.opts.Spec.CgroupV2)
+	if err != nil {
+		return err
+	}
+	if err := mon.Update(ctx, c.Monitor, res); err != nil {
+		return fmt.Errorf("update container %s: %w", c.ID, err)
+	}
+	c.Spec.OCI.Resources = r
+	return m.save(c)
+}
+
+// ReopenLog makes conmon reopen the container's log after rotation.
+func (m *Manager) ReopenLog(ctx context.Context, idOrPrefix string) error {
+	c, mon, err := m.running(idOrPrefix, "reopening the log")
+	if err != nil {
+		return err
+	}
+	return mon.ReopenLog(ctx, c.Monitor)
+}
+
+// Restore loads the database after a (re)start: interrupted creations are
+// undone, containers that exited while floe was down get their exit from
+// conmon's exit file, running ones are followed again.
+func (m *Manager) Restore(ctx context.Context) error {
+	var records []*Container
+	err := m.opts.DB.ForEach(store.Containers, func(id string, data []byte) error {
+		c := &Container{}
+		if err := json.Unmarshal(data, c); err != nil {
+			m.log.Error("skipping unreadable container record", "container", id, "err", err)
+			return nil
+		}
+		records = append(records, c)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load containers: %w", err)
+	}
+	for _, c := range records {
+		if c.State == StateCreating {
+			m.log.Warn("undoing a container whose creation was interrupted", "container", c.ID)
+			m.undo(c)
+			continue
+		}
+		m.mu.Lock()
+		m.containers[c.ID] = c
+		m.byKey[reservationKey(c.SandboxID, &c.Spec)] = c.ID
+		m.mu.Unlock()
+		if c.Unclaimed {
+			m.scheduleAbandonCheck(c.ID)
+		}
+		if c.State != StateRunning && c.State != StateCreated {
+			continue
+		}
+		mon, err := m.monitorFor(c)
+		if err != nil {
+			continue
+		}
+		exit, err := mon.ExitStatus(c.Monitor)
+		switch {
+		case err != nil:
+			m.log.Error("read container exit after restart", "container", c.ID, "err", err)
+		case exit != nil:
+			m.recordExit(c.ID, exit, nil)
+		case c.State == StateRunning:
+			m.follow(c.ID, mon, c.Monitor)
+		}
+	}
+	m.log.Info("restored containers", "count", len(records))
+	return nil
+}

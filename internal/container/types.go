@@ -1,0 +1,123 @@
+// Package container is the domain core for containers: it turns a
+// translated CRI request into a rootfs (internal/images), an OCI spec
+// (internal/ocispec) and a conmon-monitored runc container
+// (internal/monitor) inside a pod's pinned namespaces, records every step
+// in the state database, follows exits through conmon's exit files, and
+// serves status and lists from memory. It knows nothing of gRPC.
+package container
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/floe-cri/floe/internal/monitor"
+	"github.com/floe-cri/floe/internal/ocispec"
+)
+
+// State of a container, as the kubelet sees it.
+type State string
+
+// Container states. Creating is only ever seen in the database after a
+// crash during creation.
+const (
+	StateCreating State = "creating"
+	StateCreated  State = "created"
+	StateRunning  State = "running"
+	StateExited   State = "exited"
+)
+
+// Spec is what a CreateContainer asks for, already translated from CRI.
+type Spec struct {
+	Name        string            `json:"name"`
+	Attempt     uint32            `json:"attempt"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Image       string            `json:"image"`
+	// LogPath is relative to the pod's log directory, as CRI defines it.
+	LogPath string `json:"logPath,omitempty"`
+	// OCI is the CRI-derived part of the OCI description; the manager
+	// fills in what depends on the image, the rootfs and the pod.
+	OCI ocispec.Container `json:"oci"`
+	// PIDMode is the container's PID namespace mode ("pod", "container",
+	// "node", "target"); TargetID names the container for "target".
+	PIDMode  string `json:"pidMode"`
+	TargetID string `json:"targetId,omitempty"`
+	// Raw is the CRI ContainerConfig in deterministic protobuf encoding.
+	Raw []byte `json:"raw,omitempty"`
+}
+
+func (s *Spec) hash() string {
+	b, _ := json.Marshal(s)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Container is the durable record of one container.
+type Container struct {
+	ID        string `json:"id"`
+	SandboxID string `json:"sandboxId"`
+	Spec      Spec   `json:"spec"`
+	SpecHash  string `json:"specHash"`
+	State     State  `json:"state"`
+	// Unclaimed marks a container whose creation finished after every
+	// caller had given up; see internal/reserve.
+	Unclaimed  bool   `json:"unclaimed,omitempty"`
+	Handler    string `json:"handler"`
+	ImageID    string `json:"imageId"`
+	ImageRef   string `json:"imageRef"`
+	CreatedAt  int64  `json:"createdAt"`
+	StartedAt  int64  `json:"startedAt,omitempty"`
+	FinishedAt int64  `json:"finishedAt,omitempty"`
+	ExitCode   int32  `json:"exitCode"`
+	Reason     string `json:"reason,omitempty"`
+	Message    string `json:"message,omitempty"`
+	LogPath    string `json:"logPath"`
+	Bundle     string `json:"bundle"`
+	Rootfs     string `json:"rootfs,omitempty"`
+	StopSignal int    `json:"stopSignal"`
+	// Monitor is conmon's record; nil until conmon created the container.
+	Monitor *monitor.Container `json:"monitor,omitempty"`
+}
+
+// reservationKey is one live container per (pod, name, attempt).
+func reservationKey(sandboxID string, s *Spec) string {
+	return fmt.Sprintf("%s_%s_%d", sandboxID, s.Name, s.Attempt)
+}
+
+func (c *Container) clone() *Container {
+	cp := *c
+	if c.Monitor != nil {
+		m := *c.Monitor
+		cp.Monitor = &m
+	}
+	return &cp
+}
+
+// Filter selects containers in List.
+type Filter struct {
+	IDPrefix  string
+	SandboxID string // exact id or prefix
+	State     State
+	Labels    map[string]string
+}
+
+func (f Filter) match(c *Container) bool {
+	if f.IDPrefix != "" && !strings.HasPrefix(c.ID, f.IDPrefix) {
+		return false
+	}
+	if f.SandboxID != "" && !strings.HasPrefix(c.SandboxID, f.SandboxID) {
+		return false
+	}
+	if f.State != "" && c.State != f.State {
+		return false
+	}
+	for k, v := range f.Labels {
+		if got, ok := c.Spec.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,394 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/floe-cri/floe/internal/container"
+	"github.com/floe-cri/floe/internal/monitor"
+	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/internal/sandbox"
+)
+
+// CreateContainer creates a container in a pod sandbox.
+func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+	if s.deps.Containers == nil {
+		return nil, status.Error(codes.Unimplemented, "containers are not available on this floe")
+	}
+	if req.PodSandboxId == "" {
+		return nil, invalid("pod_sandbox_id", "must not be empty")
+	}
+	spec, err := containerSpec(req.Config)
+	if err != nil {
+		return nil, err
+	}
+	// Sysctls are set per pod; every container of the pod gets them.
+	sb, err := s.deps.Sandboxes.Get(req.PodSandboxId)
+	if err != nil {
+		return nil, err
+	}
+	podCfg := &runtimeapi.PodSandboxConfig{}
+	if err := proto.Unmarshal(sb.Spec.Raw, podCfg); err != nil {
+		return nil, fmt.Errorf("decode sandbox config of %s: %w", sb.ID, err)
+	}
+	spec.OCI.Sysctls = podCfg.GetLinux().GetSysctls()
+	id, err := s.deps.Containers.Create(ctx, sb.ID, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// containerSpec validates the CRI config and translates it.
+func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
+	var spec container.Spec
+	if cfg == nil {
+		return spec, invalid("config", "is required")
+	}
+	if cfg.Metadata == nil || cfg.Metadata.Name == "" {
+		return spec, invalid("config.metadata.name", "must not be empty")
+	}
+	if cfg.Image == nil || cfg.Image.Image == "" {
+		return spec, invalid("config.image.image", "must not be empty")
+	}
+	if filepath.IsAbs(cfg.LogPath) {
+		return spec, invalid("config.log_path", "%q must be relative to the pod's log_directory", cfg.LogPath)
+	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
+	if err != nil {
+		return spec, fmt.Errorf("encode container config: %w", err)
+	}
+	spec = container.Spec{
+		Name: cfg.Metadata.Name, Attempt: cfg.Metadata.Attempt,
+		Labels: cfg.Labels, Annotations: cfg.Annotations,
+		Image: cfg.Image.Image, LogPath: cfg.LogPath, Raw: raw,
+		PIDMode: string(sandbox.ModeContainer),
+	}
+	oc := ocispec.Container{
+		Command: cfg.Command, Args: cfg.Args, WorkingDir: cfg.WorkingDir,
+		TTY: cfg.Tty, Stdin: cfg.Stdin, Annotations: cfg.Annotations,
+	}
+	for i, kv := range cfg.Envs {
+		if kv == nil || kv.Key == "" {
+			return spec, invalid(fmt.Sprintf("config.envs[%d].key", i), "must not be empty")
+		}
+		oc.Env = append(oc.Env, kv.Key+"="+string(kv.Value))
+	}
+	for i, m := range cfg.Mounts {
+		if m == nil || m.ContainerPath == "" || m.HostPath == "" {
+			return spec, invalid(fmt.Sprintf("config.mounts[%d]", i), "container_path and host_path are required")
+		}
+		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly}
+		switch m.Propagation {
+		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+			mount.Propagation = ocispec.PropagationHostToCt
+		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+			mount.Propagation = ocispec.PropagationBidir
+		}
+		oc.Mounts = append(oc.Mounts, mount)
+	}
+	for _, d := range cfg.Devices {
+		if d != nil {
+			oc.Devices = append(oc.Devices, ocispec.Device{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions})
+		}
+	}
+	if l := cfg.Linux; l != nil {
+		if r := l.Resources; r != nil {
+			oc.Resources = resources(r)
+			oc.OOMScoreAdj = int(r.OomScoreAdj)
+		}
+		if sc := l.SecurityContext; sc != nil {
+			if err := securityContext(sc, &oc, &spec); err != nil {
+				return spec, err
+			}
+		}
+	}
+	spec.OCI = oc
+	return spec, nil
+}
+
+func resources(r *runtimeapi.LinuxContainerResources) ocispec.Resources {
+	out := ocispec.Resources{
+		CPUShares: r.CpuShares, CPUQuota: r.CpuQuota, CPUPeriod: r.CpuPeriod,
+		CpusetCpus: r.CpusetCpus, CpusetMems: r.CpusetMems,
+		MemoryLimit: r.MemoryLimitInBytes, MemorySwapLimit: r.MemorySwapLimitInBytes,
+		Unified: r.Unified,
+	}
+	for _, h := range r.HugepageLimits {
+		if h != nil {
+			out.Hugepages = append(out.Hugepages, ocispec.Hugepage{PageSize: h.PageSize, Limit: h.Limit})
+		}
+	}
+	return out
+}
+
+func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.Container, spec *container.Spec) error {
+	oc.Privileged = sc.Privileged
+	oc.ReadonlyRootfs = sc.ReadonlyRootfs
+	oc.NoNewPrivs = sc.NoNewPrivs
+	if c := sc.Capabilities; c != nil {
+		oc.Capabilities = ocispec.Capabilities{Add: c.AddCapabilities, Drop: c.DropCapabilities}
+	}
+	if sc.RunAsUser != nil {
+		v := sc.RunAsUser.Value
+		oc.User.RunAsUser = &v
+	}
+	if sc.RunAsGroup != nil {
+		v := sc.RunAsGroup.Value
+		oc.User.RunAsGroup = &v
+	}
+	oc.User.RunAsUsername = sc.RunAsUsername
+	oc.User.SupplementalGroups = sc.SupplementalGroups
+	// Empty lists from the kubelet mean "use the defaults".
+	if len(sc.MaskedPaths) > 0 {
+		oc.MaskedPaths = sc.MaskedPaths
+	}
+	if len(sc.ReadonlyPaths) > 0 {
+		oc.ReadonlyPaths = sc.ReadonlyPaths
+	}
+	if p := sc.Seccomp; p != nil {
+		switch p.ProfileType {
+		case runtimeapi.SecurityProfile_RuntimeDefault:
+			oc.Seccomp = ocispec.Seccomp{Kind: ocispec.SeccompRuntimeDefault}
+		case runtimeapi.SecurityProfile_Localhost:
+			if !filepath.IsAbs(p.LocalhostRef) {
+				return invalid("config.linux.security_context.seccomp.localhost_ref", "%q is not an absolute path", p.LocalhostRef)
+			}
+			oc.Seccomp = ocispec.Seccomp{Kind: ocispec.SeccompLocalhost, LocalhostPath: p.LocalhostRef}
+		}
+	}
+	if ns := sc.NamespaceOptions; ns != nil {
+		spec.PIDMode = string(namespaceMode(ns.Pid))
+		spec.TargetID = ns.TargetId
+	}
+	return nil
+}
+
+// readSpecJSON returns the bundle's config.json for verbose status.
+func readSpecJSON(bundle string) (json.RawMessage, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(b), nil
+}
+
+// StartContainer starts a created container.
+func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
+	if err := s.needContainers(req.ContainerId); err != nil {
+		return nil, err
+	}
+	if err := s.deps.Containers.Start(ctx, req.ContainerId); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.StartContainerResponse{}, nil
+}
+
+// StopContainer stops a container; it is idempotent.
+func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
+	if err := s.needContainers(req.ContainerId); err != nil {
+		return nil, err
+	}
+	if req.Timeout < 0 {
+		return nil, invalid("timeout", "%d is negative", req.Timeout)
+	}
+	if err := s.deps.Containers.Stop(ctx, req.ContainerId, time.Duration(req.Timeout)*time.Second); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.StopContainerResponse{}, nil
+}
+
+// RemoveContainer removes a container; it is idempotent.
+func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
+	if err := s.needContainers(req.ContainerId); err != nil {
+		return nil, err
+	}
+	if err := s.deps.Containers.Remove(ctx, req.ContainerId); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.RemoveContainerResponse{}, nil
+}
+
+func (s *Server) needContainers(id string) error {
+	if s.deps.Containers == nil {
+		return status.Error(codes.Unimplemented, "containers are not available on this floe")
+	}
+	if id == "" {
+		return invalid("container_id", "must not be empty")
+	}
+	return nil
+}
+
+// ContainerStatus reports one container; verbose adds pid, bundle and spec.
+func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	if err := s.needContainers(req.ContainerId); err != nil {
+		return nil, err
+	}
+	c, err := s.deps.Containers.Get(req.ContainerId)
+	if err != nil {
+		return nil, err
+	}
+	st := &runtimeapi.ContainerStatus{
+		Id:          c.ID,
+		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Spec.Name, Attempt: c.Spec.Attempt},
+		State:       criContainerState(c.State),
+		CreatedAt:   c.CreatedAt,
+		StartedAt:   c.StartedAt,
+		FinishedAt:  c.FinishedAt,
+		ExitCode:    c.ExitCode,
+		Image:       &runtimeapi.ImageSpec{Image: c.Spec.Image},
+		ImageRef:    c.ImageRef,
+		ImageId:     c.ImageID,
+		Reason:      c.Reason,
+		Message:     c.Message,
+		Labels:      c.Spec.Labels,
+		Annotations: c.Spec.Annotations,
+		LogPath:     c.LogPath,
+	}
+	for _, m := range c.Spec.OCI.Mounts {
+		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, Propagation: criPropagation(m.Propagation)})
+	}
+	resp := &runtimeapi.ContainerStatusResponse{Status: st}
+	if req.Verbose {
+		info := map[string]any{
+			"id": c.ID, "sandboxId": c.SandboxID, "bundle": c.Bundle, "rootfs": c.Rootfs,
+			"runtimeHandler": c.Handler, "state": c.State,
+		}
+		if c.Monitor != nil {
+			info["pid"] = c.Monitor.Pid
+			info["conmonPid"] = c.Monitor.ConmonPid
+		}
+		if spec, err := readSpecJSON(c.Bundle); err == nil {
+			info["runtimeSpec"] = spec
+		}
+		b, err := json.Marshal(info)
+		if err != nil {
+			return nil, fmt.Errorf("encode container info: %w", err)
+		}
+		resp.Info = map[string]string{"info": string(b)}
+	}
+	return resp, nil
+}
+
+// ListContainers lists containers from memory.
+func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	return &runtimeapi.ListContainersResponse{Containers: s.containers(req.GetFilter())}, nil
+}
+
+// StreamContainers is ListContainers in chunks.
+func (s *Server) StreamContainers(req *runtimeapi.StreamContainersRequest, stream runtimeapi.RuntimeService_StreamContainersServer) error {
+	return toStatus(sendInChunks(s.containers(req.GetFilter()), func(items []*runtimeapi.Container) error {
+		return stream.Send(&runtimeapi.StreamContainersResponse{Containers: items})
+	}))
+}
+
+func (s *Server) containers(rf *runtimeapi.ContainerFilter) []*runtimeapi.Container {
+	if s.deps.Containers == nil {
+		return nil
+	}
+	var f container.Filter
+	if rf != nil {
+		f.IDPrefix, f.SandboxID, f.Labels = rf.Id, rf.PodSandboxId, rf.LabelSelector
+		if rf.State != nil {
+			f.State = domainContainerState(rf.State.State)
+		}
+	}
+	var out []*runtimeapi.Container
+	for _, c := range s.deps.Containers.List(f) {
+		out = append(out, &runtimeapi.Container{
+			Id: c.ID, PodSandboxId: c.SandboxID,
+			Metadata: &runtimeapi.ContainerMetadata{Name: c.Spec.Name, Attempt: c.Spec.Attempt},
+			Image:    &runtimeapi.ImageSpec{Image: c.Spec.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
+			State: criContainerState(c.State), CreatedAt: c.CreatedAt,
+			Labels: c.Spec.Labels, Annotations: c.Spec.Annotations,
+		})
+	}
+	return out
+}
+
+// UpdateContainerResources applies new limits to a running container.
+func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
+	if err := s.needContainers(req.ContainerId); err != nil {
+		return nil, err
+	}
+	if req.Linux == nil {
+		return nil, invalid("linux", "is required on Linux")
+	}
+	if err := s.deps.Containers.UpdateResources(ctx, req.ContainerId, resources(req.Linux)); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+}
+
+// ReopenContainerLog makes conmon reopen the log after the kubelet rotated it.
+func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
+	if err := s.needContainers(req.ContainerId); err != nil {
+		return nil, err
+	}
+	if err := s.deps.Containers.ReopenLog(ctx, req.ContainerId); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ReopenContainerLogResponse{}, nil
+}
+
+// ExecSync runs a command in a container and returns its output.
+func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
+	if err := s.needContainers(req.ContainerId); err != nil {
+		return nil, err
+	}
+	if req.Timeout < 0 {
+		return nil, invalid("timeout", "%d is negative", req.Timeout)
+	}
+	res, err := s.deps.Containers.ExecSync(ctx, req.ContainerId, req.Cmd, time.Duration(req.Timeout)*time.Second)
+	if errors.Is(err, monitor.ErrExecTimeout) {
+		return nil, status.Errorf(codes.DeadlineExceeded, "ExecSync %v in container %s: command timed out after %ds", req.Cmd, req.ContainerId, req.Timeout)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ExecSyncResponse{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: int32(res.ExitCode)}, nil
+}
+
+func criContainerState(st container.State) runtimeapi.ContainerState {
+	switch st {
+	case container.StateCreated:
+		return runtimeapi.ContainerState_CONTAINER_CREATED
+	case container.StateRunning:
+		return runtimeapi.ContainerState_CONTAINER_RUNNING
+	case container.StateExited:
+		return runtimeapi.ContainerState_CONTAINER_EXITED
+	}
+	return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+}
+
+func domainContainerState(st runtimeapi.ContainerState) container.State {
+	switch st {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		return container.StateCreated
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		return container.StateRunning
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return container.StateExited
+	}
+	return "unknown"
+}
+
+func criPropagation(p ocispec.Propagation) runtimeapi.MountPropagation {
+	switch p {
+	case ocispec.PropagationHostToCt:
+		return runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
+	case ocispec.PropagationBidir:
+		return runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
+	}
+	return runtimeapi.MountPropagation_PROPAGATION_PRIVATE
+}
