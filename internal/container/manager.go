@@ -62,6 +62,11 @@ type Manager struct {
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
+
+	events broadcaster // lifecycle events, see events.go
+
+	cgroupMu    sync.Mutex
+	cgroupPaths map[string]string // by container id, see cgroup.go
 }
 
 // New returns a Manager; call Restore before serving requests.
@@ -86,6 +91,7 @@ func New(opts Options) *Manager {
 func (m *Manager) Close() {
 	m.stopOnce.Do(func() { close(m.stop) })
 	m.wg.Wait()
+	m.events.close()
 }
 
 func (m *Manager) opLock(id string) *sync.Mutex {
@@ -169,6 +175,9 @@ func (m *Manager) finish(key string, cr *reserve.Creation, c *Container, err err
 	}
 	delete(m.inflight, key)
 	m.mu.Unlock()
+	if err == nil {
+		m.emit(EventCreated, c)
+	}
 	cr.Finish(err)
 	if err == nil && c.Unclaimed {
 		m.log.Warn("container finished creating after its caller gave up; keeping it for the retry", "container", c.ID)
@@ -262,7 +271,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 			return fail("create log directory", err)
 		}
 	}
-	mc, err := mon.Create(ctx, monitor.CreateOptions{ID: id, Bundle: c.Bundle, LogPath: c.LogPath, Terminal: oc.TTY, Stdin: oc.Stdin})
+	mc, err := mon.Create(ctx, monitor.CreateOptions{ID: id, Bundle: c.Bundle, LogPath: c.LogPath, Terminal: oc.TTY, Stdin: oc.Stdin, LeaveStdinOpen: oc.Stdin && !oc.StdinOnce})
 	if err != nil {
 		return fail("create container", err)
 	}
@@ -462,6 +471,8 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err := m.save(c); err != nil {
 		return err
 	}
+	// Before follow: the exit's event must come after this one.
+	m.emit(EventStarted, c)
 	m.follow(c.ID, mon, c.Monitor)
 	m.log.Info("container started", "container", c.ID, "pod", c.SandboxID)
 	return nil
@@ -513,6 +524,7 @@ func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
 	if err := m.save(c); err != nil {
 		m.log.Error("record container exit", "container", id, "err", err)
 	}
+	m.emit(EventStopped, c)
 	m.log.Info("container exited", "container", id, "pod", c.SandboxID, "code", c.ExitCode, "reason", c.Reason)
 }
 
@@ -573,6 +585,8 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	}
 	delete(m.opLocks, c.ID)
 	m.mu.Unlock()
+	m.forgetCgroup(c.ID)
+	m.emit(EventDeleted, c)
 	m.log.Info("container removed", "container", c.ID, "pod", c.SandboxID)
 	return nil
 }

@@ -168,11 +168,18 @@ func Run(cfg *config.Config, reload Reloader) error {
 		metricsAddr = ms.Addr
 		log.Info("serving metrics", "address", ms.Addr())
 	}
+	// A nil *Streams must stay a nil interface: exec and attach are then
+	// refused with a reason.
+	var execAttach streaming.Containers
+	if containers != nil {
+		execAttach = containers.Streams()
+	}
 	stream, err := streaming.Start(streaming.Options{
 		Address:     cfg.Streaming.Address,
 		TLSCertFile: cfg.Streaming.TLSCertFile,
 		TLSKeyFile:  cfg.Streaming.TLSKeyFile,
 		PodNetns:    server.PodNetns(sandboxes),
+		Containers:  execAttach,
 		Log:         log,
 	})
 	if err != nil {

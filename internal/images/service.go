@@ -74,6 +74,8 @@ type Service struct {
 	// the layers a failed pull left behind are removed, so the removal
 	// never takes a layer another pull has just committed.
 	layerGC sync.RWMutex
+
+	layerUsage layerUsageCache // see ContainerLayerUsage
 }
 
 // New opens the store (once per daemon) and prepares registry resolution.

@@ -23,6 +23,9 @@ type CreateOptions struct {
 	// Terminal and Stdin are the CRI tty and stdin flags.
 	Terminal bool
 	Stdin    bool
+	// LeaveStdinOpen keeps the container's stdin open when an attached
+	// client disconnects (CRI stdin without stdin_once).
+	LeaveStdinOpen bool
 	// Timeout bounds the whole creation (default 4 minutes, the kubelet's
 	// own CreateContainer deadline is 4 minutes too).
 	Timeout time.Duration
@@ -124,6 +127,9 @@ func (m *Monitor) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	}
 	if opts.Stdin {
 		args = append(args, "-i")
+		if opts.LeaveStdinOpen {
+			args = append(args, "--leave-stdin-open")
+		}
 	}
 	cmd, r, err := m.startConmon(ctx, args, opts.Bundle, filepath.Join(opts.Bundle, "conmon.stderr"))
 	if err != nil {

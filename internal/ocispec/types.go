@@ -140,7 +140,10 @@ type Container struct {
 	WorkingDir string
 	TTY        bool
 	Stdin      bool
-	Hostname   string // exported as HOSTNAME
+	// StdinOnce closes the container's stdin when the first attached
+	// client detaches (CRI stdin_once).
+	StdinOnce bool
+	Hostname  string // exported as HOSTNAME
 
 	User         User
 	Capabilities Capabilities

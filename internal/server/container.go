@@ -76,7 +76,7 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	}
 	oc := ocispec.Container{
 		Command: cfg.Command, Args: cfg.Args, WorkingDir: cfg.WorkingDir,
-		TTY: cfg.Tty, Stdin: cfg.Stdin, Annotations: cfg.Annotations,
+		TTY: cfg.Tty, Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce, Annotations: cfg.Annotations,
 	}
 	for i, kv := range cfg.Envs {
 		if kv == nil || kv.Key == "" {

@@ -59,6 +59,7 @@ func (s *Server) podStats(sb *sandbox.Sandbox) *runtimeapi.PodSandboxStats {
 	if sb.State != sandbox.StateReady {
 		return out
 	}
+	out.Linux.Containers = s.podContainerStats(sb.ID)
 	if path := s.podCgroupPath(sb.Spec.CgroupParent); path != "" && s.deps.Stats != nil {
 		cg, err := s.deps.Stats.Read(path)
 		if err != nil {

@@ -50,6 +50,10 @@ type Server struct {
 	http     *http.Server
 	done     chan struct{}
 	log      *slog.Logger
+
+	rt          *adapter
+	pending     pendingRequests // see wsv5.go
+	idleTimeout time.Duration
 }
 
 // Start listens and serves in the background.
@@ -80,12 +84,14 @@ func Start(o Options) (*Server, error) {
 		return nil, fmt.Errorf("create streaming server: %w", err)
 	}
 	s := &Server{
-		Server:   inner,
-		listener: l,
-		http:     &http.Server{Handler: inner, TLSConfig: tlsCfg, ReadHeaderTimeout: 30 * time.Second},
-		done:     make(chan struct{}),
-		log:      o.Log,
+		Server:      inner,
+		listener:    l,
+		done:        make(chan struct{}),
+		log:         o.Log,
+		rt:          rt,
+		idleTimeout: cfg.StreamIdleTimeout,
 	}
+	s.http = &http.Server{Handler: s, TLSConfig: tlsCfg, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
 		defer close(s.done)
 		var err error
