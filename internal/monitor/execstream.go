@@ -57,6 +57,12 @@ func (m *Monitor) Exec(ctx context.Context, c *Container, process *specs.Process
 		return -1, fmt.Errorf("container %s: exec: %w", c.ID, err)
 	}
 	args := append(m.runtimeGlobalArgs(), "exec", "--process", specPath, "--pid-file", pidPath, c.ID)
+	// A client that stops taking output has gone away (a hijacked
+	// streaming connection does not cancel ctx): end the process rather
+	// than let it block on a full pipe forever.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.Stdout, s.Stderr = cancelOnError(s.Stdout, cancel), cancelOnError(s.Stderr, cancel)
 	cmd := exec.CommandContext(ctx, m.cfg.RuntimePath, args...)
 	// Killing runc alone would leave the exec'd process running in the
 	// container: kill the process first.
@@ -165,3 +171,21 @@ func (m *Monitor) execTTY(cmd *exec.Cmd, s ExecStreams) error {
 	}
 	return err
 }
+
+// cancelOnError wraps w so a failed write cancels the session.
+func cancelOnError(w io.Writer, cancel context.CancelFunc) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return writerFunc(func(p []byte) (int, error) {
+		n, err := w.Write(p)
+		if err != nil {
+			cancel()
+		}
+		return n, err
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -37,8 +37,9 @@ type Reader struct {
 	root string
 	v2   bool
 
-	mu   sync.Mutex
-	last map[string]cpuPoint
+	mu     sync.Mutex
+	last   map[string]cpuPoint
+	pruned time.Time // last sweep of stale samples
 }
 
 type cpuPoint struct {
@@ -74,9 +75,22 @@ func (r *Reader) Read(path string) (*CgroupSample, error) {
 		s.NanoCores = &rate
 	}
 	r.last[path] = cpuPoint{s.Time, s.CPUUsageNanos}
+	// Containers come and go: drop samples nobody asked for in a while,
+	// so removed cgroups do not pile up.
+	if s.Time.Sub(r.pruned) > staleSample {
+		for p, pt := range r.last {
+			if s.Time.Sub(pt.at) > staleSample {
+				delete(r.last, p)
+			}
+		}
+		r.pruned = s.Time
+	}
 	r.mu.Unlock()
 	return s, nil
 }
+
+// staleSample is how long an unread cgroup's last CPU sample is kept.
+const staleSample = 10 * time.Minute
 
 // Forget drops the remembered CPU sample of a removed cgroup.
 func (r *Reader) Forget(path string) {

@@ -85,6 +85,48 @@ func TestContainerStatsMoveWithLoad(t *testing.T) {
 	if got := len(pod.Stats.GetLinux().GetContainers()); got != 2 {
 		t.Errorf("PodSandboxStats has %d containers, want 2", got)
 	}
+
+	// The cAdvisor-named metrics the kubelet serves on /metrics/cadvisor.
+	desc, err := e.d.Runtime.ListMetricDescriptors(ctx, &runtimeapi.ListMetricDescriptorsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	described := map[string]bool{}
+	for _, d := range desc.Descriptors {
+		described[d.Name] = true
+	}
+	pm, err := e.d.Runtime.ListPodSandboxMetrics(ctx, &runtimeapi.ListPodSandboxMetricsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]uint64{} // name/container or name/interface
+	for _, p := range pm.PodMetrics {
+		if p.PodSandboxId != e.podID {
+			continue
+		}
+		for _, m := range p.Metrics {
+			if !described[m.Name] {
+				t.Errorf("pod metric %s is not described", m.Name)
+			}
+			values[m.Name+"/"+m.LabelValues[len(m.LabelValues)-1]] = m.Value.GetValue()
+		}
+		for _, cm := range p.ContainerMetrics {
+			for _, m := range cm.Metrics {
+				if !described[m.Name] {
+					t.Errorf("container metric %s is not described", m.Name)
+				}
+				values[m.Name+"/"+cm.ContainerId] = m.Value.GetValue()
+			}
+		}
+	}
+	// CPU seconds are whole seconds: only their presence is certain here.
+	if _, ok := values["container_cpu_usage_seconds_total/"+busy]; !ok || values["container_memory_working_set_bytes/"+busy] < 25<<20 ||
+		values["container_fs_usage_bytes/"+busy] < 20<<20 || values["container_last_seen/"+idle] == 0 {
+		t.Errorf("container metrics: %v", values)
+	}
+	if _, ok := values["container_network_receive_bytes_total/eth0"]; !ok {
+		t.Errorf("no pod network metrics for eth0: %v", values)
+	}
 }
 
 // waitForFile waits until the file at path contains s.

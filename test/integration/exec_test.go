@@ -138,20 +138,26 @@ func TestExecStreamingWithAndWithoutTTY(t *testing.T) {
 				close(sizes)
 			}()
 			// A prompt-independent marker: the output, not its echo,
-			// holds "size=45 123".
-			io.WriteString(stdinW, "stty size | sed s/^/size=/; tty | sed s/^/tty=/\n")
-			out.waitFor(t, "size=45 123", 15*time.Second)
-			out.waitFor(t, "tty=/dev/pts/", 5*time.Second)
+			// holds "size=45 123". The client sends the size on its own
+			// stream, so it may land after the first command: ask again
+			// until it shows.
+			waitSize := func(want string) {
+				t.Helper()
+				deadline := time.Now().Add(15 * time.Second)
+				for !strings.Contains(out.String(), want) {
+					if time.Now().After(deadline) {
+						t.Fatalf("terminal size %q not seen: %q", want, out.String())
+					}
+					io.WriteString(stdinW, "stty size | sed s/^/size=/\n")
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+			io.WriteString(stdinW, "tty | sed s/^/tty=/\n")
+			out.waitFor(t, "tty=/dev/pts/", 15*time.Second)
+			waitSize("size=45 123")
 			// A resize during the session reaches the container's terminal.
 			sizes <- remotecommand.TerminalSize{Width: 90, Height: 33}
-			deadline := time.Now().Add(10 * time.Second)
-			for !strings.Contains(out.String(), "size=33 90") {
-				if time.Now().After(deadline) {
-					t.Fatalf("resize not seen: %q", out.String())
-				}
-				io.WriteString(stdinW, "stty size | sed s/^/size=/\n")
-				time.Sleep(200 * time.Millisecond)
-			}
+			waitSize("size=33 90")
 			io.WriteString(stdinW, "exit 7\n")
 			select {
 			case err := <-done:
@@ -163,6 +169,39 @@ func TestExecStreamingWithAndWithoutTTY(t *testing.T) {
 			}
 		})
 	}
+	// A client that goes away mid-stream takes its process along.
+	t.Run("client-gone", func(t *testing.T) {
+		resp, err := e.d.Runtime.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", "echo started; exec yes flood"}, Stdout: true})
+		if err != nil {
+			t.Fatalf("Exec: %v", err)
+		}
+		var out syncBuffer
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- executors(t, resp.Url)["spdy"].StreamWithContext(sctx, remotecommand.StreamOptions{Stdout: &out})
+		}()
+		out.waitFor(t, "started", 15*time.Second)
+		cancel()
+		if _, ok := waitDone(done, 15*time.Second); !ok {
+			t.Fatal("client did not return after cancel")
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			ps, err := e.d.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"ps", "-o", "args"}, Timeout: 10})
+			if err != nil {
+				t.Fatalf("ps: %v", err)
+			}
+			if !strings.Contains(string(ps.Stdout), "yes flood") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the exec'd process outlived its client:\n%s", ps.Stdout)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
 	// Exec into a container that is not running is refused up front.
 	stopped := e.run(t, e.config("quick", "true"))
 	e.waitExited(t, stopped)
