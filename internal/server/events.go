@@ -38,6 +38,8 @@ func (s *Server) GetContainerEvents(req *runtimeapi.GetEventsRequest, stream run
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.quit:
+			return status.Error(codes.Unavailable, "floe is shutting down")
 		case ev := <-sub.C:
 			if err := stream.Send(s.containerEvent(ctx, ev)); err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 	"net"
 	"path"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -59,11 +60,16 @@ type Server struct {
 	deps Deps
 	log  *slog.Logger
 	grpc *grpc.Server
+
+	// quit is closed when shutdown starts, ending streams that would
+	// otherwise never finish (GetContainerEvents).
+	quit     chan struct{}
+	quitOnce sync.Once
 }
 
 // New builds the gRPC server with both CRI services registered.
 func New(deps Deps) *Server {
-	s := &Server{deps: deps, log: deps.Log}
+	s := &Server{deps: deps, log: deps.Log, quit: make(chan struct{})}
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
@@ -81,6 +87,7 @@ func (s *Server) Serve(l net.Listener) error { return s.grpc.Serve(l) }
 // Shutdown stops accepting RPCs and lets in-flight ones finish until the
 // deadline, then cancels them.
 func (s *Server) Shutdown(timeout time.Duration) {
+	s.quitOnce.Do(func() { close(s.quit) })
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/test/harness"
@@ -130,7 +134,6 @@ func TestContainerEventsInOrderForRapidContainers(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	for _, id := range all {
 		if fmt.Sprint(got[id]) != fmt.Sprint(want) {
 			t.Errorf("events of %s = %v, want %v", id[:12], got[id], want)
@@ -139,6 +142,7 @@ func TestContainerEventsInOrderForRapidContainers(t *testing.T) {
 	for _, b := range bad {
 		t.Error(b)
 	}
+	mu.Unlock()
 	t.Logf("%d containers created, started, exited and removed in %v with 4 workers; %d events received in order", total, burst, total*len(want))
 	// The stalled client is still connected and the daemon still
 	// answers: nothing waited for it.
@@ -149,5 +153,31 @@ func TestContainerEventsInOrderForRapidContainers(t *testing.T) {
 	case err := <-recvDone:
 		t.Errorf("event stream ended early: %v", err)
 	default:
+	}
+
+	// SIGTERM with an event stream open on a connection of its own (as
+	// the kubelet holds one): the stream ends with Unavailable and the
+	// daemon exits without waiting out its RPC drain timeout.
+	conn, err := grpc.NewClient("unix://"+e.d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	held, err := runtimeapi.NewRuntimeServiceClient(conn).GetContainerEvents(sctx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.podID}); err != nil {
+		t.Fatal(err)
+	}
+	// Drain the pod's events, then stop.
+	time.Sleep(200 * time.Millisecond)
+	stopStart := time.Now()
+	e.d.Stop()
+	if d := time.Since(stopStart); d > 10*time.Second {
+		t.Errorf("daemon took %v to stop with an event stream open", d)
+	}
+	if _, err := held.Recv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("held event stream ended with %v, want Unavailable", err)
 	}
 }
