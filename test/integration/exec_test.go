@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,6 +170,27 @@ func TestExecStreamingWithAndWithoutTTY(t *testing.T) {
 			}
 		})
 	}
+	// Round-trip time of a short command, as a number for the log: the
+	// Exec RPC, the upgrade, runc exec and the exit status.
+	t.Run("latency", func(t *testing.T) {
+		for _, name := range []string{"spdy", "websocket-v5"} {
+			var times []time.Duration
+			for i := 0; i < 10; i++ {
+				start := time.Now()
+				resp, err := e.d.Runtime.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: id, Cmd: []string{"true"}, Stdout: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := executors(t, resp.Url)[name].StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: io.Discard}); err != nil {
+					t.Fatalf("%s exec true: %v", name, err)
+				}
+				times = append(times, time.Since(start))
+			}
+			slices.Sort(times)
+			t.Logf("%s: exec of `true` median %v, max %v over %d runs", name, times[len(times)/2], times[len(times)-1], len(times))
+		}
+	})
+
 	// A client that goes away mid-stream takes its process along.
 	t.Run("client-gone", func(t *testing.T) {
 		resp, err := e.d.Runtime.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", "echo started; exec yes flood"}, Stdout: true})
