@@ -43,7 +43,9 @@ type Options struct {
 	BundleDir     string
 	Spec          ocispec.Options
 	CreateTimeout time.Duration
-	Log           *slog.Logger
+	// OnExit is told how each container ended (for metrics).
+	OnExit func(reason string, monitorLost bool)
+	Log    *slog.Logger
 }
 
 // Manager owns every container of this daemon.
@@ -512,6 +514,9 @@ func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
 	}
 	if err := m.save(c); err != nil {
 		m.log.Error("record container exit", "container", id, "err", err)
+	}
+	if m.opts.OnExit != nil {
+		m.opts.OnExit(c.Reason, exit == nil)
 	}
 	m.log.Info("container exited", "container", id, "pod", c.SandboxID, "code", c.ExitCode, "reason", c.Reason)
 }

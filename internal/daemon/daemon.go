@@ -138,7 +138,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 	}()
 
-	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, log)
+	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, mets, log)
 	defer closeMonitors()
 	if containers != nil {
 		defer containers.Close()
@@ -151,6 +151,18 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 	}
 
+	if containers != nil {
+		mets.RegisterStates("containers", "Containers by state.", func() map[string]int {
+			counts := map[string]int{}
+			for _, st := range []container.State{container.StateCreated, container.StateRunning, container.StateExited} {
+				counts[string(st)] = 0
+			}
+			for _, c := range containers.List(container.Filter{}) {
+				counts[string(c.State)]++
+			}
+			return counts
+		})
+	}
 	mets.RegisterStates("pod_sandboxes", "Pod sandboxes by state.", func() map[string]int {
 		counts := map[string]int{string(sandbox.StateReady): 0, string(sandbox.StateNotReady): 0}
 		for _, sb := range sandboxes.List(sandbox.Filter{}) {
@@ -180,7 +192,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	defer stream.Close()
 	insp, err := inspect.Serve(cfg.InspectSocket, inspect.Handler(inspect.Sources{
-		Config: cfg, Sandboxes: sandboxes, Network: net, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
+		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
 	}), log)
 	if err != nil {
 		return err
@@ -230,7 +242,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 // startContainers sets up one conmon monitor per runtime handler and the
 // container core. Without a usable monitor floe still serves pods and
 // images, and container RPCs say why they cannot work.
-func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, log *slog.Logger) (*container.Manager, func()) {
+func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, mets *metrics.Metrics, log *slog.Logger) (*container.Manager, func()) {
 	monitors := map[string]*monitor.Monitor{}
 	closeAll := func() {
 		for _, m := range monitors {
@@ -271,6 +283,7 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 			Log:                 log,
 		},
 		CreateTimeout: cfg.Sandbox.CreateTimeout.Std(),
+		OnExit:        mets.ObserveExit,
 		Log:           log,
 	}), closeAll
 }

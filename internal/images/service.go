@@ -59,8 +59,11 @@ type Options struct {
 type Service struct {
 	opts  Options
 	store storage.Store
-	sys   *types.SystemContext
-	log   *slog.Logger
+	// mountOpts are the overlay options in effect (metacopy may have been
+	// dropped), for reports.
+	mountOpts []string
+	sys       *types.SystemContext
+	log       *slog.Logger
 
 	// ctx bounds every pull; Close cancels it and waits for wg.
 	ctx    context.Context
@@ -74,6 +77,19 @@ type Service struct {
 	// the layers a failed pull left behind are removed, so the removal
 	// never takes a layer another pull has just committed.
 	layerGC sync.RWMutex
+}
+
+// StoreInfo describes the store for operators (floe status, /info).
+type StoreInfo struct {
+	Driver       string   `json:"driver"`
+	Root         string   `json:"root"`
+	RunRoot      string   `json:"runRoot"`
+	MountOptions []string `json:"mountOptions,omitempty"`
+}
+
+// Info reports the store in use.
+func (s *Service) Info() StoreInfo {
+	return StoreInfo{Driver: s.store.GraphDriverName(), Root: s.store.GraphRoot(), RunRoot: s.store.RunRoot(), MountOptions: s.mountOpts}
 }
 
 // New opens the store (once per daemon) and prepares registry resolution.
@@ -138,13 +154,14 @@ func New(opts Options) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		opts:    opts,
-		store:   store,
-		sys:     sys,
-		log:     log,
-		ctx:     ctx,
-		cancel:  cancel,
-		flights: map[string]*flight{},
+		opts:      opts,
+		store:     store,
+		mountOpts: mountOpts,
+		sys:       sys,
+		log:       log,
+		ctx:       ctx,
+		cancel:    cancel,
+		flights:   map[string]*flight{},
 	}
 	log.Info("image store open", "root", opts.StorageRoot, "runRoot", opts.StorageRunRoot, "driver", store.GraphDriverName(), "mountOptions", strings.Join(mountOpts, ","))
 	return s, nil
