@@ -219,7 +219,11 @@ func status(args []string) error {
 			if name == in.DefaultRuntime {
 				def = " (default)"
 			}
-			fmt.Fprintf(w, "Runtime %s%s\t%s, state root %s\n", name, def, r.Path, root)
+			usable := "usable"
+			if r.Problem != "" {
+				usable = "UNUSABLE: " + r.Problem
+			}
+			fmt.Fprintf(w, "Runtime %s%s\t%s, state root %s, %s\n", name, def, r.Path, root, usable)
 		}
 		if in.CNIError != "" {
 			fmt.Fprintf(w, "CNI\t%s\n", in.CNIError)

@@ -222,7 +222,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reloadConfig(log, level, reload)
+				reloadConfig(log, level, reload, imgs)
 				continue
 			}
 			log.Info("shutting down; pods and containers keep running", "signal", sig.String())
@@ -289,9 +289,10 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 }
 
 // reloadConfig applies the parts of the configuration that can change
-// while running. The CNI config dir is re-read on every use already; other
-// changes need a restart, which is said in the log.
-func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader) {
+// while running: the log level and the registries configuration files.
+// The CNI config dir is re-read on every use already; other settings need
+// a restart.
+func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader, imgs *images.Service) {
 	if reload == nil {
 		return
 	}
@@ -302,5 +303,8 @@ func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader) {
 	}
 	l, _ := config.ParseLevel(cfg.LogLevel)
 	level.Set(l)
+	if err := imgs.ReloadRegistries(); err != nil {
+		log.Error("SIGHUP: registries", "err", err)
+	}
 	log.Info("SIGHUP: configuration reloaded", "logLevel", cfg.LogLevel)
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"go.podman.io/image/v5/pkg/sysregistriesv2"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
@@ -62,8 +63,11 @@ type Service struct {
 	// mountOpts are the overlay options in effect (metacopy may have been
 	// dropped), for reports.
 	mountOpts []string
-	sys       *types.SystemContext
-	log       *slog.Logger
+	// reloads counts ReloadRegistries calls; guarded by mu, like sys
+	// after startup.
+	reloads int
+	sys     *types.SystemContext
+	log     *slog.Logger
 
 	// ctx bounds every pull; Close cancels it and waits for wg.
 	ctx    context.Context
@@ -77,6 +81,49 @@ type Service struct {
 	// the layers a failed pull left behind are removed, so the removal
 	// never takes a layer another pull has just committed.
 	layerGC sync.RWMutex
+}
+
+// currentSys is the SystemContext in force; ReloadRegistries swaps it.
+func (s *Service) currentSys() *types.SystemContext {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sys
+}
+
+// ReloadRegistries re-reads registries.conf, its drop-ins and floe's
+// override (on SIGHUP). The new drop-in directory is assembled next to the
+// old one and swapped in, so pulls in flight keep a consistent view; a
+// configuration containers/image cannot parse is refused and the old one
+// stays.
+func (s *Service) ReloadRegistries() error {
+	s.mu.Lock()
+	s.reloads++
+	n := s.reloads
+	s.mu.Unlock()
+	dest := filepath.Join(s.opts.RunDir, fmt.Sprintf("registries.conf.d.%d", n))
+	dropIns, err := assembleRegistriesDir(s.opts.RegistriesConfDir, s.opts.RegistriesOverride, dest)
+	if err != nil {
+		return err
+	}
+	next := *s.currentSys()
+	next.SystemRegistriesConfDirPath = dropIns
+	sysregistriesv2.InvalidateCache()
+	if _, err := sysregistriesv2.GetRegistries(&next); err != nil {
+		os.RemoveAll(dest)
+		sysregistriesv2.InvalidateCache()
+		return fmt.Errorf("registries configuration not reloaded: %w", err)
+	}
+	s.mu.Lock()
+	old := s.sys.SystemRegistriesConfDirPath
+	s.sys = &next
+	s.mu.Unlock()
+	// The directory before the previous one is no longer used by any pull
+	// that started after the previous reload; keep just the last two.
+	if n > 1 {
+		os.RemoveAll(filepath.Join(s.opts.RunDir, fmt.Sprintf("registries.conf.d.%d", n-2)))
+	}
+	s.log.Info("registries configuration reloaded", "dropIns", dropIns, "previous", old)
+	return nil
 }
 
 // StoreInfo describes the store for operators (floe status, /info).

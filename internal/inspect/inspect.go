@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -61,6 +62,8 @@ type Runtime struct {
 	// Root is the state root runc is run with; "" means the runtime's
 	// own default, which is what `runc list` reads.
 	Root string `json:"root"`
+	// Problem says why the handler cannot run containers ("" if it can).
+	Problem string `json:"problem,omitempty"`
 }
 
 // Pod is GET /pods/<id>.
@@ -241,7 +244,17 @@ func info(src Sources) *Info {
 		in.CNIError = err.Error()
 	}
 	for name, rt := range cfg.Runtimes {
-		in.Runtimes[name] = Runtime{Path: rt.RuntimePath, Root: rt.RuntimeRoot}
+		r := Runtime{Path: rt.RuntimePath, Root: rt.RuntimeRoot}
+		monitor := rt.MonitorPath
+		if monitor == "" {
+			monitor = "/usr/bin/conmon"
+		}
+		for _, bin := range []string{rt.RuntimePath, monitor} {
+			if _, err := exec.LookPath(bin); err != nil && r.Problem == "" {
+				r.Problem = err.Error()
+			}
+		}
+		in.Runtimes[name] = r
 	}
 	if src.Images != nil {
 		si := src.Images.Info()

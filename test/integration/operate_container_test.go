@@ -2,15 +2,18 @@ package integration
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/internal/inspect"
+	"github.com/floe-cri/floe/test/fixtures"
 	"github.com/floe-cri/floe/test/harness"
 )
 
@@ -96,5 +99,37 @@ func TestInspectContainerAndSIGTERMLeavesContainersRunning(t *testing.T) {
 	}
 	if r, _ := d.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{}); len(r.GetContainers()) != 0 {
 		t.Errorf("RemovePodSandbox left containers: %v", r.Containers)
+	}
+}
+
+func TestSIGHUPReloadsRegistries(t *testing.T) {
+	reg := fixtures.StartRegistry(t, fixtures.RegistryOptions{})
+	reg.PushBusybox(t, "busybox:hup")
+	d := harness.StartDaemon(t, harness.Options{
+		RegistriesConf: reg.RegistriesConf(false),
+		// No fallback search registry: a short name must not reach out.
+		ConfigTOML: "[registries]\ndefault_search_registries = []\n",
+	})
+	ctx := harness.Ctx(t)
+	pull := func() error {
+		_, err := d.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "busybox:hup"}})
+		return err
+	}
+	if err := pull(); err == nil {
+		t.Fatal("short name resolved without a search registry")
+	}
+	if err := os.WriteFile(d.RegistriesConf, []byte(reg.RegistriesConf(true)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.Log(), "registries configuration reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no registries reload:\n%s", d.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := pull(); err != nil {
+		t.Fatalf("short name after SIGHUP: %v", err)
 	}
 }
