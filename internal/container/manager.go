@@ -21,6 +21,7 @@ import (
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/internal/oplock"
 	"github.com/floe-cri/floe/internal/reserve"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/store"
@@ -59,7 +60,9 @@ type Manager struct {
 	containers map[string]*Container
 	byKey      map[string]string
 	inflight   map[string]*reserve.Creation
-	opLocks    map[string]*sync.Mutex
+
+	// ops serialises stop/remove/update of one object.
+	ops oplock.Set
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -79,7 +82,6 @@ func New(opts Options) *Manager {
 		containers: map[string]*Container{},
 		byKey:      map[string]string{},
 		inflight:   map[string]*reserve.Creation{},
-		opLocks:    map[string]*sync.Mutex{},
 		stop:       make(chan struct{}),
 	}
 }
@@ -88,17 +90,6 @@ func New(opts Options) *Manager {
 func (m *Manager) Close() {
 	m.stopOnce.Do(func() { close(m.stop) })
 	m.wg.Wait()
-}
-
-func (m *Manager) opLock(id string) *sync.Mutex {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l, ok := m.opLocks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		m.opLocks[id] = l
-	}
-	return l
 }
 
 // Create makes a container in a ready sandbox, or returns the one an
@@ -182,28 +173,19 @@ func (m *Manager) finish(key string, cr *reserve.Creation, c *Container, err err
 const abandonedGrace = 5 * time.Minute
 
 func (m *Manager) scheduleAbandonCheck(id string) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTimer(abandonedGrace)
-		defer t.Stop()
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-		}
+	reserve.ExpireUnclaimed(&m.wg, m.stop, abandonedGrace, func() bool {
 		m.mu.Lock()
+		defer m.mu.Unlock()
 		c, ok := m.containers[id]
-		unclaimed := ok && c.Unclaimed
-		m.mu.Unlock()
-		if unclaimed {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := m.Remove(ctx, id); err != nil {
-				m.log.Error("remove abandoned container", "container", id, "err", err)
-			}
+		return ok && c.Unclaimed
+	}, func() {
+		m.log.Warn("removing a container no retry claimed", "container", id)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.Remove(ctx, id); err != nil {
+			m.log.Error("remove abandoned container", "container", id, "err", err)
 		}
-	}()
+	})
 }
 
 // create does the work of Create. Every side effect is preceded by a
@@ -397,18 +379,9 @@ func (m *Manager) release(ctx context.Context, c *Container) error {
 func (m *Manager) resolve(idOrPrefix string) (*Container, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	id, err := ids.Resolve(idOrPrefix, func(yield func(string) bool) {
-		for id := range m.containers {
-			if !yield(id) {
-				return
-			}
-		}
-	})
-	if errors.Is(err, ids.ErrNotFound) {
-		return nil, errdefs.NotFound("container %q not found", idOrPrefix)
-	}
+	id, err := ids.Lookup(m.containers, idOrPrefix, "container", "container_id")
 	if err != nil {
-		return nil, errdefs.InvalidArgument("container_id", "%v", err)
+		return nil, err
 	}
 	return m.containers[id].clone(), nil
 }
@@ -443,9 +416,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err != nil {
 		return err
 	}
-	l := m.opLock(c.ID)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(c.ID)()
 	if c, err = m.resolve(c.ID); err != nil {
 		return err
 	}
@@ -493,9 +464,7 @@ func (m *Manager) follow(id string, mon *monitor.Monitor, mc *monitor.Container)
 
 // recordExit stores how a container ended.
 func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
-	l := m.opLock(id)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(id)()
 	c, err := m.resolve(id)
 	if err != nil || c.State == StateExited {
 		return
@@ -559,9 +528,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if err := m.Stop(ctx, c.ID, 0); err != nil {
 		return err
 	}
-	l := m.opLock(c.ID)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(c.ID)()
 	if c, err = m.resolve(c.ID); err != nil {
 		return nil
 	}
@@ -576,8 +543,8 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if key := reservationKey(c.SandboxID, &c.Spec); m.byKey[key] == c.ID {
 		delete(m.byKey, key)
 	}
-	delete(m.opLocks, c.ID)
 	m.mu.Unlock()
+	m.ops.Forget(c.ID)
 	m.log.Info("container removed", "container", c.ID, "pod", c.SandboxID)
 	return nil
 }

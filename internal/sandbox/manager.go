@@ -20,6 +20,7 @@ import (
 	"github.com/floe-cri/floe/internal/ids"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/nspin"
+	"github.com/floe-cri/floe/internal/oplock"
 	"github.com/floe-cri/floe/internal/podfiles"
 	"github.com/floe-cri/floe/internal/podinit"
 	"github.com/floe-cri/floe/internal/reserve"
@@ -65,9 +66,11 @@ type Manager struct {
 	sandboxes map[string]*Sandbox          // every known sandbox, by id
 	byKey     map[string]string            // reservation key -> sandbox id
 	inflight  map[string]*reserve.Creation // reservation key -> creation under way
-	opLocks   map[string]*sync.Mutex
 
 	containers Containers
+
+	// ops serialises stop/remove/update of one object.
+	ops oplock.Set
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -88,7 +91,6 @@ func New(opts Options) *Manager {
 		sandboxes: map[string]*Sandbox{},
 		byKey:     map[string]string{},
 		inflight:  map[string]*reserve.Creation{},
-		opLocks:   map[string]*sync.Mutex{},
 		stop:      make(chan struct{}),
 	}
 }
@@ -97,17 +99,6 @@ func New(opts Options) *Manager {
 func (m *Manager) Close() {
 	m.stopOnce.Do(func() { close(m.stop) })
 	m.wg.Wait()
-}
-
-func (m *Manager) opLock(id string) *sync.Mutex {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l, ok := m.opLocks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		m.opLocks[id] = l
-	}
-	return l
 }
 
 // Run creates a sandbox, or returns the one a previous identical request
@@ -200,30 +191,19 @@ func (m *Manager) finish(key string, c *reserve.Creation, sb *Sandbox, err error
 // scheduleAbandonCheck removes the sandbox after the grace period unless a
 // retry claimed it.
 func (m *Manager) scheduleAbandonCheck(id string) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTimer(m.opts.AbandonedGrace)
-		defer t.Stop()
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-		}
+	reserve.ExpireUnclaimed(&m.wg, m.stop, m.opts.AbandonedGrace, func() bool {
 		m.mu.Lock()
+		defer m.mu.Unlock()
 		sb, ok := m.sandboxes[id]
-		unclaimed := ok && sb.Unclaimed
-		m.mu.Unlock()
-		if !unclaimed {
-			return
-		}
+		return ok && sb.Unclaimed
+	}, func() {
 		m.log.Warn("removing a sandbox no retry claimed", "pod", id)
 		ctx, cancel := context.WithTimeout(context.Background(), m.opts.CreateTimeout)
 		defer cancel()
 		if err := m.Remove(ctx, id); err != nil {
 			m.log.Error("remove abandoned sandbox", "pod", id, "err", err)
 		}
-	}()
+	})
 }
 
 func validIP(s string) bool { return net.ParseIP(s) != nil }
@@ -435,18 +415,9 @@ func (m *Manager) release(ctx context.Context, sb *Sandbox) error {
 func (m *Manager) resolve(idOrPrefix string) (*Sandbox, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	id, err := ids.Resolve(idOrPrefix, func(yield func(string) bool) {
-		for id := range m.sandboxes {
-			if !yield(id) {
-				return
-			}
-		}
-	})
-	if errors.Is(err, ids.ErrNotFound) {
-		return nil, errdefs.NotFound("pod sandbox %q not found", idOrPrefix)
-	}
+	id, err := ids.Lookup(m.sandboxes, idOrPrefix, "pod sandbox", "pod_sandbox_id")
 	if err != nil {
-		return nil, errdefs.InvalidArgument("pod_sandbox_id", "%v", err)
+		return nil, err
 	}
 	return m.sandboxes[id].clone(), nil
 }
@@ -464,9 +435,7 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 	if err != nil {
 		return err
 	}
-	l := m.opLock(sb.ID)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(sb.ID)()
 	// Re-read under the operation lock: a concurrent stop may have run.
 	if sb, err = m.resolve(sb.ID); err != nil {
 		return nil
@@ -518,9 +487,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 			return fmt.Errorf("remove containers of pod sandbox %s: %w", sb.ID, err)
 		}
 	}
-	l := m.opLock(sb.ID)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(sb.ID)()
 	if err := podfiles.Remove(sb.Files()); err != nil {
 		return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 	}
@@ -532,8 +499,8 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if m.byKey[sb.Spec.reservationKey()] == sb.ID {
 		delete(m.byKey, sb.Spec.reservationKey())
 	}
-	delete(m.opLocks, sb.ID)
 	m.mu.Unlock()
+	m.ops.Forget(sb.ID)
 	m.log.Info("sandbox removed", "pod", sb.ID)
 	return nil
 }
@@ -546,9 +513,7 @@ func (m *Manager) UpdateConfig(idOrPrefix string, update func(raw []byte) ([]byt
 	if err != nil {
 		return err
 	}
-	l := m.opLock(sb.ID)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(sb.ID)()
 	if sb, err = m.resolve(sb.ID); err != nil {
 		return err
 	}
