@@ -81,12 +81,30 @@ func (cb *containerBench) floor(b *testing.B, id, bundle, netns string) func() {
 		b.Errorf("floor ADD: %v", err)
 		return undo
 	}
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(rctx, "runc", "run", "-d", "--bundle", bundle, id).CombinedOutput(); err != nil {
-		b.Errorf("runc run: %v %s", err, out)
+	if err := runcRunDetached(ctx, id, bundle); err != nil {
+		b.Errorf("%v", err)
 	}
 	return undo
+}
+
+// runcRunDetached is `runc run -d`. The container inherits runc's stdio,
+// so its output goes to a file in the bundle: a pipe would stay open as
+// long as the container runs and the wait for runc would never end.
+func runcRunDetached(ctx context.Context, id, bundle string) error {
+	out, err := os.Create(filepath.Join(bundle, "output"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "runc", "run", "-d", "--bundle", bundle, id)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		msg, _ := os.ReadFile(out.Name())
+		return fmt.Errorf("runc run %s: %w: %s", id, err, msg)
+	}
+	return nil
 }
 
 // pod runs a pod with one busybox sleep through floe, as the kubelet does.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	ociv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/internal/monitor"
@@ -385,6 +387,12 @@ func TestContainerSliceParentUnderCgroupfsIsExpanded(t *testing.T) {
 	}
 	if _, err := e.d.Runtime.RemovePodSandbox(harness.Ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.podID}); err != nil {
 		t.Fatal(err)
+	}
+	// A RuntimeClass handler floe does not have is refused naming the
+	// ones it has.
+	_, err := e.d.Runtime.RunPodSandbox(harness.Ctx(t), &runtimeapi.RunPodSandboxRequest{Config: podConfig("kata"), RuntimeHandler: "kata"})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "configured handlers: runc") {
+		t.Errorf("unknown runtime handler: %v", err)
 	}
 }
 
