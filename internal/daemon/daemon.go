@@ -99,6 +99,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		DefaultHandler: cfg.DefaultRuntime,
 		HostResolvConf: "/etc/resolv.conf",
 		CgroupDriver:   cfg.CgroupManager,
+		PodInitExe:     podInitExe(log),
 		Log:            log,
 	})
 	defer sandboxes.Close()
@@ -237,6 +238,27 @@ func Run(cfg *config.Config, reload Reloader) error {
 			return nil
 		}
 	}
+}
+
+// podInitName is the small pod init program floe looks for beside itself.
+const podInitName = "floe-pod-init"
+
+// podInitExe returns the floe-pod-init installed next to the floe binary,
+// or "" (floe then runs itself as the init, at the cost of its whole
+// binary's memory in every pod that shares its PID namespace).
+func podInitExe(log *slog.Logger) string {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Warn("cannot locate the floe binary; pod inits will be floe itself", "err", err)
+		return ""
+	}
+	path := filepath.Join(filepath.Dir(exe), podInitName)
+	if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		log.Info("no "+podInitName+" beside floe; pod inits will be floe itself (more memory per pod sharing its PID namespace)", "looked", path)
+		return ""
+	}
+	log.Debug("pod init program", "path", path)
+	return path
 }
 
 // startContainers sets up one conmon monitor per runtime handler and the

@@ -44,7 +44,10 @@ type Options struct {
 	// CgroupDriver is how the kubelet's CgroupParent is read ("cgroupfs"
 	// or "systemd").
 	CgroupDriver string
-	Log          *slog.Logger
+	// PodInitExe is the pod init program (cmd/floe-pod-init); empty
+	// re-executes floe itself as the init.
+	PodInitExe string
+	Log        *slog.Logger
 }
 
 // Containers is what the sandbox core needs of the container core: a
@@ -313,7 +316,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		return fail("pin namespaces", err)
 	}
 	if spec.PIDMode == ModePod {
-		init, err := podinit.Start(ctx, podinit.Options{CgroupProcs: m.podCgroupProcs(spec.CgroupParent)})
+		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(spec.CgroupParent)})
 		if err != nil {
 			return fail("start pod init", err)
 		}

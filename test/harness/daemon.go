@@ -43,11 +43,15 @@ func FloeBinary(t testing.TB) string {
 			return
 		}
 		floeBin = filepath.Join(dir, "floe")
-		cmd := exec.Command("go", "build", "-o", floeBin, "./cmd/floe")
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		// floe-pod-init beside floe is what the daemon runs as the init of
+		// pods that share a PID namespace, as after `make install`.
+		for _, b := range []struct{ out, pkg string }{{floeBin, "./cmd/floe"}, {filepath.Join(dir, "floe-pod-init"), "./cmd/floe-pod-init"}} {
+			cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
 		}
 	})
 	if buildErr != nil {
