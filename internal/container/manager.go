@@ -375,8 +375,9 @@ func (m *Manager) release(ctx context.Context, c *Container) error {
 	if mon, ok := m.opts.Monitors[c.Handler]; ok {
 		mc := c.Monitor
 		if mc == nil {
-			// conmon may have got as far as runc create before a crash.
-			mc = &monitor.Container{ID: c.ID, Bundle: c.Bundle}
+			// conmon may have got as far as runc create before a crash;
+			// Delete then waits for it and deletes what it made.
+			mc = monitor.FromBundle(c.ID, c.Bundle)
 		}
 		if err := mon.Delete(ctx, mc); err != nil {
 			return fmt.Errorf("delete runtime container: %w", err)

@@ -105,6 +105,24 @@ func TestContainerUsersEnvArgsAndWorkingDir(t *testing.T) {
 		}
 	}
 
+	// A user the image does not have fails the creation, naming it, and
+	// leaves nothing behind.
+	bad := e.config("user-missing", "id")
+	e.sc(bad).RunAsUsername = "nosuchuser"
+	if _, err := e.d.Runtime.CreateContainer(harness.Ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: bad, SandboxConfig: e.podCfg}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "nosuchuser") {
+		t.Errorf("unknown run_as_username: %v", err)
+	}
+
+	// An ephemeral (debug) container in the PID namespace of a target
+	// container sees its processes.
+	target := e.run(t, e.config("target", "sleep", "1000"))
+	debug := e.config("debug", "ps", "-o", "args")
+	e.sc(debug).NamespaceOptions = &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Ipc: runtimeapi.NamespaceMode_POD,
+		Pid: runtimeapi.NamespaceMode_TARGET, TargetId: target}
+	if _, out := e.runToExit(t, debug); !strings.Contains(out, "sleep 1000") {
+		t.Errorf("debug container in the target's PID namespace sees:\n%s", out)
+	}
+
 	ep := e.images["busybox:ep"]
 	mergeCases := []struct {
 		name          string
@@ -704,4 +722,44 @@ func goneOrZombie(pid int, limit time.Duration) bool {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestKill9DuringCreateContainerIsUndoneOnRestart(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnvWith(t, containerEnvOptions{ConfigTOML: fmt.Sprintf("[runtimes.runc]\nruntime_path = %q\n", slowRuntime(t, 2))})
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: e.config("interrupted", "sleep", "1000"), SandboxConfig: e.podCfg})
+	if err == nil {
+		t.Fatal("creation with a 2s runtime finished within 1.5s")
+	}
+	e.d.Kill9()
+	e.d.Start()
+	if !strings.Contains(e.d.Log(), "undoing a container whose creation was interrupted") {
+		t.Errorf("restart did not undo the interrupted creation")
+	}
+	// Whatever conmon and runc were doing when floe died, none of it
+	// stays once the slow create has had time to finish.
+	time.Sleep(3 * time.Second)
+	if left := conmonsUnder(e.d.RunDir); len(left) > 0 {
+		t.Errorf("conmon of the undone container still runs: %v", left)
+	}
+	if l, _ := e.d.Runtime.ListContainers(harness.Ctx(t), &runtimeapi.ListContainersRequest{}); len(l.GetContainers()) != 0 {
+		t.Errorf("containers after the undo: %v", l.GetContainers())
+	}
+	// The same request now succeeds.
+	e.run(t, e.config("interrupted", "sleep", "1000"))
+}
+
+// conmonsUnder lists conmon processes whose command line mentions dir.
+func conmonsUnder(dir string) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		cmd, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		if err == nil && strings.HasPrefix(filepath.Base(strings.Split(string(cmd), "\x00")[0]), "conmon") && strings.Contains(string(cmd), dir) {
+			out = append(out, ent.Name())
+		}
+	}
+	return out
 }
