@@ -650,12 +650,16 @@ func TestContainerKill9RestartRecoversRunningAndExited(t *testing.T) {
 	}
 }
 
-// slowRuntime is a runc wrapper whose create takes seconds more, so a
-// CreateContainer outlives its caller's deadline.
-func slowRuntime(t *testing.T, seconds int) string {
+// slowRuntime is a runc wrapper whose create (or other subcommand) takes
+// seconds more, so a CreateContainer outlives its caller's deadline.
+func slowRuntime(t *testing.T, seconds int, subcommand ...string) string {
 	t.Helper()
+	sub := "create"
+	if len(subcommand) > 0 {
+		sub = subcommand[0]
+	}
 	path := filepath.Join(t.TempDir(), "slowrunc")
-	script := fmt.Sprintf("#!/bin/sh\ncase \" $* \" in *\" create \"*) sleep %d;; esac\nexec /usr/sbin/runc \"$@\"\n", seconds)
+	script := fmt.Sprintf("#!/bin/sh\ncase \" $* \" in *\" %s \"*) sleep %d;; esac\nexec /usr/sbin/runc \"$@\"\n", sub, seconds)
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -762,4 +766,29 @@ func conmonsUnder(dir string) []string {
 		}
 	}
 	return out
+}
+
+func TestKill9DuringStartContainerFindsItRunning(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnvWith(t, containerEnvOptions{ConfigTOML: fmt.Sprintf("[runtimes.runc]\nruntime_path = %q\n", slowRuntime(t, 2, "start"))})
+	created, err := e.d.Runtime.CreateContainer(harness.Ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID,
+		Config: e.config("starting", "sh", "-c", "while [ ! -e /tmp/stop ]; do sleep 0.1; done; exit 4"), SandboxConfig: e.podCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.ContainerId
+	go e.d.Runtime.StartContainer(context.Background(), &runtimeapi.StartContainerRequest{ContainerId: id})
+	time.Sleep(time.Second)
+	// floe dies while `runc start` waits in the wrapper; runc still starts
+	// the container.
+	e.d.Kill9()
+	time.Sleep(2 * time.Second)
+	e.d.Start()
+	if st := e.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.StartedAt == 0 {
+		t.Fatalf("container started while floe was down: %v", st)
+	}
+	e.exec(t, id, "touch", "/tmp/stop")
+	if st := e.waitExited(t, id); st.ExitCode != 4 {
+		t.Errorf("exit of the recovered container: %d", st.ExitCode)
+	}
 }
