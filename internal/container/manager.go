@@ -359,8 +359,9 @@ func (m *Manager) release(ctx context.Context, c *Container) error {
 	if mon, ok := m.opts.Monitors[c.Handler]; ok {
 		mc := c.Monitor
 		if mc == nil {
-			// conmon may have got as far as runc create before a crash.
-			mc = &monitor.Container{ID: c.ID, Bundle: c.Bundle}
+			// conmon may have got as far as runc create before a crash;
+			// Delete then waits for it and deletes what it made.
+			mc = monitor.FromBundle(c.ID, c.Bundle)
 		}
 		if err := mon.Delete(ctx, mc); err != nil {
 			return fmt.Errorf("delete runtime container: %w", err)
@@ -662,6 +663,25 @@ func (m *Manager) ReopenLog(ctx context.Context, idOrPrefix string) error {
 	return mon.ReopenLog(ctx, c.Monitor)
 }
 
+// restoreStarted catches a start that runc carried out after the daemon
+// died before recording it: the container runs, so it is recorded running
+// (started at the restart; the real moment is lost) and followed. Left
+// "created", the kubelet would try to start it again and fail forever.
+func (m *Manager) restoreStarted(ctx context.Context, c *Container, mon *monitor.Monitor) {
+	st, _, err := mon.State(ctx, c.ID)
+	if err != nil || (st != monitor.StatusRunning && st != monitor.StatusStopped) {
+		return
+	}
+	c.State = StateRunning
+	c.StartedAt = time.Now().UnixNano()
+	if err := m.save(c); err != nil {
+		m.log.Error("record a container started while floe was down", "container", c.ID, "err", err)
+		return
+	}
+	m.log.Warn("container was started by a StartContainer the daemon did not live to record; it is running", "container", c.ID, "runtimeState", st)
+	m.follow(c.ID, mon, c.Monitor)
+}
+
 // Restore loads the database after a (re)start: interrupted creations are
 // undone, containers that exited while floe was down get their exit from
 // conmon's exit file, running ones are followed again.
@@ -707,6 +727,8 @@ func (m *Manager) Restore(ctx context.Context) error {
 			m.recordExit(c.ID, exit, nil)
 		case c.State == StateRunning:
 			m.follow(c.ID, mon, c.Monitor)
+		case c.State == StateCreated:
+			m.restoreStarted(ctx, c, mon)
 		}
 	}
 	m.log.Info("restored containers", "count", len(records))

@@ -105,6 +105,24 @@ func TestContainerUsersEnvArgsAndWorkingDir(t *testing.T) {
 		}
 	}
 
+	// A user the image does not have fails the creation, naming it, and
+	// leaves nothing behind.
+	bad := e.config("user-missing", "id")
+	e.sc(bad).RunAsUsername = "nosuchuser"
+	if _, err := e.d.Runtime.CreateContainer(harness.Ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: bad, SandboxConfig: e.podCfg}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "nosuchuser") {
+		t.Errorf("unknown run_as_username: %v", err)
+	}
+
+	// An ephemeral (debug) container in the PID namespace of a target
+	// container sees its processes.
+	target := e.run(t, e.config("target", "sleep", "1000"))
+	debug := e.config("debug", "ps", "-o", "args")
+	e.sc(debug).NamespaceOptions = &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Ipc: runtimeapi.NamespaceMode_POD,
+		Pid: runtimeapi.NamespaceMode_TARGET, TargetId: target}
+	if _, out := e.runToExit(t, debug); !strings.Contains(out, "sleep 1000") {
+		t.Errorf("debug container in the target's PID namespace sees:\n%s", out)
+	}
+
 	ep := e.images["busybox:ep"]
 	mergeCases := []struct {
 		name          string
@@ -632,12 +650,16 @@ func TestContainerKill9RestartRecoversRunningAndExited(t *testing.T) {
 	}
 }
 
-// slowRuntime is a runc wrapper whose create takes seconds more, so a
-// CreateContainer outlives its caller's deadline.
-func slowRuntime(t *testing.T, seconds int) string {
+// slowRuntime is a runc wrapper whose create (or other subcommand) takes
+// seconds more, so a CreateContainer outlives its caller's deadline.
+func slowRuntime(t *testing.T, seconds int, subcommand ...string) string {
 	t.Helper()
+	sub := "create"
+	if len(subcommand) > 0 {
+		sub = subcommand[0]
+	}
 	path := filepath.Join(t.TempDir(), "slowrunc")
-	script := fmt.Sprintf("#!/bin/sh\ncase \" $* \" in *\" create \"*) sleep %d;; esac\nexec /usr/sbin/runc \"$@\"\n", seconds)
+	script := fmt.Sprintf("#!/bin/sh\ncase \" $* \" in *\" %s \"*) sleep %d;; esac\nexec /usr/sbin/runc \"$@\"\n", sub, seconds)
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -703,5 +725,70 @@ func goneOrZombie(pid int, limit time.Duration) bool {
 			return false
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestKill9DuringCreateContainerIsUndoneOnRestart(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnvWith(t, containerEnvOptions{ConfigTOML: fmt.Sprintf("[runtimes.runc]\nruntime_path = %q\n", slowRuntime(t, 2))})
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: e.config("interrupted", "sleep", "1000"), SandboxConfig: e.podCfg})
+	if err == nil {
+		t.Fatal("creation with a 2s runtime finished within 1.5s")
+	}
+	e.d.Kill9()
+	e.d.Start()
+	if !strings.Contains(e.d.Log(), "undoing a container whose creation was interrupted") {
+		t.Errorf("restart did not undo the interrupted creation")
+	}
+	// Whatever conmon and runc were doing when floe died, none of it
+	// stays once the slow create has had time to finish.
+	time.Sleep(3 * time.Second)
+	if left := conmonsUnder(e.d.RunDir); len(left) > 0 {
+		t.Errorf("conmon of the undone container still runs: %v", left)
+	}
+	if l, _ := e.d.Runtime.ListContainers(harness.Ctx(t), &runtimeapi.ListContainersRequest{}); len(l.GetContainers()) != 0 {
+		t.Errorf("containers after the undo: %v", l.GetContainers())
+	}
+	// The same request now succeeds.
+	e.run(t, e.config("interrupted", "sleep", "1000"))
+}
+
+// conmonsUnder lists conmon processes whose command line mentions dir.
+func conmonsUnder(dir string) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		cmd, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		if err == nil && strings.HasPrefix(filepath.Base(strings.Split(string(cmd), "\x00")[0]), "conmon") && strings.Contains(string(cmd), dir) {
+			out = append(out, ent.Name())
+		}
+	}
+	return out
+}
+
+func TestKill9DuringStartContainerFindsItRunning(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnvWith(t, containerEnvOptions{ConfigTOML: fmt.Sprintf("[runtimes.runc]\nruntime_path = %q\n", slowRuntime(t, 2, "start"))})
+	created, err := e.d.Runtime.CreateContainer(harness.Ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID,
+		Config: e.config("starting", "sh", "-c", "while [ ! -e /tmp/stop ]; do sleep 0.1; done; exit 4"), SandboxConfig: e.podCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.ContainerId
+	go e.d.Runtime.StartContainer(context.Background(), &runtimeapi.StartContainerRequest{ContainerId: id})
+	time.Sleep(time.Second)
+	// floe dies while `runc start` waits in the wrapper; runc still starts
+	// the container.
+	e.d.Kill9()
+	time.Sleep(2 * time.Second)
+	e.d.Start()
+	if st := e.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.StartedAt == 0 {
+		t.Fatalf("container started while floe was down: %v", st)
+	}
+	e.exec(t, id, "touch", "/tmp/stop")
+	if st := e.waitExited(t, id); st.ExitCode != 4 {
+		t.Errorf("exit of the recovered container: %d", st.ExitCode)
 	}
 }
