@@ -1,6 +1,9 @@
 # floe build, run and test entry points. See README.md.
 GO ?= go
 BIN := bin/floe
+# The init of pods that share a PID namespace; floe runs it from beside
+# its own binary (without it floe runs itself, using more memory per pod).
+INIT_BIN := bin/floe-pod-init
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -11,6 +14,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/floe
+	$(GO) build -o $(INIT_BIN) ./cmd/floe-pod-init
 
 # Debian packages (runc, conmon, CNI plugins, ...) and Go modules.
 deps:
@@ -39,6 +43,7 @@ unit:
 # example CNI network (only where none is configured).
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/floe
+	install -D -m 0755 $(INIT_BIN) $(DESTDIR)$(PREFIX)/bin/floe-pod-init
 	install -D -m 0644 contrib/systemd/floe.service $(DESTDIR)/etc/systemd/system/floe.service
 	install -d -m 0755 $(DESTDIR)/etc/floe/floe.d
 	test -e $(DESTDIR)/etc/floe/floe.toml || ./$(BIN) config --config /dev/null > $(DESTDIR)/etc/floe/floe.toml

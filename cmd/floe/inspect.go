@@ -18,36 +18,82 @@ import (
 	"github.com/floe-cri/floe/internal/inspect"
 )
 
+const inspectUsage = "usage: floe inspect pod|container ID|NAME [--json]"
+
 func inspectCmd(args []string) error {
-	if len(args) == 0 || (args[0] != "pod" && !strings.HasPrefix(args[0], "-")) {
-		return fmt.Errorf("usage: floe inspect pod ID|NAME [--json]")
+	if len(args) == 0 || (args[0] != "pod" && args[0] != "container") {
+		return fmt.Errorf(inspectUsage)
 	}
-	if args[0] == "pod" {
-		args = args[1:]
-	}
+	kind := args[0]
+	args = args[1:]
 	var asJSON bool
-	cfg, rest, err := parseWithConfig("inspect", "pod ID|NAME", args, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseWithConfig("inspect", "pod|container ID|NAME", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	})
 	if err != nil {
 		return err
 	}
 	if len(rest) != 1 {
-		return fmt.Errorf("usage: floe inspect pod ID|NAME [--json]")
+		return fmt.Errorf(inspectUsage)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pod, err := inspect.NewClient(cfg.InspectSocket).Pod(ctx, rest[0])
-	if err != nil {
-		return err
+	client := inspect.NewClient(cfg.InspectSocket)
+	var report any
+	var print func()
+	if kind == "pod" {
+		pod, err := client.Pod(ctx, rest[0])
+		if err != nil {
+			return err
+		}
+		report, print = pod, func() { printPod(os.Stdout, pod) }
+	} else {
+		c, err := client.Container(ctx, rest[0])
+		if err != nil {
+			return err
+		}
+		report, print = c, func() { printContainer(os.Stdout, c) }
 	}
 	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(pod)
+		return enc.Encode(report)
 	}
-	printPod(os.Stdout, pod)
+	print()
 	return nil
+}
+
+func printContainer(out io.Writer, c *inspect.Container) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	line := func(k, f string, a ...any) { fmt.Fprintf(w, "%s\t%s\n", k, fmt.Sprintf(f, a...)) }
+	line("Container", "%s (attempt %d) in pod %s/%s", c.Name, c.Attempt, c.PodNamespace, c.PodName)
+	line("ID", "%s", c.ID)
+	line("Pod ID", "%s", c.PodID)
+	state := c.State
+	if c.State == "exited" {
+		state = fmt.Sprintf("exited with %d (%s) at %s", c.ExitCode, c.Reason, c.FinishedAt.Format(time.RFC3339))
+	}
+	line("State", "%s", state)
+	line("Image", "%s (%s)", c.Image, c.ImageRef)
+	line("Runtime", "handler %s: %s, state root %s", c.Handler, c.RuntimePath, orNone(c.RuntimeRoot))
+	line("Runtime state", "%s", c.RuntimeState)
+	if c.Pid != 0 {
+		line("PIDs", "init %d, all %v; conmon %d", c.Pid, c.Pids, c.ConmonPid)
+	} else if c.ConmonPid != 0 {
+		line("Conmon", "%d", c.ConmonPid)
+	}
+	line("Cgroup", "%s", orNone(c.CgroupsPath))
+	line("Log", "%s", c.LogPath)
+	line("Bundle", "%s", c.Bundle)
+	line("Rootfs", "%s", orNone(c.Rootfs))
+	for i, m := range c.Mounts {
+		k := ""
+		if i == 0 {
+			k = "Mounts"
+		}
+		line(k, "%s", m)
+	}
+	w.Flush()
 }
 
 func printPod(out io.Writer, p *inspect.Pod) {
@@ -76,6 +122,20 @@ func printPod(out io.Writer, p *inspect.Pod) {
 		line("IPC/UTS ns", "%s %s", orNone(p.IPCPath), orNone(p.UTSPath))
 	}
 	line("Cgroup parent", "%s", orNone(p.CgroupParent))
+	if p.PodInitPid != 0 {
+		line("Pod init", "pid %d (PID 1 of the shared PID namespace)", p.PodInitPid)
+	}
+	for i, c := range p.Containers {
+		k := ""
+		if i == 0 {
+			k = "Containers"
+		}
+		pid := ""
+		if c.Pid != 0 {
+			pid = fmt.Sprintf(", pid %d", c.Pid)
+		}
+		line(k, "%s %s (%s%s)", c.ID[:13], c.Name, c.State, pid)
+	}
 	line("Run dir", "%s", p.RunDir)
 	if p.NetnsName != "" && p.State == "ready" {
 		line("Try", "ip netns exec %s ip addr", p.NetnsName)
@@ -159,12 +219,19 @@ func status(args []string) error {
 			if name == in.DefaultRuntime {
 				def = " (default)"
 			}
-			fmt.Fprintf(w, "Runtime %s%s\t%s, state root %s\n", name, def, r.Path, root)
+			usable := "usable"
+			if r.Problem != "" {
+				usable = "UNUSABLE: " + r.Problem
+			}
+			fmt.Fprintf(w, "Runtime %s%s\t%s, state root %s, %s\n", name, def, r.Path, root, usable)
 		}
 		if in.CNIError != "" {
 			fmt.Fprintf(w, "CNI\t%s\n", in.CNIError)
 		} else {
 			fmt.Fprintf(w, "CNI\tnetwork %q from %s\n", in.CNINetwork, in.CNIConfigFile)
+		}
+		if in.Storage != nil {
+			fmt.Fprintf(w, "Storage\t%s at %s (run root %s, options %s)\n", in.Storage.Driver, in.Storage.Root, in.Storage.RunRoot, orNone(strings.Join(in.Storage.MountOptions, ",")))
 		}
 		fmt.Fprintf(w, "Metrics\t%s\n", orNone(in.MetricsAddress))
 		fmt.Fprintf(w, "Inspect endpoint\t%s\n", in.InspectSocket)

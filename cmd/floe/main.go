@@ -25,6 +25,7 @@ Usage:
   floe config [flags]              print the effective configuration as commented TOML
   floe status [flags]              is the daemon up: version, conditions, handlers, CNI
   floe inspect pod ID|NAME [flags] one screen on a pod: netns, host veth, bridge, IPs, cgroup
+  floe inspect container ID|NAME   one screen on a container: pids, conmon, runc state command, log
   floe pods [flags]                short listing of pods
   floe version                     print the version
 

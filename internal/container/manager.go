@@ -21,6 +21,7 @@ import (
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/internal/oplock"
 	"github.com/floe-cri/floe/internal/reserve"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/store"
@@ -43,7 +44,9 @@ type Options struct {
 	BundleDir     string
 	Spec          ocispec.Options
 	CreateTimeout time.Duration
-	Log           *slog.Logger
+	// OnExit is told how each container ended (for metrics).
+	OnExit func(reason string, monitorLost bool)
+	Log    *slog.Logger
 }
 
 // Manager owns every container of this daemon.
@@ -57,7 +60,9 @@ type Manager struct {
 	containers map[string]*Container
 	byKey      map[string]string
 	inflight   map[string]*reserve.Creation
-	opLocks    map[string]*sync.Mutex
+
+	// ops serialises stop/remove/update of one object.
+	ops oplock.Set
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -82,7 +87,6 @@ func New(opts Options) *Manager {
 		containers: map[string]*Container{},
 		byKey:      map[string]string{},
 		inflight:   map[string]*reserve.Creation{},
-		opLocks:    map[string]*sync.Mutex{},
 		stop:       make(chan struct{}),
 	}
 }
@@ -92,17 +96,6 @@ func (m *Manager) Close() {
 	m.stopOnce.Do(func() { close(m.stop) })
 	m.wg.Wait()
 	m.events.close()
-}
-
-func (m *Manager) opLock(id string) *sync.Mutex {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l, ok := m.opLocks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		m.opLocks[id] = l
-	}
-	return l
 }
 
 // Create makes a container in a ready sandbox, or returns the one an
@@ -189,28 +182,19 @@ func (m *Manager) finish(key string, cr *reserve.Creation, c *Container, err err
 const abandonedGrace = 5 * time.Minute
 
 func (m *Manager) scheduleAbandonCheck(id string) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTimer(abandonedGrace)
-		defer t.Stop()
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-		}
+	reserve.ExpireUnclaimed(&m.wg, m.stop, abandonedGrace, func() bool {
 		m.mu.Lock()
+		defer m.mu.Unlock()
 		c, ok := m.containers[id]
-		unclaimed := ok && c.Unclaimed
-		m.mu.Unlock()
-		if unclaimed {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := m.Remove(ctx, id); err != nil {
-				m.log.Error("remove abandoned container", "container", id, "err", err)
-			}
+		return ok && c.Unclaimed
+	}, func() {
+		m.log.Warn("removing a container no retry claimed", "container", id)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.Remove(ctx, id); err != nil {
+			m.log.Error("remove abandoned container", "container", id, "err", err)
 		}
-	}()
+	})
 }
 
 // create does the work of Create. Every side effect is preceded by a
@@ -384,8 +368,9 @@ func (m *Manager) release(ctx context.Context, c *Container) error {
 	if mon, ok := m.opts.Monitors[c.Handler]; ok {
 		mc := c.Monitor
 		if mc == nil {
-			// conmon may have got as far as runc create before a crash.
-			mc = &monitor.Container{ID: c.ID, Bundle: c.Bundle}
+			// conmon may have got as far as runc create before a crash;
+			// Delete then waits for it and deletes what it made.
+			mc = monitor.FromBundle(c.ID, c.Bundle)
 		}
 		if err := mon.Delete(ctx, mc); err != nil {
 			return fmt.Errorf("delete runtime container: %w", err)
@@ -404,18 +389,9 @@ func (m *Manager) release(ctx context.Context, c *Container) error {
 func (m *Manager) resolve(idOrPrefix string) (*Container, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	id, err := ids.Resolve(idOrPrefix, func(yield func(string) bool) {
-		for id := range m.containers {
-			if !yield(id) {
-				return
-			}
-		}
-	})
-	if errors.Is(err, ids.ErrNotFound) {
-		return nil, errdefs.NotFound("container %q not found", idOrPrefix)
-	}
+	id, err := ids.Lookup(m.containers, idOrPrefix, "container", "container_id")
 	if err != nil {
-		return nil, errdefs.InvalidArgument("container_id", "%v", err)
+		return nil, err
 	}
 	return m.containers[id].clone(), nil
 }
@@ -450,9 +426,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err != nil {
 		return err
 	}
-	l := m.opLock(c.ID)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(c.ID)()
 	if c, err = m.resolve(c.ID); err != nil {
 		return err
 	}
@@ -502,9 +476,7 @@ func (m *Manager) follow(id string, mon *monitor.Monitor, mc *monitor.Container)
 
 // recordExit stores how a container ended.
 func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
-	l := m.opLock(id)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(id)()
 	c, err := m.resolve(id)
 	if err != nil || c.State == StateExited {
 		return
@@ -523,6 +495,9 @@ func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
 	}
 	if err := m.save(c); err != nil {
 		m.log.Error("record container exit", "container", id, "err", err)
+	}
+	if m.opts.OnExit != nil {
+		m.opts.OnExit(c.Reason, exit == nil)
 	}
 	m.emit(EventStopped, c)
 	m.log.Info("container exited", "container", id, "pod", c.SandboxID, "code", c.ExitCode, "reason", c.Reason)
@@ -566,9 +541,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if err := m.Stop(ctx, c.ID, 0); err != nil {
 		return err
 	}
-	l := m.opLock(c.ID)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(c.ID)()
 	if c, err = m.resolve(c.ID); err != nil {
 		return nil
 	}
@@ -583,8 +556,8 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if key := reservationKey(c.SandboxID, &c.Spec); m.byKey[key] == c.ID {
 		delete(m.byKey, key)
 	}
-	delete(m.opLocks, c.ID)
 	m.mu.Unlock()
+	m.ops.Forget(c.ID)
 	m.forgetCgroup(c.ID)
 	m.emit(EventDeleted, c)
 	m.log.Info("container removed", "container", c.ID, "pod", c.SandboxID)
@@ -704,6 +677,25 @@ func (m *Manager) ReopenLog(ctx context.Context, idOrPrefix string) error {
 	return mon.ReopenLog(ctx, c.Monitor)
 }
 
+// restoreStarted catches a start that runc carried out after the daemon
+// died before recording it: the container runs, so it is recorded running
+// (started at the restart; the real moment is lost) and followed. Left
+// "created", the kubelet would try to start it again and fail forever.
+func (m *Manager) restoreStarted(ctx context.Context, c *Container, mon *monitor.Monitor) {
+	st, _, err := mon.State(ctx, c.ID)
+	if err != nil || (st != monitor.StatusRunning && st != monitor.StatusStopped) {
+		return
+	}
+	c.State = StateRunning
+	c.StartedAt = time.Now().UnixNano()
+	if err := m.save(c); err != nil {
+		m.log.Error("record a container started while floe was down", "container", c.ID, "err", err)
+		return
+	}
+	m.log.Warn("container was started by a StartContainer the daemon did not live to record; it is running", "container", c.ID, "runtimeState", st)
+	m.follow(c.ID, mon, c.Monitor)
+}
+
 // Restore loads the database after a (re)start: interrupted creations are
 // undone, containers that exited while floe was down get their exit from
 // conmon's exit file, running ones are followed again.
@@ -749,6 +741,8 @@ func (m *Manager) Restore(ctx context.Context) error {
 			m.recordExit(c.ID, exit, nil)
 		case c.State == StateRunning:
 			m.follow(c.ID, mon, c.Monitor)
+		case c.State == StateCreated:
+			m.restoreStarted(ctx, c, mon)
 		}
 	}
 	m.log.Info("restored containers", "count", len(records))

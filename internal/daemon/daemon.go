@@ -99,6 +99,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		DefaultHandler: cfg.DefaultRuntime,
 		HostResolvConf: "/etc/resolv.conf",
 		CgroupDriver:   cfg.CgroupManager,
+		PodInitExe:     podInitExe(log),
 		Log:            log,
 	})
 	defer sandboxes.Close()
@@ -138,7 +139,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 	}()
 
-	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, log)
+	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, mets, log)
 	defer closeMonitors()
 	if containers != nil {
 		defer containers.Close()
@@ -151,6 +152,18 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 	}
 
+	if containers != nil {
+		mets.RegisterStates("containers", "Containers by state.", func() map[string]int {
+			counts := map[string]int{}
+			for _, st := range []container.State{container.StateCreated, container.StateRunning, container.StateExited} {
+				counts[string(st)] = 0
+			}
+			for _, c := range containers.List(container.Filter{}) {
+				counts[string(c.State)]++
+			}
+			return counts
+		})
+	}
 	mets.RegisterStates("pod_sandboxes", "Pod sandboxes by state.", func() map[string]int {
 		counts := map[string]int{string(sandbox.StateReady): 0, string(sandbox.StateNotReady): 0}
 		for _, sb := range sandboxes.List(sandbox.Filter{}) {
@@ -187,7 +200,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	defer stream.Close()
 	insp, err := inspect.Serve(cfg.InspectSocket, inspect.Handler(inspect.Sources{
-		Config: cfg, Sandboxes: sandboxes, Network: net, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
+		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
 	}), log)
 	if err != nil {
 		return err
@@ -217,7 +230,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reloadConfig(log, level, reload)
+				reloadConfig(log, level, reload, imgs)
 				continue
 			}
 			log.Info("shutting down; pods and containers keep running", "signal", sig.String())
@@ -234,10 +247,31 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 }
 
+// podInitName is the small pod init program floe looks for beside itself.
+const podInitName = "floe-pod-init"
+
+// podInitExe returns the floe-pod-init installed next to the floe binary,
+// or "" (floe then runs itself as the init, at the cost of its whole
+// binary's memory in every pod that shares its PID namespace).
+func podInitExe(log *slog.Logger) string {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Warn("cannot locate the floe binary; pod inits will be floe itself", "err", err)
+		return ""
+	}
+	path := filepath.Join(filepath.Dir(exe), podInitName)
+	if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		log.Info("no "+podInitName+" beside floe; pod inits will be floe itself (more memory per pod sharing its PID namespace)", "looked", path)
+		return ""
+	}
+	log.Debug("pod init program", "path", path)
+	return path
+}
+
 // startContainers sets up one conmon monitor per runtime handler and the
 // container core. Without a usable monitor floe still serves pods and
 // images, and container RPCs say why they cannot work.
-func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, log *slog.Logger) (*container.Manager, func()) {
+func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, mets *metrics.Metrics, log *slog.Logger) (*container.Manager, func()) {
 	monitors := map[string]*monitor.Monitor{}
 	closeAll := func() {
 		for _, m := range monitors {
@@ -278,14 +312,16 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 			Log:                 log,
 		},
 		CreateTimeout: cfg.Sandbox.CreateTimeout.Std(),
+		OnExit:        mets.ObserveExit,
 		Log:           log,
 	}), closeAll
 }
 
 // reloadConfig applies the parts of the configuration that can change
-// while running. The CNI config dir is re-read on every use already; other
-// changes need a restart, which is said in the log.
-func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader) {
+// while running: the log level and the registries configuration files.
+// The CNI config dir is re-read on every use already; other settings need
+// a restart.
+func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader, imgs *images.Service) {
 	if reload == nil {
 		return
 	}
@@ -296,5 +332,8 @@ func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader) {
 	}
 	l, _ := config.ParseLevel(cfg.LogLevel)
 	level.Set(l)
+	if err := imgs.ReloadRegistries(); err != nil {
+		log.Error("SIGHUP: registries", "err", err)
+	}
 	log.Info("SIGHUP: configuration reloaded", "logLevel", cfg.LogLevel)
 }

@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
+
+	"github.com/floe-cri/floe/internal/errdefs"
 )
 
 // ErrNotFound is returned when no id has the prefix.
@@ -49,4 +52,18 @@ func Resolve(prefix string, candidates func(yield func(string) bool)) (string, e
 		return found, nil
 	}
 	return "", fmt.Errorf("id prefix %q matches %d ids: %w", prefix, n, ErrAmbiguous)
+}
+
+// Lookup resolves idOrPrefix among the keys of m for an API call: an
+// unknown id is NotFound naming what ("pod sandbox", "container"), an
+// ambiguous prefix InvalidArgument naming the request field.
+func Lookup[V any](m map[string]V, idOrPrefix, what, field string) (string, error) {
+	id, err := Resolve(idOrPrefix, maps.Keys(m))
+	if errors.Is(err, ErrNotFound) {
+		return "", errdefs.NotFound("%s %q not found", what, idOrPrefix)
+	}
+	if err != nil {
+		return "", errdefs.InvalidArgument(field, "%v", err)
+	}
+	return id, nil
 }

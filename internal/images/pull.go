@@ -112,7 +112,7 @@ func authKey(a *Auth) string {
 
 // systemContext returns the base context with the request's credentials.
 func (s *Service) systemContext(auth *Auth) (*types.SystemContext, error) {
-	sys := *s.sys
+	sys := *s.currentSys()
 	if auth.empty() {
 		return &sys, nil
 	}

@@ -27,7 +27,7 @@ func isShortName(name string) bool {
 // searchRegistries returns where short names are looked up: the
 // registries.conf unqualified-search-registries, else floe's default list.
 func (s *Service) searchRegistries() ([]string, error) {
-	regs, err := sysregistriesv2.UnqualifiedSearchRegistries(s.sys)
+	regs, err := sysregistriesv2.UnqualifiedSearchRegistries(s.currentSys())
 	if err != nil {
 		return nil, fmt.Errorf("read registries.conf: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"go.podman.io/image/v5/pkg/sysregistriesv2"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
@@ -59,8 +60,14 @@ type Options struct {
 type Service struct {
 	opts  Options
 	store storage.Store
-	sys   *types.SystemContext
-	log   *slog.Logger
+	// mountOpts are the overlay options in effect (metacopy may have been
+	// dropped), for reports.
+	mountOpts []string
+	// reloads counts ReloadRegistries calls; guarded by mu, like sys
+	// after startup.
+	reloads int
+	sys     *types.SystemContext
+	log     *slog.Logger
 
 	// ctx bounds every pull; Close cancels it and waits for wg.
 	ctx    context.Context
@@ -76,6 +83,62 @@ type Service struct {
 	layerGC sync.RWMutex
 
 	layerUsage layerUsageCache // see ContainerLayerUsage
+}
+
+// currentSys is the SystemContext in force; ReloadRegistries swaps it.
+func (s *Service) currentSys() *types.SystemContext {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sys
+}
+
+// ReloadRegistries re-reads registries.conf, its drop-ins and floe's
+// override (on SIGHUP). The new drop-in directory is assembled next to the
+// old one and swapped in, so pulls in flight keep a consistent view; a
+// configuration containers/image cannot parse is refused and the old one
+// stays.
+func (s *Service) ReloadRegistries() error {
+	s.mu.Lock()
+	s.reloads++
+	n := s.reloads
+	s.mu.Unlock()
+	dest := filepath.Join(s.opts.RunDir, fmt.Sprintf("registries.conf.d.%d", n))
+	dropIns, err := assembleRegistriesDir(s.opts.RegistriesConfDir, s.opts.RegistriesOverride, dest)
+	if err != nil {
+		return err
+	}
+	next := *s.currentSys()
+	next.SystemRegistriesConfDirPath = dropIns
+	sysregistriesv2.InvalidateCache()
+	if _, err := sysregistriesv2.GetRegistries(&next); err != nil {
+		os.RemoveAll(dest)
+		sysregistriesv2.InvalidateCache()
+		return fmt.Errorf("registries configuration not reloaded: %w", err)
+	}
+	s.mu.Lock()
+	old := s.sys.SystemRegistriesConfDirPath
+	s.sys = &next
+	s.mu.Unlock()
+	// The directory before the previous one is no longer used by any pull
+	// that started after the previous reload; keep just the last two.
+	if n > 1 {
+		os.RemoveAll(filepath.Join(s.opts.RunDir, fmt.Sprintf("registries.conf.d.%d", n-2)))
+	}
+	s.log.Info("registries configuration reloaded", "dropIns", dropIns, "previous", old)
+	return nil
+}
+
+// StoreInfo describes the store for operators (floe status, /info).
+type StoreInfo struct {
+	Driver       string   `json:"driver"`
+	Root         string   `json:"root"`
+	RunRoot      string   `json:"runRoot"`
+	MountOptions []string `json:"mountOptions,omitempty"`
+}
+
+// Info reports the store in use.
+func (s *Service) Info() StoreInfo {
+	return StoreInfo{Driver: s.store.GraphDriverName(), Root: s.store.GraphRoot(), RunRoot: s.store.RunRoot(), MountOptions: s.mountOpts}
 }
 
 // New opens the store (once per daemon) and prepares registry resolution.
@@ -140,13 +203,14 @@ func New(opts Options) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		opts:    opts,
-		store:   store,
-		sys:     sys,
-		log:     log,
-		ctx:     ctx,
-		cancel:  cancel,
-		flights: map[string]*flight{},
+		opts:      opts,
+		store:     store,
+		mountOpts: mountOpts,
+		sys:       sys,
+		log:       log,
+		ctx:       ctx,
+		cancel:    cancel,
+		flights:   map[string]*flight{},
 	}
 	log.Info("image store open", "root", opts.StorageRoot, "runRoot", opts.StorageRunRoot, "driver", store.GraphDriverName(), "mountOptions", strings.Join(mountOpts, ","))
 	return s, nil

@@ -40,6 +40,12 @@ func (c *Client) Pod(ctx context.Context, ref string) (*Pod, error) {
 	return &p, c.get(ctx, "/pods/"+url.PathEscape(ref), &p)
 }
 
+// Container fetches GET /containers/<ref>.
+func (c *Client) Container(ctx context.Context, ref string) (*Container, error) {
+	var ct Container
+	return &ct, c.get(ctx, "/containers/"+url.PathEscape(ref), &ct)
+}
+
 // Pods fetches GET /pods.
 func (c *Client) Pods(ctx context.Context) ([]*Pod, error) {
 	var ps []*Pod

@@ -12,11 +12,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/floe-cri/floe/internal/config"
+	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/unixsock"
@@ -24,6 +27,9 @@ import (
 )
 
 // Info is GET /info.
+//
+// The package comment lists the endpoints; GET /containers/<ref> is served
+// too (see container.go).
 type Info struct {
 	Version        string             `json:"version"`
 	ConfigFiles    []string           `json:"configFiles"`
@@ -41,6 +47,10 @@ type Info struct {
 	CNIError       string             `json:"cniError,omitempty"`
 	DefaultRuntime string             `json:"defaultRuntime"`
 	Runtimes       map[string]Runtime `json:"runtimes"`
+	Storage        *images.StoreInfo  `json:"storage,omitempty"`
+	// DefaultIDMappings are the user-namespace mappings pods get when
+	// they ask for none; floe runs pods without user namespaces.
+	DefaultIDMappings []string `json:"defaultIdMappings"`
 	// Extra holds sections other services add (storage driver and root,
 	// default id mappings) once they exist.
 	Extra map[string]any `json:"extra,omitempty"`
@@ -52,6 +62,8 @@ type Runtime struct {
 	// Root is the state root runc is run with; "" means the runtime's
 	// own default, which is what `runc list` reads.
 	Root string `json:"root"`
+	// Problem says why the handler cannot run containers ("" if it can).
+	Problem string `json:"problem,omitempty"`
 }
 
 // Pod is GET /pods/<id>.
@@ -78,16 +90,43 @@ type Pod struct {
 	CgroupParent   string            `json:"cgroupParent,omitempty"`
 	RunDir         string            `json:"runDir"`
 	Labels         map[string]string `json:"labels,omitempty"`
+	PodInitPid     int               `json:"podInitPid,omitempty"`
+	Containers     []PodContainer    `json:"containers,omitempty"`
+}
+
+// PodContainer is one line about a container in a pod report.
+type PodContainer struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Pid   int    `json:"pid,omitempty"`
 }
 
 // Sources are what the endpoint reports on.
 type Sources struct {
 	Config         *config.Config
 	Sandboxes      *sandbox.Manager
+	Containers     *container.Manager // nil when containers are unavailable
+	Images         *images.Service
 	Network        *network.Manager
 	MetricsAddress func() string
 	StreamingAddr  func() string
 	Log            *slog.Logger
+}
+
+// podReport adds the pod's containers to PodReport.
+func podReport(src Sources, sb *sandbox.Sandbox) *Pod {
+	p := PodReport(sb)
+	if src.Containers != nil {
+		for _, c := range src.Containers.List(container.Filter{SandboxID: sb.ID}) {
+			pc := PodContainer{ID: c.ID, Name: c.Spec.Name, State: string(c.State)}
+			if c.Monitor != nil && c.State == container.StateRunning {
+				pc.Pid = c.Monitor.Pid
+			}
+			p.Containers = append(p.Containers, pc)
+		}
+	}
+	return p
 }
 
 // PodReport builds the report of one sandbox.
@@ -101,6 +140,9 @@ func PodReport(sb *sandbox.Sandbox) *Pod {
 	}
 	if sb.Network != nil {
 		p.CNINetwork, p.CNIConfigFile, p.CNIResult = sb.Network.NetworkName, sb.Network.ConfigFile, sb.Network.Result
+	}
+	if sb.PodInit != nil {
+		p.PodInitPid = sb.PodInit.Pid
 	}
 	if sb.State == sandbox.StateReady && sb.NetnsPath != "" && sb.Network != nil {
 		hl, err := network.FindHostLink(sb.NetnsPath, sb.Network.IfName)
@@ -121,24 +163,30 @@ func Handler(src Sources) http.Handler {
 	mux.HandleFunc("GET /pods", func(w http.ResponseWriter, r *http.Request) {
 		pods := []*Pod{}
 		for _, sb := range src.Sandboxes.List(sandbox.Filter{}) {
-			pods = append(pods, PodReport(sb))
+			pods = append(pods, podReport(src, sb))
 		}
 		writeJSON(w, http.StatusOK, pods)
 	})
 	mux.HandleFunc("GET /pods/{ref...}", func(w http.ResponseWriter, r *http.Request) {
 		sb, err := findPod(src.Sandboxes, r.PathValue("ref"))
 		if err != nil {
-			code := http.StatusInternalServerError
-			switch errdefs.KindOf(err) {
-			case errdefs.KindNotFound:
-				code = http.StatusNotFound
-			case errdefs.KindInvalidArgument:
-				code = http.StatusBadRequest
-			}
-			writeJSON(w, code, map[string]string{"error": err.Error()})
+			writeError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, PodReport(sb))
+		writeJSON(w, http.StatusOK, podReport(src, sb))
+	})
+	mux.HandleFunc("GET /containers/{ref...}", func(w http.ResponseWriter, r *http.Request) {
+		if src.Containers == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "containers are not available on this floe (see the startup checks)"})
+			return
+		}
+		c, err := findContainer(src.Containers, src.Sandboxes, r.PathValue("ref"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		sb, _ := src.Sandboxes.Get(c.SandboxID)
+		writeJSON(w, http.StatusOK, ContainerReport(src.Config, c, sb))
 	})
 	return mux
 }
@@ -196,9 +244,35 @@ func info(src Sources) *Info {
 		in.CNIError = err.Error()
 	}
 	for name, rt := range cfg.Runtimes {
-		in.Runtimes[name] = Runtime{Path: rt.RuntimePath, Root: rt.RuntimeRoot}
+		r := Runtime{Path: rt.RuntimePath, Root: rt.RuntimeRoot}
+		monitor := rt.MonitorPath
+		if monitor == "" {
+			monitor = "/usr/bin/conmon"
+		}
+		for _, bin := range []string{rt.RuntimePath, monitor} {
+			if _, err := exec.LookPath(bin); err != nil && r.Problem == "" {
+				r.Problem = err.Error()
+			}
+		}
+		in.Runtimes[name] = r
 	}
+	if src.Images != nil {
+		si := src.Images.Info()
+		in.Storage = &si
+	}
+	in.DefaultIDMappings = []string{}
 	return in
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch errdefs.KindOf(err) {
+	case errdefs.KindNotFound:
+		code = http.StatusNotFound
+	case errdefs.KindInvalidArgument:
+		code = http.StatusBadRequest
+	}
+	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -25,6 +25,11 @@ type Metrics struct {
 	RPCDuration *prometheus.HistogramVec // by method
 	CNIDuration *prometheus.HistogramVec // by operation (add, del)
 	CNIErrors   *prometheus.CounterVec   // by operation
+
+	PullDuration *prometheus.HistogramVec // by result
+	PullBytes    prometheus.Counter
+	OOMKills     prometheus.Counter
+	MonitorsLost prometheus.Counter
 }
 
 // New registers every series, plus Go runtime and process metrics.
@@ -50,6 +55,24 @@ func New() *Metrics {
 			Help: "Failed CNI operations, by operation.",
 		}, []string{"operation"}),
 	}
+	m.PullDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "floe", Subsystem: "image", Name: "pull_duration_seconds",
+		Help:    "Image pull durations, by result (success, error).",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+	}, []string{"result"})
+	m.PullBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "floe", Subsystem: "image", Name: "pulled_bytes_total",
+		Help: "Bytes of images pulled (image size as stored).",
+	})
+	m.OOMKills = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "floe", Subsystem: "container", Name: "oom_kills_total",
+		Help: "Containers that ended OOM-killed.",
+	})
+	m.MonitorsLost = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "floe", Subsystem: "container", Name: "monitors_lost_total",
+		Help: "Container monitors (conmon) that died without reporting their container's exit.",
+	})
+	m.Registry.MustRegister(m.PullDuration, m.PullBytes, m.OOMKills, m.MonitorsLost)
 	m.Registry.MustRegister(m.RPCRequests, m.RPCDuration, m.CNIDuration, m.CNIErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -63,6 +86,26 @@ func (m *Metrics) ObserveCNI(op string, took time.Duration, err error) {
 	m.CNIDuration.WithLabelValues(op).Observe(took.Seconds())
 	if err != nil {
 		m.CNIErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// ObservePull records one image pull.
+func (m *Metrics) ObservePull(took time.Duration, bytes uint64, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	m.PullDuration.WithLabelValues(result).Observe(took.Seconds())
+	m.PullBytes.Add(float64(bytes))
+}
+
+// ObserveExit records how a container ended.
+func (m *Metrics) ObserveExit(reason string, monitorLost bool) {
+	if reason == "OOMKilled" {
+		m.OOMKills.Inc()
+	}
+	if monitorLost {
+		m.MonitorsLost.Inc()
 	}
 }
 

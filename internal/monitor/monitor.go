@@ -519,9 +519,22 @@ func (m *Monitor) Delete(ctx context.Context, c *Container) error {
 		return fmt.Errorf("container %s: delete: %w", c.ID, err)
 	}
 	// conmon writes the exit file once the container is gone; wait for it
-	// so the file is not recreated after we remove it.
+	// so the file is not recreated after we remove it. A conmon whose
+	// `runc create` was still running during the delete (a creation cut
+	// short by a daemon crash) then creates the container after all, so
+	// delete again until that conmon is gone.
 	if c.ConmonPid > 0 {
-		waitPidGone(ctx, c.ConmonPid, c.Bundle, killGrace)
+		deadline := time.Now().Add(killGrace)
+		for {
+			waitPidGone(ctx, c.ConmonPid, c.Bundle, 500*time.Millisecond)
+			if !conmonAlive(c) || time.Now().After(deadline) || ctx.Err() != nil {
+				break
+			}
+			m.deleteAgain(ctx, c.ID)
+		}
+		// Such a conmon dies of SIGPIPE when it reports the finished create
+		// to the crashed daemon, leaving the created container behind.
+		m.deleteAgain(ctx, c.ID)
 	}
 	var errs []error
 	for _, p := range []string{m.exitFile(c.ID), filepath.Join(m.cfg.SocketDir, c.ID)} {
@@ -533,6 +546,19 @@ func (m *Monitor) Delete(ctx context.Context, c *Container) error {
 	delete(m.exits, c.ID)
 	m.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+func (m *Monitor) deleteAgain(ctx context.Context, id string) {
+	if _, err := m.runtime(ctx, "delete", "--force", id); err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
+		m.log.Debug("delete again after conmon", "container", id, "error", err)
+	}
+}
+
+// FromBundle is the record of a container whose creation was cut short
+// before its record was complete: enough for Delete, with the conmon found
+// through the pid file it writes into the bundle at startup.
+func FromBundle(id, bundle string) *Container {
+	return &Container{ID: id, Bundle: bundle, ConmonPid: readPidFile(filepath.Join(bundle, "conmon.pid"))}
 }
 
 // waitPidGone waits until pid has exited (is gone or a zombie: either way

@@ -64,8 +64,14 @@ func (i *Init) NsPath() string { return fmt.Sprintf("/proc/%d/ns/pid", i.Pid) }
 
 // Options for Start.
 type Options struct {
-	// Exe is the floe binary to re-execute; default /proc/self/exe.
+	// Exe is the floe binary to re-execute as the launcher; default
+	// /proc/self/exe.
 	Exe string
+	// InitExe is the program the launcher runs as the init, with HelperArg
+	// as its first argument: a small build of this package alone
+	// (cmd/floe-pod-init) costs a fraction of the memory the whole floe
+	// binary does, once per pod. Empty means Exe's own binary.
+	InitExe string
 	// CgroupProcs are cgroup.procs files the init is moved into (e.g. the
 	// pod's cgroup under each v1 controller), so it is accounted to the pod.
 	CgroupProcs []string
@@ -84,7 +90,11 @@ func Start(ctx context.Context, opts Options) (*Init, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, opts.Exe, append([]string{LauncherArg}, opts.CgroupProcs...)...)
+	args := []string{LauncherArg}
+	if opts.InitExe != "" {
+		args = append(args, initExeFlag+opts.InitExe)
+	}
+	cmd := exec.CommandContext(ctx, opts.Exe, append(args, opts.CgroupProcs...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -173,9 +183,18 @@ func zombie(pid int) bool {
 	return err != nil || len(f) == 0 || f[0] == "Z" || f[0] == "X"
 }
 
+// initExeFlag passes Options.InitExe to the launcher as its first argument.
+const initExeFlag = "--init="
+
 // launcherMain clones the init into a new PID namespace, moves it into the
 // requested cgroups, prints its pid and exits without waiting for it.
-func launcherMain(cgroupProcs []string) {
+func launcherMain(args []string) {
+	initExe := "/proc/self/exe"
+	if len(args) > 0 && strings.HasPrefix(args[0], initExeFlag) {
+		initExe = strings.TrimPrefix(args[0], initExeFlag)
+		args = args[1:]
+	}
+	cgroupProcs := args
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -189,7 +208,7 @@ func launcherMain(cgroupProcs []string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cmd := exec.Command("/proc/self/exe", HelperArg)
+	cmd := exec.Command(initExe, HelperArg)
 	cmd.Args[0] = "floe-pod-init" // what ps shows
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{readyW} // fd 3

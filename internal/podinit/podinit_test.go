@@ -230,3 +230,41 @@ func TestInitJoinsCgroups(t *testing.T) {
 		t.Error("start with a bad cgroup succeeded")
 	}
 }
+
+// TestSeparateInitProgram: with InitExe the launcher takes the program from
+// its first argument (were it read as a cgroup.procs path, the launch would
+// fail) and runs it as the init; here it is the test binary again, by a
+// symlink.
+func TestSeparateInitProgram(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "other-init")
+	if err := os.Symlink(self, link); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in, err := Start(ctx, Options{InitExe: link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(ctx, 5*time.Second)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", in.Pid))
+	// The init runs on an empty root, so its exe may read as unreachable;
+	// its command line is what ps shows either way.
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", in.Pid))
+	if !strings.HasPrefix(string(cmdline), "floe-pod-init\x00"+HelperArg) {
+		t.Errorf("init command line %q", cmdline)
+	}
+	if err == nil && filepath.Base(exe) != filepath.Base(self) {
+		t.Errorf("init runs %s, want %s", exe, self)
+	}
+	if !in.Alive() {
+		t.Error("init not alive")
+	}
+}

@@ -11,6 +11,8 @@ package reserve
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 )
 
 // Creation is one create request being carried out.
@@ -59,4 +61,24 @@ func (c *Creation) Wait(ctx context.Context, what string) (string, error) {
 	case <-ctx.Done():
 		return "", fmt.Errorf("%s %s is still being created; retry the same request to get it: %w", what, c.ID, ctx.Err())
 	}
+}
+
+// ExpireUnclaimed runs remove after grace unless stop closes first or
+// stillUnclaimed says a retry took the object meanwhile. It runs in a
+// goroutine counted in wg, so the owner's Close can wait for it.
+func ExpireUnclaimed(wg *sync.WaitGroup, stop <-chan struct{}, grace time.Duration, stillUnclaimed func() bool, remove func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if stillUnclaimed() {
+			remove()
+		}
+	}()
 }

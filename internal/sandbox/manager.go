@@ -20,6 +20,7 @@ import (
 	"github.com/floe-cri/floe/internal/ids"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/nspin"
+	"github.com/floe-cri/floe/internal/oplock"
 	"github.com/floe-cri/floe/internal/podfiles"
 	"github.com/floe-cri/floe/internal/podinit"
 	"github.com/floe-cri/floe/internal/reserve"
@@ -43,7 +44,10 @@ type Options struct {
 	// CgroupDriver is how the kubelet's CgroupParent is read ("cgroupfs"
 	// or "systemd").
 	CgroupDriver string
-	Log          *slog.Logger
+	// PodInitExe is the pod init program (cmd/floe-pod-init); empty
+	// re-executes floe itself as the init.
+	PodInitExe string
+	Log        *slog.Logger
 }
 
 // Containers is what the sandbox core needs of the container core: a
@@ -65,9 +69,11 @@ type Manager struct {
 	sandboxes map[string]*Sandbox          // every known sandbox, by id
 	byKey     map[string]string            // reservation key -> sandbox id
 	inflight  map[string]*reserve.Creation // reservation key -> creation under way
-	opLocks   map[string]*sync.Mutex
 
 	containers Containers
+
+	// ops serialises stop/remove/update of one object.
+	ops oplock.Set
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -88,7 +94,6 @@ func New(opts Options) *Manager {
 		sandboxes: map[string]*Sandbox{},
 		byKey:     map[string]string{},
 		inflight:  map[string]*reserve.Creation{},
-		opLocks:   map[string]*sync.Mutex{},
 		stop:      make(chan struct{}),
 	}
 }
@@ -97,17 +102,6 @@ func New(opts Options) *Manager {
 func (m *Manager) Close() {
 	m.stopOnce.Do(func() { close(m.stop) })
 	m.wg.Wait()
-}
-
-func (m *Manager) opLock(id string) *sync.Mutex {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l, ok := m.opLocks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		m.opLocks[id] = l
-	}
-	return l
 }
 
 // Run creates a sandbox, or returns the one a previous identical request
@@ -200,30 +194,19 @@ func (m *Manager) finish(key string, c *reserve.Creation, sb *Sandbox, err error
 // scheduleAbandonCheck removes the sandbox after the grace period unless a
 // retry claimed it.
 func (m *Manager) scheduleAbandonCheck(id string) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTimer(m.opts.AbandonedGrace)
-		defer t.Stop()
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-		}
+	reserve.ExpireUnclaimed(&m.wg, m.stop, m.opts.AbandonedGrace, func() bool {
 		m.mu.Lock()
+		defer m.mu.Unlock()
 		sb, ok := m.sandboxes[id]
-		unclaimed := ok && sb.Unclaimed
-		m.mu.Unlock()
-		if !unclaimed {
-			return
-		}
+		return ok && sb.Unclaimed
+	}, func() {
 		m.log.Warn("removing a sandbox no retry claimed", "pod", id)
 		ctx, cancel := context.WithTimeout(context.Background(), m.opts.CreateTimeout)
 		defer cancel()
 		if err := m.Remove(ctx, id); err != nil {
 			m.log.Error("remove abandoned sandbox", "pod", id, "err", err)
 		}
-	}()
+	})
 }
 
 func validIP(s string) bool { return net.ParseIP(s) != nil }
@@ -333,7 +316,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		return fail("pin namespaces", err)
 	}
 	if spec.PIDMode == ModePod {
-		init, err := podinit.Start(ctx, podinit.Options{CgroupProcs: m.podCgroupProcs(spec.CgroupParent)})
+		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(spec.CgroupParent)})
 		if err != nil {
 			return fail("start pod init", err)
 		}
@@ -435,18 +418,9 @@ func (m *Manager) release(ctx context.Context, sb *Sandbox) error {
 func (m *Manager) resolve(idOrPrefix string) (*Sandbox, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	id, err := ids.Resolve(idOrPrefix, func(yield func(string) bool) {
-		for id := range m.sandboxes {
-			if !yield(id) {
-				return
-			}
-		}
-	})
-	if errors.Is(err, ids.ErrNotFound) {
-		return nil, errdefs.NotFound("pod sandbox %q not found", idOrPrefix)
-	}
+	id, err := ids.Lookup(m.sandboxes, idOrPrefix, "pod sandbox", "pod_sandbox_id")
 	if err != nil {
-		return nil, errdefs.InvalidArgument("pod_sandbox_id", "%v", err)
+		return nil, err
 	}
 	return m.sandboxes[id].clone(), nil
 }
@@ -464,9 +438,7 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 	if err != nil {
 		return err
 	}
-	l := m.opLock(sb.ID)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(sb.ID)()
 	// Re-read under the operation lock: a concurrent stop may have run.
 	if sb, err = m.resolve(sb.ID); err != nil {
 		return nil
@@ -518,9 +490,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 			return fmt.Errorf("remove containers of pod sandbox %s: %w", sb.ID, err)
 		}
 	}
-	l := m.opLock(sb.ID)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(sb.ID)()
 	if err := podfiles.Remove(sb.Files()); err != nil {
 		return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 	}
@@ -532,8 +502,8 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if m.byKey[sb.Spec.reservationKey()] == sb.ID {
 		delete(m.byKey, sb.Spec.reservationKey())
 	}
-	delete(m.opLocks, sb.ID)
 	m.mu.Unlock()
+	m.ops.Forget(sb.ID)
 	m.log.Info("sandbox removed", "pod", sb.ID)
 	return nil
 }
@@ -546,9 +516,7 @@ func (m *Manager) UpdateConfig(idOrPrefix string, update func(raw []byte) ([]byt
 	if err != nil {
 		return err
 	}
-	l := m.opLock(sb.ID)
-	l.Lock()
-	defer l.Unlock()
+	defer m.ops.Lock(sb.ID)()
 	if sb, err = m.resolve(sb.ID); err != nil {
 		return err
 	}

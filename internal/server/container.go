@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -174,13 +175,33 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 	return nil
 }
 
-// readSpecJSON returns the bundle's config.json for verbose status.
-func readSpecJSON(bundle string) (json.RawMessage, error) {
+// readBundleSpec reads the bundle's config.json (for the user and the
+// verbose status).
+func readBundleSpec(bundle string) (*specs.Spec, error) {
 	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return nil, err
 	}
-	return json.RawMessage(b), nil
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decode %s/config.json: %w", bundle, err)
+	}
+	return &s, nil
+}
+
+// criResources reports the container's current limits in CRI form.
+func criResources(oc ocispec.Container) *runtimeapi.LinuxContainerResources {
+	r := oc.Resources
+	out := &runtimeapi.LinuxContainerResources{
+		CpuPeriod: r.CPUPeriod, CpuQuota: r.CPUQuota, CpuShares: r.CPUShares,
+		MemoryLimitInBytes: r.MemoryLimit, MemorySwapLimitInBytes: r.MemorySwapLimit,
+		CpusetCpus: r.CpusetCpus, CpusetMems: r.CpusetMems, Unified: r.Unified,
+		OomScoreAdj: int64(oc.OOMScoreAdj),
+	}
+	for _, h := range r.Hugepages {
+		out.HugepageLimits = append(out.HugepageLimits, &runtimeapi.HugepageLimit{PageSize: h.PageSize, Limit: h.Limit})
+	}
+	return out
 }
 
 // StartContainer starts a created container.
@@ -255,6 +276,18 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		Annotations: c.Spec.Annotations,
 		LogPath:     c.LogPath,
 	}
+	// The kubelet compares these with the pod spec (in-place resize) and
+	// reports the user the process really runs as.
+	st.Resources = &runtimeapi.ContainerResources{Linux: criResources(c.Spec.OCI)}
+	spec, specErr := readBundleSpec(c.Bundle)
+	if specErr == nil && spec.Process != nil {
+		u := spec.Process.User
+		groups := []int64{}
+		for _, g := range u.AdditionalGids {
+			groups = append(groups, int64(g))
+		}
+		st.User = &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups}}
+	}
 	for _, m := range c.Spec.OCI.Mounts {
 		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, Propagation: criPropagation(m.Propagation)})
 	}
@@ -268,7 +301,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 			info["pid"] = c.Monitor.Pid
 			info["conmonPid"] = c.Monitor.ConmonPid
 		}
-		if spec, err := readSpecJSON(c.Bundle); err == nil {
+		if specErr == nil {
 			info["runtimeSpec"] = spec
 		}
 		b, err := json.Marshal(info)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -30,7 +31,17 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 			RegistryToken: a.RegistryToken,
 		}
 	}
+	start := time.Now()
 	id, err := s.deps.Images.Pull(ctx, name, auth)
+	if m := s.deps.Metrics; m != nil {
+		var size uint64
+		if err == nil {
+			if img, serr := s.deps.Images.Status(id); serr == nil {
+				size = img.Size
+			}
+		}
+		m.ObservePull(time.Since(start), size, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -52,3 +52,17 @@ func TestToStatusMapsKinds(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestIDAttrsNameThePodAndContainer(t *testing.T) {
+	got := idAttrs(&runtimeapi.StopContainerRequest{ContainerId: "c1"})
+	if len(got) != 2 || got[1] != "c1" {
+		t.Errorf("container attrs = %v", got)
+	}
+	got = idAttrs(&runtimeapi.CreateContainerRequest{PodSandboxId: "p1"})
+	if len(got) != 2 || got[0] != "pod" || got[1] != "p1" {
+		t.Errorf("pod attrs = %v", got)
+	}
+	if got := idAttrs(&runtimeapi.VersionRequest{}); len(got) != 0 {
+		t.Errorf("version attrs = %v", got)
+	}
+}

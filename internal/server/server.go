@@ -125,13 +125,26 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 			err = status.Errorf(codes.Internal, "internal error in %s: %v", info.FullMethod, r)
 		}
 		err = toStatus(err)
-		s.observe(ctx, info.FullMethod, start, err)
+		s.observe(ctx, info.FullMethod, start, err, idAttrs(req)...)
 	}()
 	return handler(ctx, req)
 }
 
+// idAttrs names the pod and container a request is about, so every log
+// line about a pod carries its id.
+func idAttrs(req any) []any {
+	var attrs []any
+	if r, ok := req.(interface{ GetPodSandboxId() string }); ok && r.GetPodSandboxId() != "" {
+		attrs = append(attrs, "pod", r.GetPodSandboxId())
+	}
+	if r, ok := req.(interface{ GetContainerId() string }); ok && r.GetContainerId() != "" {
+		attrs = append(attrs, "container", r.GetContainerId())
+	}
+	return attrs
+}
+
 // observe logs an RPC and counts it in the metrics.
-func (s *Server) observe(ctx context.Context, fullMethod string, start time.Time, err error) {
+func (s *Server) observe(ctx context.Context, fullMethod string, start time.Time, err error, attrs ...any) {
 	if m := s.deps.Metrics; m != nil {
 		method := path.Base(fullMethod)
 		m.RPCRequests.WithLabelValues(method, status.Code(err).String()).Inc()
@@ -141,7 +154,7 @@ func (s *Server) observe(ctx context.Context, fullMethod string, start time.Time
 	if err != nil {
 		level = slog.LevelWarn
 	}
-	s.log.Log(ctx, level, "rpc", "method", fullMethod, "took", time.Since(start), "err", err)
+	s.log.Log(ctx, level, "rpc", append([]any{"method", fullMethod, "took", time.Since(start), "err", err}, attrs...)...)
 }
 
 func toStatus(err error) error {

@@ -19,7 +19,10 @@ type HostState struct {
 	Mounts    map[string]bool
 	Veths     map[string]bool
 	Processes map[string]bool
-	ipamDirs  []string
+	// Cgroups are the cgroup directories (any hierarchy) with "floe" in
+	// their path: container cgroups (floe-<id>) and test pod parents.
+	Cgroups  map[string]bool
+	ipamDirs []string
 }
 
 // Snapshot records the host state now. ipamDirs are the host-local data
@@ -31,6 +34,7 @@ func Snapshot(t testing.TB, ipamDirs ...string) *HostState {
 		Mounts:    set(mountPoints(t)),
 		Veths:     set(vethNames(t)),
 		Processes: set(watchedProcesses()),
+		Cgroups:   set(floeCgroups()),
 		ipamDirs:  ipamDirs,
 	}
 	return s
@@ -64,6 +68,7 @@ func (s *HostState) AssertNoLeaks(t testing.TB, extraIPAMDirs ...string) {
 	report("mounts", s.Mounts, now.Mounts)
 	report("veth links", s.Veths, now.Veths)
 	report("processes", s.Processes, now.Processes)
+	report("cgroups", s.Cgroups, now.Cgroups)
 	for _, dir := range append(append([]string{}, s.ipamDirs...), extraIPAMDirs...) {
 		if r := ipamReservations(dir); len(r) > 0 {
 			t.Errorf("leaked IPAM reservations in %s: %s", dir, strings.Join(r, ", "))
@@ -159,6 +164,23 @@ func ipamReservations(dir string) []string {
 			return nil
 		}
 		out = append(out, name)
+		return nil
+	})
+	return out
+}
+
+// floeCgroups lists cgroup directories below /sys/fs/cgroup whose path
+// mentions floe. The tree is small on a node (a few hundred dirs), so a
+// full walk is cheap.
+func floeCgroups() []string {
+	var out []string
+	filepath.WalkDir("/sys/fs/cgroup", func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Contains(strings.TrimPrefix(path, "/sys/fs/cgroup"), "floe") {
+			out = append(out, path)
+		}
 		return nil
 	})
 	return out

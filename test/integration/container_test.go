@@ -25,24 +25,44 @@ type containerEnv struct {
 	podID  string
 	podCfg *runtimeapi.PodSandboxConfig
 	logDir string
+	images map[string]string // tag -> pulled reference
 }
 
 func newContainerEnv(t *testing.T, pod func(*runtimeapi.PodSandboxConfig)) *containerEnv {
 	t.Helper()
+	return newContainerEnvWith(t, containerEnvOptions{Pod: pod})
+}
+
+// containerEnvOptions vary newContainerEnvWith.
+type containerEnvOptions struct {
+	Pod        func(*runtimeapi.PodSandboxConfig)
+	ConfigTOML string // daemon drop-in
+	// Images are pushed and pulled besides busybox:ct; the env's images
+	// map holds their pulled references by tag.
+	Images map[string]*fixtures.Image
+}
+
+func newContainerEnvWith(t *testing.T, o containerEnvOptions) *containerEnv {
+	t.Helper()
 	reg := fixtures.StartRegistry(t, fixtures.RegistryOptions{})
-	pushed := reg.PushBusybox(t, "busybox:ct")
-	d := harness.StartDaemon(t, harness.Options{RegistriesConf: reg.RegistriesConf(false)})
-	ctx := harness.Ctx(t)
-	ref := reg.Ref("busybox:ct")
-	if _, err := d.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
-		t.Fatalf("pull %s: %v", ref, err)
+	reg.PushBusybox(t, "busybox:ct")
+	for tag, img := range o.Images {
+		reg.Push(t, tag, img)
 	}
-	_ = pushed
-	env := &containerEnv{d: d, image: ref, logDir: t.TempDir()}
+	d := harness.StartDaemon(t, harness.Options{RegistriesConf: reg.RegistriesConf(false), ConfigTOML: o.ConfigTOML})
+	ctx := harness.Ctx(t)
+	env := &containerEnv{d: d, image: reg.Ref("busybox:ct"), logDir: t.TempDir(), images: map[string]string{}}
+	for _, tag := range append([]string{"busybox:ct"}, keys(o.Images)...) {
+		ref := reg.Ref(tag)
+		if _, err := d.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+			t.Fatalf("pull %s: %v", ref, err)
+		}
+		env.images[tag] = ref
+	}
 	env.podCfg = podConfig("ctr")
 	env.podCfg.LogDirectory = env.logDir
-	if pod != nil {
-		pod(env.podCfg)
+	if o.Pod != nil {
+		o.Pod(env.podCfg)
 	}
 	resp, err := d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: env.podCfg})
 	if err != nil {
@@ -50,6 +70,14 @@ func newContainerEnv(t *testing.T, pod func(*runtimeapi.PodSandboxConfig)) *cont
 	}
 	env.podID = resp.PodSandboxId
 	return env
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 func (e *containerEnv) config(name string, cmd ...string) *runtimeapi.ContainerConfig {

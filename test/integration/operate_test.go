@@ -128,7 +128,7 @@ func TestInfoStatusAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.CRISocket != d.Socket || in.CgroupDriver != "cgroupfs" || in.Runtimes["runc"].Path != "/usr/sbin/runc" ||
+	if in.CRISocket != d.Socket || in.CgroupDriver != "cgroupfs" || in.Runtimes["runc"].Path != "/usr/sbin/runc" || in.Runtimes["runc"].Problem != "" ||
 		in.Runtimes["runc"].Root != "" || in.CNINetwork != "floetest-"+d.Bridge || in.MetricsAddress == "" {
 		t.Errorf("/info = %+v", in)
 	}
@@ -191,7 +191,7 @@ func TestInfoStatusAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatalf("floe status: %v\n%s", err, out)
 	}
-	for _, want := range []string{"RuntimeReady", "NetworkReady", "true", "/usr/sbin/runc", "floetest-" + d.Bridge, in.MetricsAddress, filepath.Join(d.Dir, "floe.toml")} {
+	for _, want := range []string{"RuntimeReady", "NetworkReady", "true", "/usr/sbin/runc", "usable", "floetest-" + d.Bridge, in.MetricsAddress, filepath.Join(d.Dir, "floe.toml")} {
 		if !strings.Contains(out, want) {
 			t.Errorf("floe status lacks %q:\n%s", want, out)
 		}

@@ -1,0 +1,22 @@
+// Command floe-pod-init is the init process of pods that share one PID
+// namespace (see internal/podinit). floe runs it when it is installed next
+// to the floe binary: it links only the standard library and x/sys, so each
+// such pod costs about a megabyte of resident memory instead of the tens
+// the whole floe binary takes once every package has initialised. Without
+// it floe re-executes itself as the init.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/floe-cri/floe/internal/podinit"
+)
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != podinit.HelperArg {
+		fmt.Fprintln(os.Stderr, "floe-pod-init is started by floe; it is not meant to be run by hand")
+		os.Exit(2)
+	}
+	podinit.Main()
+}
