@@ -259,23 +259,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	if err != nil {
 		return nil, err
 	}
-	st := &runtimeapi.ContainerStatus{
-		Id:          c.ID,
-		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Spec.Name, Attempt: c.Spec.Attempt},
-		State:       criContainerState(c.State),
-		CreatedAt:   c.CreatedAt,
-		StartedAt:   c.StartedAt,
-		FinishedAt:  c.FinishedAt,
-		ExitCode:    c.ExitCode,
-		Image:       &runtimeapi.ImageSpec{Image: c.Spec.Image},
-		ImageRef:    c.ImageRef,
-		ImageId:     c.ImageID,
-		Reason:      c.Reason,
-		Message:     c.Message,
-		Labels:      c.Spec.Labels,
-		Annotations: c.Spec.Annotations,
-		LogPath:     c.LogPath,
-	}
+	st := criContainerStatus(c)
 	// The kubelet compares these with the pod spec (in-place resize) and
 	// reports the user the process really runs as.
 	st.Resources = &runtimeapi.ContainerResources{Linux: criResources(c.Spec.OCI)}
@@ -287,9 +271,6 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 			groups = append(groups, int64(g))
 		}
 		st.User = &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups}}
-	}
-	for _, m := range c.Spec.OCI.Mounts {
-		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, Propagation: criPropagation(m.Propagation)})
 	}
 	resp := &runtimeapi.ContainerStatusResponse{Status: st}
 	if req.Verbose {

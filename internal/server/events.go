@@ -94,8 +94,8 @@ func criEventType(t container.EventType) runtimeapi.ContainerEventType {
 	return runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT
 }
 
-// criContainerStatus is the CRI status of a container record (the
-// non-verbose part of ContainerStatus).
+// criContainerStatus is the CRI status of a container without the parts
+// that read files (resources, user), shared by ContainerStatus and events.
 func criContainerStatus(c *container.Container) *runtimeapi.ContainerStatus {
 	st := &runtimeapi.ContainerStatus{
 		Id:          c.ID,
