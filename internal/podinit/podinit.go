@@ -84,6 +84,10 @@ type Options struct {
 func Start(ctx context.Context, opts Options) (*Init, error) {
 	if opts.Exe == "" {
 		opts.Exe = "/proc/self/exe"
+		// The small init program launches faster than floe re-executed.
+		if opts.InitExe != "" {
+			opts.Exe = opts.InitExe
+		}
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
