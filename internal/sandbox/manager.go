@@ -298,7 +298,13 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	}
 	hostname := spec.Hostname
 	if hostname == "" {
-		hostname = spec.Name
+		// Like CRI-O and containerd: a pod without a hostname gets the
+		// node's. The pod name is no substitute: it may be longer than the
+		// 64 bytes sethostname accepts.
+		var err error
+		if hostname, err = os.Hostname(); err != nil {
+			return fail("read node hostname", err)
+		}
 	}
 	resolv, err := podfiles.ResolvConf(spec.DNS, m.opts.HostResolvConf)
 	if err != nil {

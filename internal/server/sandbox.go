@@ -50,6 +50,11 @@ func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
 	if md.Namespace == "" {
 		return sandbox.Spec{}, invalid("config.metadata.namespace", "must not be empty")
 	}
+	// sethostname(2) takes at most HOST_NAME_MAX (64) bytes; refuse a
+	// longer name here rather than after namespaces were made.
+	if len(cfg.Hostname) > 64 {
+		return sandbox.Spec{}, invalid("config.hostname", "%q is %d bytes; at most 64 are allowed", cfg.Hostname, len(cfg.Hostname))
+	}
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
 	if err != nil {
 		return sandbox.Spec{}, fmt.Errorf("encode sandbox config: %w", err)
