@@ -38,7 +38,7 @@ func inspectCmd(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := inspect.NewClient(cfg.InspectSocket)
+	client := inspect.NewClient(cfg.InspectSocketPath())
 	var report any
 	var print func()
 	if kind == "pod" {
@@ -160,7 +160,7 @@ func pods(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list, err := inspect.NewClient(cfg.InspectSocket).Pods(ctx)
+	list, err := inspect.NewClient(cfg.InspectSocketPath()).Pods(ctx)
 	if err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func status(args []string) error {
 		}
 		fmt.Fprintf(w, "%s\t%v%s\n", c.Type, c.Status, detail)
 	}
-	if in, err := inspect.NewClient(cfg.InspectSocket).Info(ctx); err == nil {
+	if in, err := inspect.NewClient(cfg.InspectSocketPath()).Info(ctx); err == nil {
 		fmt.Fprintf(w, "Config files\t%s\n", orNone(strings.Join(in.ConfigFiles, ", ")))
 		fmt.Fprintf(w, "Cgroup driver\t%s\n", in.CgroupDriver)
 		fmt.Fprintf(w, "State / run dir\t%s  %s\n", in.StateDir, in.RunDir)

@@ -31,7 +31,7 @@ type Config struct {
 	CgroupManager  string             `toml:"cgroup_manager" comment:"Cgroup driver: \"cgroupfs\" or \"systemd\". Must match the kubelet's cgroupDriver."`
 	LogLevel       string             `toml:"log_level" comment:"Log level: debug, info, warn or error."`
 	LogFormat      string             `toml:"log_format" comment:"Log format: text or json."`
-	InspectSocket  string             `toml:"inspect_socket" comment:"Unix socket of the HTTP inspect endpoint (/info, /pods/<id>) that 'floe inspect' and 'floe status' read."`
+	InspectSocket  string             `toml:"inspect_socket" comment:"Unix socket of the HTTP inspect endpoint (/info, /pods/<id>) that 'floe inspect' and 'floe status' read. Empty means inspect.sock in run_dir, so daemons with their own run_dir never share it."`
 	Metrics        MetricsConfig      `toml:"metrics" comment:"Prometheus metrics."`
 	Streaming      StreamingConfig    `toml:"streaming" comment:"The streaming server behind Exec, Attach and PortForward URLs."`
 	Network        NetworkConfig      `toml:"network" comment:"Pod networking through CNI."`
@@ -45,11 +45,23 @@ type Config struct {
 
 	// Sources lists the files that were read, in order, for reports.
 	Sources []string `toml:"-"`
+	// MetricsAddressSet records that a file or flag chose metrics.address,
+	// which makes a busy port fatal instead of a warning.
+	MetricsAddressSet bool `toml:"-"`
+}
+
+// InspectSocketPath is where the inspect endpoint listens: inspect_socket,
+// or inspect.sock in run_dir when that is empty.
+func (c *Config) InspectSocketPath() string {
+	if c.InspectSocket != "" {
+		return c.InspectSocket
+	}
+	return filepath.Join(c.RunDir, "inspect.sock")
 }
 
 // MetricsConfig configures the Prometheus endpoint.
 type MetricsConfig struct {
-	Address string `toml:"address" comment:"host:port serving /metrics; keep it on loopback unless a scraper needs more. Empty disables metrics."`
+	Address string `toml:"address" comment:"host:port serving /metrics; keep it on loopback unless a scraper needs more. Empty disables metrics. When left at its default and the port is taken (another floe on the node), floe runs without metrics and says so in its log and 'floe status'; an address set in a file or flag must be free."`
 }
 
 // StreamingConfig configures the streaming server.
@@ -123,7 +135,7 @@ func Default() *Config {
 		CgroupManager: "cgroupfs",
 		LogLevel:      "info",
 		LogFormat:     "text",
-		InspectSocket: "/run/floe/inspect.sock",
+		InspectSocket: "",
 		Metrics:       MetricsConfig{Address: "127.0.0.1:9537"},
 		Streaming:     StreamingConfig{Address: "127.0.0.1:0"},
 		Network: NetworkConfig{
@@ -207,6 +219,14 @@ func (c *Config) mergeFile(path string) error {
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
 		return describeDecodeError(path, err)
+	}
+	var keys struct {
+		Metrics struct {
+			Address *string `toml:"address"`
+		} `toml:"metrics"`
+	}
+	if toml.Unmarshal(data, &keys) == nil && keys.Metrics.Address != nil {
+		c.MetricsAddressSet = true
 	}
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)

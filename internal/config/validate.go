@@ -17,7 +17,6 @@ import (
 func (c *Config) Validate() error {
 	abs := map[string]string{
 		"socket":                 c.Socket,
-		"inspect_socket":         c.InspectSocket,
 		"state_dir":              c.StateDir,
 		"run_dir":                c.RunDir,
 		"network.cni_config_dir": c.Network.CNIConfigDir,
@@ -26,6 +25,9 @@ func (c *Config) Validate() error {
 		"storage.run_root":       c.Storage.RunRoot,
 		"registries.config_path": c.Registries.ConfigPath,
 		"registries.config_dir":  c.Registries.ConfigDir,
+	}
+	if c.InspectSocket != "" && !filepath.IsAbs(c.InspectSocket) {
+		return fmt.Errorf("key \"inspect_socket\": %q is not an absolute path (or empty for run_dir/inspect.sock)", c.InspectSocket)
 	}
 	for _, key := range sortedKeys(abs) {
 		if !filepath.IsAbs(abs[key]) {
@@ -172,6 +174,7 @@ func (c *Config) ApplyFlag(flag, value string) error {
 		c.InspectSocket = value
 	case "metrics-address":
 		c.Metrics.Address = value
+		c.MetricsAddressSet = true
 	case "storage-root":
 		c.Storage.Root = value
 	case "storage-run-root":

@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -174,12 +175,21 @@ func Run(cfg *config.Config, reload Reloader) error {
 	metricsAddr := func() string { return "" }
 	if cfg.Metrics.Address != "" {
 		ms, err := metrics.Serve(mets, cfg.Metrics.Address, log)
-		if err != nil {
+		switch {
+		case err != nil && errors.Is(err, syscall.EADDRINUSE) && !cfg.MetricsAddressSet:
+			// The default port belongs to whichever floe came first; a
+			// second daemon on the node keeps running without metrics
+			// rather than failing over an address nobody asked for.
+			log.Warn("metrics not served: the default address is in use (another floe?); set metrics.address or --metrics-address to serve them", "address", cfg.Metrics.Address, "err", err)
+			msg := "not served: " + cfg.Metrics.Address + " in use; set metrics.address"
+			metricsAddr = func() string { return msg }
+		case err != nil:
 			return err
+		default:
+			defer ms.Close()
+			metricsAddr = ms.Addr
+			log.Info("serving metrics", "address", ms.Addr())
 		}
-		defer ms.Close()
-		metricsAddr = ms.Addr
-		log.Info("serving metrics", "address", ms.Addr())
 	}
 	// A nil *Streams must stay a nil interface: exec and attach are then
 	// refused with a reason.
@@ -199,14 +209,14 @@ func Run(cfg *config.Config, reload Reloader) error {
 		return err
 	}
 	defer stream.Close()
-	insp, err := inspect.Serve(cfg.InspectSocket, inspect.Handler(inspect.Sources{
+	insp, err := inspect.Serve(cfg.InspectSocketPath(), inspect.Handler(inspect.Sources{
 		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
 	}), log)
 	if err != nil {
 		return err
 	}
 	defer insp.Close()
-	defer os.Remove(cfg.InspectSocket)
+	defer os.Remove(cfg.InspectSocketPath())
 
 	handlerFeatures := map[string]ocifeatures.Features{}
 	for name, rt := range cfg.Runtimes {
@@ -223,7 +233,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	defer signal.Stop(sigs)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
-	log.Info("floe serving", "version", version.Version, "socket", cfg.Socket, "inspectSocket", cfg.InspectSocket,
+	log.Info("floe serving", "version", version.Version, "socket", cfg.Socket, "inspectSocket", cfg.InspectSocketPath(),
 		"stateDir", cfg.StateDir, "runDir", cfg.RunDir, "cgroupManager", cfg.CgroupManager)
 
 	for {

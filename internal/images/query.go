@@ -180,6 +180,8 @@ func (s *Service) pinned(names []string) bool {
 // that is already gone is not an error (the CRI wants this idempotent);
 // an image a container uses is a FailedPrecondition naming the container.
 func (s *Service) Remove(ref string) error {
+	s.removeMu.Lock()
+	defer s.removeMu.Unlock()
 	img, how, name, err := s.lookup(ref)
 	if errdefs.KindOf(err) == errdefs.KindNotFound {
 		return nil
@@ -201,6 +203,9 @@ func (s *Service) Remove(ref string) error {
 		}
 		if others > 0 {
 			if err := s.store.RemoveNames(img.ID, []string{name}); err != nil {
+				if gone(err) {
+					return nil
+				}
 				return fmt.Errorf("untag %s: %w", name, err)
 			}
 			s.log.Info("untagged image", "id", img.ID, "name", name)
@@ -217,7 +222,7 @@ func (s *Service) Remove(ref string) error {
 		}
 	}
 	if _, err := s.store.DeleteImage(img.ID, true); err != nil {
-		if errors.Is(err, storage.ErrImageUnknown) {
+		if gone(err) {
 			return nil
 		}
 		if errors.Is(err, storage.ErrImageUsedByContainer) {
@@ -227,6 +232,13 @@ func (s *Service) Remove(ref string) error {
 	}
 	s.log.Info("removed image", "id", img.ID, "ref", ref)
 	return nil
+}
+
+// gone reports a storage error that means the image was removed under us
+// (by podman sharing the store, or a pull's cleanup): for RemoveImage that
+// is success.
+func gone(err error) bool {
+	return errors.Is(err, storage.ErrImageUnknown) || errors.Is(err, storage.ErrNotAnImage)
 }
 
 // FsUsage is the disk use of one part of the store.

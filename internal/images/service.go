@@ -83,6 +83,12 @@ type Service struct {
 	layerGC sync.RWMutex
 
 	layerUsage layerUsageCache // see ContainerLayerUsage
+
+	// removeMu serialises RemoveImage: the kubelet's image GC and a user
+	// may remove the same image at once, and a lookup racing a delete in
+	// containers/storage sees a half-removed image ("identifier is not an
+	// image") instead of one that is simply gone.
+	removeMu sync.Mutex
 }
 
 // currentSys is the SystemContext in force; ReloadRegistries swaps it.

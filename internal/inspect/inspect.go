@@ -227,7 +227,7 @@ func findPod(m *sandbox.Manager, ref string) (*sandbox.Sandbox, error) {
 func info(src Sources) *Info {
 	cfg := src.Config
 	in := &Info{
-		Version: version.Version, ConfigFiles: cfg.Sources, CRISocket: cfg.Socket, InspectSocket: cfg.InspectSocket,
+		Version: version.Version, ConfigFiles: cfg.Sources, CRISocket: cfg.Socket, InspectSocket: cfg.InspectSocketPath(),
 		StateDir: cfg.StateDir, RunDir: cfg.RunDir, CgroupDriver: cfg.CgroupManager,
 		NetnsDir: cfg.Network.NetnsDir, CNIConfigDir: cfg.Network.CNIConfigDir,
 		DefaultRuntime: cfg.DefaultRuntime, Runtimes: map[string]Runtime{},

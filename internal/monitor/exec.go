@@ -86,6 +86,13 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w%s", c.ID, err, stderrTail(filepath.Join(dir, "conmon.stderr")))
 	}
+	// Hold the exec'd process by pidfd so a timeout can kill exactly it
+	// (never a later process that reused the pid).
+	proc, perr := openProcess(first.Data)
+	if perr != nil {
+		m.log.Debug("exec: open pidfd", "container", c.ID, "pid", first.Data, "err", perr)
+	}
+	defer proc.close()
 	result, err := readSync(dec, r, deadline)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: waiting for the exit code: %w", c.ID, err)
@@ -101,6 +108,13 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 	}
 	if result.Data < 0 {
 		if strings.Contains(result.Message, "timed out") {
+			// conmon reports the timeout but does not always kill the
+			// process (a plain `sleep` survived it). The caller is told the
+			// command timed out, so it must be gone when we return: kill it
+			// and wait until it has been reaped.
+			if err := proc.killAndWait(5 * time.Second); err != nil {
+				m.log.Warn("exec timed out and its process could not be removed", "container", c.ID, "pid", first.Data, "err", err)
+			}
 			return out, fmt.Errorf("container %s: exec %q after %v: %w", c.ID, process.Args, timeout, ErrExecTimeout)
 		}
 		return out, fmt.Errorf("container %s: exec: %s", c.ID, result.Message)

@@ -105,6 +105,9 @@ func userMounts(c *Container, log *slog.Logger) ([]specs.Mount, string, error) {
 		}
 		if m.Readonly {
 			opts = append(opts, "ro")
+			if m.RecursiveReadOnly {
+				opts = append(opts, "rro")
+			}
 		} else {
 			opts = append(opts, "rw")
 		}

@@ -57,7 +57,11 @@ type Mount struct {
 	ContainerPath string
 	HostPath      string
 	Readonly      bool
-	Propagation   Propagation // empty means private
+	// RecursiveReadOnly makes every submount read-only too (runc's "rro"
+	// option, mount_setattr with AT_RECURSIVE); callers check that it
+	// comes with Readonly and private propagation.
+	RecursiveReadOnly bool
+	Propagation       Propagation // empty means private
 }
 
 // Device is a host device node made available in the container.

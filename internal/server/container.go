@@ -43,11 +43,43 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		return nil, fmt.Errorf("decode sandbox config of %s: %w", sb.ID, err)
 	}
 	spec.OCI.Sysctls = podCfg.GetLinux().GetSysctls()
+	if err := s.checkHandlerSupports(sb.Spec.RuntimeHandler, &spec); err != nil {
+		return nil, err
+	}
 	id, err := s.deps.Containers.Create(ctx, sb.ID, spec)
 	if err != nil {
 		return nil, err
 	}
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// checkRecursiveReadOnly refuses the combinations the kubelet documents as
+// invalid for a recursive read-only mount: it must be read-only, and
+// propagation into it would let new writable submounts appear, so it must
+// be private.
+func checkRecursiveReadOnly(field string, m *runtimeapi.Mount) error {
+	if !m.RecursiveReadOnly {
+		return nil
+	}
+	if !m.Readonly {
+		return invalid(field+".recursive_read_only", "needs readonly to be true as well")
+	}
+	if m.Propagation != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+		return invalid(field+".recursive_read_only", "needs propagation PROPAGATION_PRIVATE, not %s", m.Propagation)
+	}
+	return nil
+}
+
+// checkHandlerSupports refuses container features the pod's runtime
+// handler cannot provide, naming the handler, before anything is made.
+func (s *Server) checkHandlerSupports(handler string, spec *container.Spec) error {
+	f, known := s.deps.HandlerFeatures[handler]
+	for i, m := range spec.OCI.Mounts {
+		if m.RecursiveReadOnly && (!known || !f.RecursiveReadOnlyMounts) {
+			return invalid(fmt.Sprintf("config.mounts[%d].recursive_read_only", i), "runtime handler %q does not support recursive read-only mounts (its features document lists no \"rro\" mount option)", handler)
+		}
+	}
+	return nil
 }
 
 // containerSpec validates the CRI config and translates it.
@@ -89,12 +121,15 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		if m == nil || m.ContainerPath == "" || m.HostPath == "" {
 			return spec, invalid(fmt.Sprintf("config.mounts[%d]", i), "container_path and host_path are required")
 		}
-		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly}
+		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly}
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			mount.Propagation = ocispec.PropagationHostToCt
 		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
 			mount.Propagation = ocispec.PropagationBidir
+		}
+		if err := checkRecursiveReadOnly(fmt.Sprintf("config.mounts[%d]", i), m); err != nil {
+			return spec, err
 		}
 		oc.Mounts = append(oc.Mounts, mount)
 	}

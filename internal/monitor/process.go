@@ -1,0 +1,91 @@
+package monitor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// process is a handle on a process floe did not fork (an exec'd process
+// whose parent is conmon), held by pidfd so that signals reach exactly that
+// process even if its pid is reused. A zero process (pidfd not available)
+// does nothing.
+type process struct {
+	pid   int
+	pidfd int
+}
+
+func openProcess(pid int) (process, error) {
+	if pid <= 0 {
+		return process{pidfd: -1}, fmt.Errorf("no pid")
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return process{pidfd: -1}, fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	return process{pid: pid, pidfd: fd}, nil
+}
+
+func (p process) close() {
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+	}
+}
+
+// killAndWait sends SIGKILL and waits, up to limit, until the process has
+// exited and been reaped by its parent: a zombie still shows in the
+// container's /proc (and in `pgrep`), so exited alone is not gone.
+func (p process) killAndWait(limit time.Duration) error {
+	if p.pidfd < 0 {
+		return errors.New("process not held")
+	}
+	if err := unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill %d: %w", p.pid, err)
+	}
+	deadline := time.Now().Add(limit)
+	// The pidfd polls readable once the process has exited.
+	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int(time.Until(deadline)/time.Millisecond))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait for %d: %w", p.pid, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("process %d still running %v after SIGKILL", p.pid, limit)
+		}
+		break
+	}
+	for !p.reaped() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d exited but was not reaped within %v", p.pid, limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// reaped reports whether the exited process has left the process table.
+// The pid cannot be taken by a new process before it is reaped; a live
+// process under the same pid afterwards means ours is gone.
+func (p process) reaped() bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+	if err != nil {
+		return true
+	}
+	// Fields after the command name (which may hold spaces and parens):
+	// the first is the state.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return false
+	}
+	state := s[i+2]
+	return state != 'Z' && state != 'X'
+}
