@@ -8,7 +8,7 @@ INIT_BIN := bin/floe-pod-init
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build deps run test unit vet fmt clean install
+.PHONY: all build deps run test unit vet fmt clean install conformance
 
 all: build
 
@@ -35,6 +35,12 @@ vet:
 # another package's tests running at the same moment would disturb.
 test: vet
 	$(GO) test -p 1 -count=1 -timeout 60m ./...
+
+# critest (the CRI conformance suite, ../shared/conformance) against a
+# private floe; fails on any failed spec or anything the run leaves behind.
+# Extra critest flags: make conformance CRITEST_FLAGS=--ginkgo.focus=Networking
+conformance: build
+	./hack/conformance.sh $(CRITEST_FLAGS)
 
 unit:
 	$(GO) test -count=1 ./internal/...
