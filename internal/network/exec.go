@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -29,10 +31,46 @@ func (e *pluginExec) ExecPlugin(ctx context.Context, pluginPath string, stdinDat
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Run(); err != nil {
+	// Linux sends the parent-death signal when the *thread* that forked
+	// the child exits, and floe ends OS threads on purpose (namespace
+	// pinning, netns dials): fork from a thread that lives as long as floe.
+	if err := startOnStableThread(cmd); err != nil {
+		return nil, pluginError(stdout.Bytes(), stderr.Bytes(), err)
+	}
+	if err := cmd.Wait(); err != nil {
 		return nil, pluginError(stdout.Bytes(), stderr.Bytes(), err)
 	}
 	return stdout.Bytes(), nil
+}
+
+// startRequests are served by the one spawner goroutine.
+var (
+	spawnOnce     sync.Once
+	startRequests chan startRequest
+)
+
+type startRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startOnStableThread runs cmd.Start on a goroutine locked to its OS thread
+// for the life of the process. The goroutine has no stop on purpose: if
+// its thread ever exited, every plugin it started would get SIGKILL. It
+// is started on first use and idles on a channel.
+func startOnStableThread(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		startRequests = make(chan startRequest)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread must outlive every child
+			for req := range startRequests {
+				req.done <- req.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	startRequests <- startRequest{cmd: cmd, done: done}
+	return <-done
 }
 
 // pluginError prefers the CNI error object the plugin printed.
