@@ -1,16 +1,20 @@
 package monitor
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -20,15 +24,28 @@ import (
 // its timeout; conmon has killed it by then.
 var ErrExecTimeout = errors.New("exec timed out")
 
+// ErrExecOutputTooLarge is returned (wrapped) when an ExecSync command
+// writes more than ExecOutputMax bytes; the result then holds exactly the
+// first ExecOutputMax bytes.
+var ErrExecOutputTooLarge = errors.New("exec output too large")
+
 // ExecResult is the outcome of ExecSync.
 type ExecResult struct {
 	Stdout, Stderr []byte
 	ExitCode       int
 }
 
-// execOutputMax bounds what an ExecSync may return, as CRI-O does: probes
-// are meant to be short.
-const execOutputMax = 16 << 20
+// ExecOutputMax bounds what an ExecSync may return (stdout and stderr
+// together), as CRI-O does: probes are meant to be short. More is an
+// error, never a silently different output.
+const ExecOutputMax = 16 << 20
+
+// execLogFileMax bounds the exec's CRI log on disk. conmon's own
+// --log-size-max is not used: it empties the file when the limit is hit,
+// which would return an arbitrary tail. The log carries ~40 bytes of
+// framing per line, so this allows ExecOutputMax of even one-byte lines;
+// an exec writing past it is killed.
+const execLogFileMax = 64 * ExecOutputMax
 
 // ExecSync runs process in the running container through a conmon in exec
 // mode (conmon -e --exec-process-spec --sync -T), waits for it and returns
@@ -57,7 +74,6 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 	// write a false exit file for the container).
 	args := m.conmonArgs(c.ID, execID)
 	args = append(args, "-p", filepath.Join(dir, "pid"), "-l", "k8s-file:"+logPath,
-		"--log-size-max", strconv.Itoa(execOutputMax),
 		"-e", "--exec-process-spec", specPath, "--sync")
 	// Our own bound: conmon's -T plus room for runc exec to start and
 	// conmon to report.
@@ -93,18 +109,26 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 		m.log.Debug("exec: open pidfd", "container", c.ID, "pid", first.Data, "err", perr)
 	}
 	defer proc.close()
+	stopWatch, overflowed := watchLogSize(logPath, execLogFileMax, proc)
 	result, err := readSync(dec, r, deadline)
+	stopWatch()
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: waiting for the exit code: %w", c.ID, err)
 	}
 	// conmon has closed the log by the time it reports the exit code.
 	out := &ExecResult{ExitCode: result.Data}
+	truncated := overflowed()
 	if f, err := os.Open(logPath); err == nil {
-		out.Stdout, out.Stderr, err = ReadLog(f)
+		var cut bool
+		out.Stdout, out.Stderr, cut, err = readLogCapped(f, ExecOutputMax)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("container %s: exec: read output: %w", c.ID, err)
 		}
+		truncated = truncated || cut
+	}
+	if truncated {
+		return out, fmt.Errorf("container %s: exec %q wrote more than %d bytes of output: %w", c.ID, process.Args, ExecOutputMax, ErrExecOutputTooLarge)
 	}
 	if result.Data < 0 {
 		if strings.Contains(result.Message, "timed out") {
@@ -120,4 +144,65 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 		return out, fmt.Errorf("container %s: exec: %s", c.ID, result.Message)
 	}
 	return out, nil
+}
+
+// watchLogSize kills proc when the file at path grows past max, so an exec
+// cannot fill the disk. stop ends the watch; overflowed reports whether it
+// killed the process.
+func watchLogSize(path string, max int64, proc process) (stop func(), overflowed func() bool) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	var hit bool
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			if fi, err := os.Stat(path); err == nil && fi.Size() > max {
+				hit = true
+				proc.killAndWait(5 * time.Second)
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() { close(done) })
+		<-finished
+	}
+	return stop, func() bool { stop(); return hit }
+}
+
+// readLogCapped is ReadLog keeping at most max bytes of stdout and stderr
+// together; truncated reports that there was more.
+func readLogCapped(r io.Reader, max int) (stdout, stderr []byte, truncated bool, err error) {
+	var out, errb bytes.Buffer
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		l, err := ParseLogLine(sc.Bytes())
+		if err != nil {
+			return nil, nil, false, err
+		}
+		b := &out
+		if l.Stream == "stderr" {
+			b = &errb
+		}
+		content := l.Content
+		if !l.Partial {
+			content = append(content, '\n')
+		}
+		room := max - out.Len() - errb.Len()
+		if len(content) > room {
+			b.Write(content[:room])
+			return out.Bytes(), errb.Bytes(), true, nil
+		}
+		b.Write(content)
+	}
+	return out.Bytes(), errb.Bytes(), false, sc.Err()
 }

@@ -402,6 +402,9 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	if errors.Is(err, monitor.ErrExecTimeout) {
 		return nil, status.Errorf(codes.DeadlineExceeded, "ExecSync %v in container %s: command timed out after %ds", req.Cmd, req.ContainerId, req.Timeout)
 	}
+	if errors.Is(err, monitor.ErrExecOutputTooLarge) {
+		return nil, status.Errorf(codes.ResourceExhausted, "ExecSync %v in container %s: output exceeds %d bytes, the most floe returns from one ExecSync", req.Cmd, req.ContainerId, monitor.ExecOutputMax)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -233,3 +233,32 @@ func TestTwoDaemonsSideBySide(t *testing.T) {
 		}
 	}
 }
+
+// TestExecSyncOutputWholeOrRefused: output up to the cap comes back byte
+// for byte; more is ResourceExhausted, never an arbitrary part of it.
+func TestExecSyncOutputWholeOrRefused(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnv(t, nil)
+	id := e.run(t, e.config("exec-output", "sleep", "600"))
+	ctx := harness.Ctx(t)
+	// 10 MB in short lines (the log's framing is ~20x the payload) and
+	// 10 MB without a newline.
+	for name, cmd := range map[string]string{
+		"lines":      "yes | head -c 10000000",
+		"no newline": "head -c 10000000 /dev/zero | tr '\\0' x",
+	} {
+		resp, err := e.d.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", cmd}, Timeout: 60},
+			grpc.MaxCallRecvMsgSize(32<<20)) // the kubelet's limit is 16 MiB too
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(resp.Stdout) != 10000000 || resp.ExitCode != 0 {
+			t.Errorf("%s: got %d bytes, rc %d; want 10000000 bytes, rc 0", name, len(resp.Stdout), resp.ExitCode)
+		}
+	}
+	_, err := e.d.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x"}, Timeout: 60})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("20 MB of output: %v, want ResourceExhausted", err)
+	}
+}
