@@ -250,10 +250,12 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err := writeBundle(c.Bundle, s); err != nil {
 		return fail("write bundle", err)
 	}
-	if dir := filepath.Dir(c.LogPath); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fail("create log directory", err)
+	if sb.Spec.LogDirectory != "" && spec.LogPath != "" {
+		if err := createLogFile(sb.Spec.LogDirectory, spec.LogPath); err != nil {
+			return fail("create log file", err)
 		}
+	} else if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
+		return fail("create log directory", err)
 	}
 	mc, err := mon.Create(ctx, monitor.CreateOptions{ID: id, Bundle: c.Bundle, LogPath: c.LogPath, Terminal: oc.TTY, Stdin: oc.Stdin, LeaveStdinOpen: oc.Stdin && !oc.StdinOnce})
 	if err != nil {

@@ -94,8 +94,8 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	if cfg.Image == nil || cfg.Image.Image == "" {
 		return spec, invalid("config.image.image", "must not be empty")
 	}
-	if filepath.IsAbs(cfg.LogPath) {
-		return spec, invalid("config.log_path", "%q must be relative to the pod's log_directory", cfg.LogPath)
+	if cfg.LogPath != "" && !filepath.IsLocal(cfg.LogPath) {
+		return spec, invalid("config.log_path", "%q must be a relative path inside the pod's log_directory", cfg.LogPath)
 	}
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -50,10 +51,16 @@ func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
 	if md.Namespace == "" {
 		return sandbox.Spec{}, invalid("config.metadata.namespace", "must not be empty")
 	}
-	// sethostname(2) takes at most HOST_NAME_MAX (64) bytes; refuse a
-	// longer name here rather than after namespaces were made.
-	if len(cfg.Hostname) > 64 {
-		return sandbox.Spec{}, invalid("config.hostname", "%q is %d bytes; at most 64 are allowed", cfg.Hostname, len(cfg.Hostname))
+	// Metadata travels into CNI_ARGS ("K=V;K=V"), netns names and log
+	// lines: a ';' or '=' would let a pod name set another CNI argument
+	// (an IP, say).
+	for field, v := range map[string]string{"config.metadata.name": md.Name, "config.metadata.namespace": md.Namespace, "config.metadata.uid": md.Uid} {
+		if err := checkMetadataValue(field, v); err != nil {
+			return sandbox.Spec{}, err
+		}
+	}
+	if err := checkHostname(cfg.Hostname); err != nil {
+		return sandbox.Spec{}, err
 	}
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
 	if err != nil {
@@ -114,6 +121,41 @@ func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
 	}
 	spec.Bandwidth = bw
 	return spec, nil
+}
+
+// checkMetadataValue refuses characters that have a meaning where pod
+// metadata is used (CNI_ARGS separators, paths, control characters) and
+// values longer than any Kubernetes object name.
+func checkMetadataValue(field, v string) error {
+	if len(v) > 253 {
+		return invalid(field, "is %d bytes; at most 253 are allowed", len(v))
+	}
+	if i := strings.IndexFunc(v, func(r rune) bool { return r == ';' || r == '=' || r == '/' || r == ',' || r <= ' ' || r == 0x7f }); i >= 0 {
+		return invalid(field, "%q holds %q at byte %d, which is not allowed (CNI_ARGS separators, '/', whitespace and control characters)", v, v[i], i)
+	}
+	return nil
+}
+
+// checkHostname: sethostname(2) takes at most HOST_NAME_MAX (64) bytes, and
+// the name lands in /etc/hostname and /etc/hosts, so it must be a host
+// name (RFC 1123 labels), refused before namespaces are made.
+func checkHostname(h string) error {
+	if h == "" {
+		return nil
+	}
+	if len(h) > 64 {
+		return invalid("config.hostname", "%q is %d bytes; at most 64 are allowed", h, len(h))
+	}
+	for _, label := range strings.Split(h, ".") {
+		ok := label != "" && label[0] != '-' && label[len(label)-1] != '-'
+		for _, r := range label {
+			ok = ok && (r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		}
+		if !ok {
+			return invalid("config.hostname", "%q is not a host name (dot-separated labels of letters, digits and '-')", h)
+		}
+	}
+	return nil
 }
 
 func namespaceMode(m runtimeapi.NamespaceMode) sandbox.NamespaceMode {

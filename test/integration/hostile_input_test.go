@@ -1,0 +1,84 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/floe-cri/floe/test/harness"
+)
+
+// Input that would reach places it must not is refused before anything is
+// made, naming the field.
+func TestHostileNamesHostnamesAndLogPathsAreRefused(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnv(t, nil)
+	ctx := harness.Ctx(t)
+
+	pods := map[string]func(*runtimeapi.PodSandboxConfig){
+		"metadata.name":      func(p *runtimeapi.PodSandboxConfig) { p.Metadata.Name = "x;IP=10.233.77.77" },
+		"metadata.namespace": func(p *runtimeapi.PodSandboxConfig) { p.Metadata.Namespace = "ns=1" },
+		"metadata.uid":       func(p *runtimeapi.PodSandboxConfig) { p.Metadata.Uid = "../../uid" },
+		"hostname":           func(p *runtimeapi.PodSandboxConfig) { p.Hostname = "a/b" },
+	}
+	before := len(listPods(t, e.d))
+	for field, mutate := range pods {
+		cfg := podConfig("hostile")
+		mutate(cfg)
+		_, err := e.d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v, want InvalidArgument naming %s", field, err, field)
+		}
+	}
+	if after := len(listPods(t, e.d)); after != before {
+		t.Errorf("refused pods were left behind: %d pods, want %d", after, before)
+	}
+
+	// A log path that climbs out of the pod's log directory, and one that
+	// is a symlink to a file elsewhere: the container's output must never
+	// land outside the log directory.
+	outside := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(outside, []byte("untouched\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(e.logDir, "link.log")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Dir(outside), filepath.Join(e.logDir, "linkdir")); err != nil {
+		t.Fatal(err)
+	}
+	for _, lp := range []string{"../../../../tmp/escape.log", "link.log", "linkdir/victim"} {
+		cfg := e.config("logpath", "echo", "written")
+		cfg.LogPath = lp
+		_, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: cfg, SandboxConfig: e.podCfg})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "log_path") {
+			t.Errorf("log_path %q: %v, want InvalidArgument naming log_path", lp, err)
+		}
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "untouched\n" {
+		t.Errorf("the file behind the symlink was written: %q", b)
+	}
+	if _, err := os.Stat("/tmp/escape.log"); err == nil {
+		t.Errorf("a log was written outside the pod log directory")
+	}
+	resp, err := e.d.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Containers) != 0 {
+		t.Errorf("refused containers were left behind: %v", resp.Containers)
+	}
+	// A nested log path inside the directory still works.
+	cfg := e.config("nested", "echo", "nested")
+	cfg.LogPath = "nested/0.log"
+	id := e.run(t, cfg)
+	e.waitExited(t, id)
+	if out := e.output(t, id); !strings.Contains(out, "nested") {
+		t.Errorf("nested log path: %q", out)
+	}
+}
