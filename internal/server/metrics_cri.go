@@ -6,40 +6,19 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/floe-cri/floe/internal/container"
+	"github.com/floe-cri/floe/internal/crimetrics"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/stats"
 )
 
-// The cAdvisor-named metrics floe computes for the kubelet's
-// /metrics/cadvisor (PodAndContainerStatsFromCRI). Only what floe really
-// measures is listed. Label keys follow CRI-O: id (container or pod id),
-// name (container name, "POD" for pod-level series), image, and
-// interface for network series. Values are integers (the CRI field is a
-// uint64), so CPU seconds are whole seconds.
-var (
-	baseLabels    = []string{"id", "name", "image"}
-	networkLabels = []string{"id", "name", "image", "interface"}
-
-	metricDescriptors = []*runtimeapi.MetricDescriptor{
-		{Name: "container_cpu_usage_seconds_total", Help: "Cumulative cpu time consumed in seconds.", LabelKeys: baseLabels},
-		{Name: "container_memory_usage_bytes", Help: "Current memory usage in bytes, including all memory regardless of when it was accessed.", LabelKeys: baseLabels},
-		{Name: "container_memory_working_set_bytes", Help: "Current working set in bytes.", LabelKeys: baseLabels},
-		{Name: "container_memory_rss", Help: "Size of RSS in bytes.", LabelKeys: baseLabels},
-		{Name: "container_fs_usage_bytes", Help: "Number of bytes consumed by the container's writable layer.", LabelKeys: baseLabels},
-		{Name: "container_last_seen", Help: "Last time a container was seen by the exporter (unix seconds).", LabelKeys: baseLabels},
-		{Name: "container_network_receive_bytes_total", Help: "Cumulative count of bytes received.", LabelKeys: networkLabels},
-		{Name: "container_network_transmit_bytes_total", Help: "Cumulative count of bytes transmitted.", LabelKeys: networkLabels},
-		{Name: "container_network_receive_errors_total", Help: "Cumulative count of errors encountered while receiving.", LabelKeys: networkLabels},
-		{Name: "container_network_transmit_errors_total", Help: "Cumulative count of errors encountered while transmitting.", LabelKeys: networkLabels},
-	}
-)
-
-// ListMetricDescriptors lists the metrics ListPodSandboxMetrics returns.
+// ListMetricDescriptors lists the cAdvisor metrics ListPodSandboxMetrics
+// returns (internal/crimetrics).
 func (s *Server) ListMetricDescriptors(ctx context.Context, req *runtimeapi.ListMetricDescriptorsRequest) (*runtimeapi.ListMetricDescriptorsResponse, error) {
-	return &runtimeapi.ListMetricDescriptorsResponse{Descriptors: metricDescriptors}, nil
+	return &runtimeapi.ListMetricDescriptorsResponse{Descriptors: crimetrics.Descriptors()}, nil
 }
 
-// ListPodSandboxMetrics reports every ready pod's metrics and its
+// ListPodSandboxMetrics reports every ready pod's metrics and its running
 // containers'.
 func (s *Server) ListPodSandboxMetrics(ctx context.Context, req *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
 	return &runtimeapi.ListPodSandboxMetricsResponse{PodMetrics: s.podMetrics()}, nil
@@ -52,7 +31,10 @@ func (s *Server) StreamPodSandboxMetrics(req *runtimeapi.StreamPodSandboxMetrics
 	}))
 }
 
+// podMetrics gathers what floe knows of each pod and container for
+// crimetrics, which reads the host and names the series.
 func (s *Server) podMetrics() []*runtimeapi.PodSandboxMetrics {
+	col := &crimetrics.Collector{Cgroups: s.deps.Stats, ProcRoot: "/proc", SysRoot: "/sys"}
 	var out []*runtimeapi.PodSandboxMetrics
 	for _, sb := range s.deps.Sandboxes.List(sandbox.Filter{State: sandbox.StateReady}) {
 		pm := &runtimeapi.PodSandboxMetrics{PodSandboxId: sb.ID}
@@ -60,52 +42,48 @@ func (s *Server) podMetrics() []*runtimeapi.PodSandboxMetrics {
 			if ns, err := stats.ReadNetwork(sb.NetnsPath); err != nil {
 				s.log.Debug("pod network metrics", "pod", sb.ID, "err", err)
 			} else {
-				ts := ns.Time.UnixNano()
-				for _, i := range ns.Interfaces {
-					labels := []string{sb.ID, "POD", "", i.Name}
-					pm.Metrics = append(pm.Metrics,
-						metric("container_network_receive_bytes_total", ts, runtimeapi.MetricType_COUNTER, labels, i.RxBytes),
-						metric("container_network_transmit_bytes_total", ts, runtimeapi.MetricType_COUNTER, labels, i.TxBytes),
-						metric("container_network_receive_errors_total", ts, runtimeapi.MetricType_COUNTER, labels, i.RxErrors),
-						metric("container_network_transmit_errors_total", ts, runtimeapi.MetricType_COUNTER, labels, i.TxErrors))
-				}
+				pm.Metrics = crimetrics.Pod(crimetrics.Owner{ID: sb.ID, Namespace: sb.Spec.Namespace, Pod: sb.Spec.Name, Container: "POD"}, ns)
 			}
 		}
-		for _, cs := range s.podContainerStats(sb.ID) {
-			pm.ContainerMetrics = append(pm.ContainerMetrics, s.containerMetrics(cs))
+		if s.deps.Containers != nil {
+			for _, c := range s.deps.Containers.List(container.Filter{SandboxID: sb.ID, State: container.StateRunning}) {
+				if c.SandboxID != sb.ID {
+					continue
+				}
+				pm.ContainerMetrics = append(pm.ContainerMetrics, s.containerMetrics(col, sb, c))
+			}
 		}
 		out = append(out, pm)
 	}
 	return out
 }
 
-func (s *Server) containerMetrics(cs *runtimeapi.ContainerStats) *runtimeapi.ContainerMetrics {
-	id := cs.Attributes.GetId()
-	image := ""
-	if s.deps.Containers != nil {
-		if c, err := s.deps.Containers.Get(id); err == nil {
-			image = c.Spec.Image
+func (s *Server) containerMetrics(col *crimetrics.Collector, sb *sandbox.Sandbox, c *container.Container) *runtimeapi.ContainerMetrics {
+	log := s.log.With("container", c.ID, "pod", sb.ID)
+	in := crimetrics.Container{
+		Owner: crimetrics.Owner{ID: c.ID, Image: c.Spec.Image, Namespace: sb.Spec.Namespace, Pod: sb.Spec.Name, Container: c.Spec.Name},
+	}
+	if c.StartedAt != 0 {
+		in.StartedAt = time.Unix(0, c.StartedAt)
+	}
+	if c.Monitor != nil {
+		in.Pid = c.Monitor.Pid
+	}
+	if path, err := s.deps.Containers.CgroupPath(c); err != nil {
+		log.Debug("container cgroup", "err", err)
+	} else {
+		in.CgroupPath = path
+	}
+	if s.deps.Images != nil && c.Rootfs != "" {
+		if u, err := s.deps.Images.ContainerLayerUsage(c.ID); err != nil {
+			log.Debug("container writable layer usage", "err", err)
+		} else {
+			in.Layer = &crimetrics.Layer{UsedBytes: u.UsedBytes, Mountpoint: u.Mountpoint}
 		}
 	}
-	labels := []string{id, cs.Attributes.GetMetadata().GetName(), image}
-	cm := &runtimeapi.ContainerMetrics{ContainerId: id}
-	now := time.Now()
-	cm.Metrics = append(cm.Metrics, metric("container_last_seen", now.UnixNano(), runtimeapi.MetricType_GAUGE, labels, uint64(now.Unix())))
-	if cpu := cs.Cpu; cpu != nil && cpu.UsageCoreNanoSeconds != nil {
-		cm.Metrics = append(cm.Metrics, metric("container_cpu_usage_seconds_total", cpu.Timestamp, runtimeapi.MetricType_COUNTER, labels, cpu.UsageCoreNanoSeconds.Value/uint64(time.Second)))
+	metrics, errs := col.Container(in)
+	for _, err := range errs {
+		log.Debug("container metrics", "err", err)
 	}
-	if mem := cs.Memory; mem != nil {
-		cm.Metrics = append(cm.Metrics,
-			metric("container_memory_usage_bytes", mem.Timestamp, runtimeapi.MetricType_GAUGE, labels, mem.UsageBytes.GetValue()),
-			metric("container_memory_working_set_bytes", mem.Timestamp, runtimeapi.MetricType_GAUGE, labels, mem.WorkingSetBytes.GetValue()),
-			metric("container_memory_rss", mem.Timestamp, runtimeapi.MetricType_GAUGE, labels, mem.RssBytes.GetValue()))
-	}
-	if fs := cs.WritableLayer; fs != nil {
-		cm.Metrics = append(cm.Metrics, metric("container_fs_usage_bytes", fs.Timestamp, runtimeapi.MetricType_GAUGE, labels, fs.UsedBytes.GetValue()))
-	}
-	return cm
-}
-
-func metric(name string, ts int64, t runtimeapi.MetricType, labels []string, v uint64) *runtimeapi.Metric {
-	return &runtimeapi.Metric{Name: name, Timestamp: ts, MetricType: t, LabelValues: labels, Value: u64(v)}
+	return &runtimeapi.ContainerMetrics{ContainerId: c.ID, Metrics: metrics}
 }

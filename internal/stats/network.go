@@ -10,11 +10,15 @@ import (
 
 // Interface is the counters of one interface.
 type Interface struct {
-	Name     string
-	RxBytes  uint64
-	RxErrors uint64
-	TxBytes  uint64
-	TxErrors uint64
+	Name      string
+	RxBytes   uint64
+	RxPackets uint64
+	RxErrors  uint64
+	RxDropped uint64
+	TxBytes   uint64
+	TxPackets uint64
+	TxErrors  uint64
+	TxDropped uint64
 }
 
 // NetworkSample is the pod's interfaces, loopback excluded.
@@ -46,9 +50,11 @@ func ReadNetwork(nsPath string) (*NetworkSample, error) {
 		if a.Name == "lo" || a.Statistics == nil {
 			continue
 		}
+		st := a.Statistics
 		s.Interfaces = append(s.Interfaces, Interface{
-			Name: a.Name, RxBytes: a.Statistics.RxBytes, RxErrors: a.Statistics.RxErrors,
-			TxBytes: a.Statistics.TxBytes, TxErrors: a.Statistics.TxErrors,
+			Name:    a.Name,
+			RxBytes: st.RxBytes, RxPackets: st.RxPackets, RxErrors: st.RxErrors, RxDropped: st.RxDropped,
+			TxBytes: st.TxBytes, TxPackets: st.TxPackets, TxErrors: st.TxErrors, TxDropped: st.TxDropped,
 		})
 	}
 	return s, nil
