@@ -71,13 +71,30 @@ type Device struct {
 	Permissions   string // any of "rwm"; empty means "rwm"
 }
 
+// GroupsPolicy says where a container's supplementary groups come from
+// (CRI SupplementalGroupsPolicy, KEP-3619).
+type GroupsPolicy int
+
+const (
+	// GroupsMerge adds the groups the container's /etc/group lists the
+	// user as a member of to the primary gid and the requested
+	// supplemental groups. It is the CRI default.
+	GroupsMerge GroupsPolicy = iota
+	// GroupsStrict uses only the primary gid and the requested
+	// supplemental groups: whatever the image's /etc/group says about the
+	// user is ignored, so a pod's groups are exactly what its spec says.
+	GroupsStrict
+)
+
 // User is the CRI user request. When none of RunAsUser, RunAsUsername is
-// set, the image's User applies.
+// set, the image's User applies. The kubelet folds fsGroup into
+// SupplementalGroups, so it needs no field of its own.
 type User struct {
 	RunAsUser          *int64
 	RunAsUsername      string
 	RunAsGroup         *int64
 	SupplementalGroups []int64
+	GroupsPolicy       GroupsPolicy
 }
 
 // Capabilities are the CRI add/drop lists. Names may be given with or

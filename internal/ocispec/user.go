@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,10 +42,19 @@ type groupEntry struct {
 //   - RunAsUser: used as is; its passwd entry, if any, gives gid and name;
 //   - otherwise the image User: "name", "uid", "name:group" or "uid:gid";
 //     names must exist, numbers need not;
-//   - RunAsGroup overrides the primary gid;
+//   - RunAsGroup overrides the primary gid; it needs RunAsUser or
+//     RunAsUsername (CRI: the runtime MUST refuse it alone);
 //   - additional gids are the primary gid, every /etc/group entry listing
-//     the user as a member, and the supplemental groups, without repeats.
+//     the user as a member (GroupsMerge only), and the supplemental groups,
+//     without repeats.
+//
+// The additional gids always hold the primary gid: runc hands the list to
+// setgroups(2) as is, and CRI's LinuxContainerUser.supplemental_groups (what
+// `id -G` shows) includes it.
 func ResolveUser(rootfs string, img ImageConfig, req User) (*ResolvedUser, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
 	passwd, err := readPasswd(rootfs)
 	if err != nil {
 		return nil, err
@@ -68,9 +78,6 @@ func ResolveUser(rootfs string, img ImageConfig, req User) (*ResolvedUser, error
 		}
 		apply(e)
 	case req.RunAsUser != nil:
-		if *req.RunAsUser < 0 || *req.RunAsUser > 1<<32-2 {
-			return nil, errdefs.InvalidArgument("security_context.run_as_user", "uid %d out of range", *req.RunAsUser)
-		}
 		u.UID = uint32(*req.RunAsUser)
 		if e := lookupUID(passwd, u.UID); e != nil {
 			apply(e)
@@ -105,9 +112,6 @@ func ResolveUser(rootfs string, img ImageConfig, req User) (*ResolvedUser, error
 		}
 	}
 	if req.RunAsGroup != nil {
-		if *req.RunAsGroup < 0 || *req.RunAsGroup > 1<<32-2 {
-			return nil, errdefs.InvalidArgument("security_context.run_as_group", "gid %d out of range", *req.RunAsGroup)
-		}
 		u.GID = uint32(*req.RunAsGroup)
 	}
 	seen := map[uint32]bool{}
@@ -118,22 +122,50 @@ func ResolveUser(rootfs string, img ImageConfig, req User) (*ResolvedUser, error
 		}
 	}
 	addGid(u.GID)
-	if u.Name != "" {
+	if req.GroupsPolicy == GroupsMerge && u.Name != "" {
 		for _, g := range groups {
-			for _, m := range g.members {
-				if m == u.Name {
-					addGid(g.gid)
-				}
+			if slices.Contains(g.members, u.Name) {
+				addGid(g.gid)
 			}
 		}
 	}
 	for _, g := range req.SupplementalGroups {
-		if g < 0 || g > 1<<32-2 {
-			return nil, errdefs.InvalidArgument("security_context.supplemental_groups", "gid %d out of range", g)
-		}
 		addGid(uint32(g))
 	}
 	return u, nil
+}
+
+// maxID is the largest uid or gid a process can hold: (uid_t)-1 is the
+// "no change" value of setresuid(2) and friends.
+const maxID = 1<<32 - 2
+
+// Validate checks a user request on its own, without the image, so a bad
+// one can be refused before anything is created. Fields are named as in
+// CRI's LinuxContainerSecurityContext.
+func (req User) Validate() error {
+	const field = "security_context."
+	if req.RunAsUser != nil && (*req.RunAsUser < 0 || *req.RunAsUser > maxID) {
+		return errdefs.InvalidArgument(field+"run_as_user", "uid %d out of range [0, %d]", *req.RunAsUser, int64(maxID))
+	}
+	if req.RunAsGroup != nil {
+		if *req.RunAsGroup < 0 || *req.RunAsGroup > maxID {
+			return errdefs.InvalidArgument(field+"run_as_group", "gid %d out of range [0, %d]", *req.RunAsGroup, int64(maxID))
+		}
+		// The group alone would pair with whatever user the image names,
+		// which the requester did not pick; CRI says to refuse it.
+		if req.RunAsUser == nil && req.RunAsUsername == "" {
+			return errdefs.InvalidArgument(field+"run_as_group", "is set without run_as_user or run_as_username")
+		}
+	}
+	for i, g := range req.SupplementalGroups {
+		if g < 0 || g > maxID {
+			return errdefs.InvalidArgument(fmt.Sprintf("%ssupplemental_groups[%d]", field, i), "gid %d out of range [0, %d]", g, int64(maxID))
+		}
+	}
+	if req.GroupsPolicy != GroupsMerge && req.GroupsPolicy != GroupsStrict {
+		return errdefs.InvalidArgument(field+"supplemental_groups_policy", "unknown policy %d (want Merge or Strict)", int(req.GroupsPolicy))
+	}
+	return nil
 }
 
 func parseID(s string) (uint32, bool) {

@@ -70,6 +70,27 @@ func TestResolveUser(t *testing.T) {
 		{name: "supplemental", req: User{RunAsUser: i64(1000), SupplementalGroups: []int64{44, 9000}}, uid: 1000, gid: 1000, gids: []uint32{1000, 44, 29, 9000}, user: "app", home: "/home/app"},
 		{name: "empty home", img: "nohome", uid: 1001, gid: 1001, gids: []uint32{1001}, user: "nohome", home: "/"},
 		{name: "negative uid", req: User{RunAsUser: i64(-1)}, errHas: "out of range"},
+		// KEP-3619: Merge (the default) adds the image's /etc/group
+		// memberships, Strict keeps only the primary gid and what was asked.
+		{name: "merge memberships and supplemental", req: User{RunAsUser: i64(1000), SupplementalGroups: []int64{1234}, GroupsPolicy: GroupsMerge},
+			uid: 1000, gid: 1000, gids: []uint32{1000, 44, 29, 1234}, user: "app", home: "/home/app"},
+		{name: "strict drops memberships", req: User{RunAsUser: i64(1000), SupplementalGroups: []int64{1234}, GroupsPolicy: GroupsStrict},
+			uid: 1000, gid: 1000, gids: []uint32{1000, 1234}, user: "app", home: "/home/app"},
+		{name: "strict by username", req: User{RunAsUsername: "app", GroupsPolicy: GroupsStrict},
+			uid: 1000, gid: 1000, gids: []uint32{1000}, user: "app", home: "/home/app"},
+		{name: "strict keeps a requested group the image also lists", req: User{RunAsUser: i64(1000), SupplementalGroups: []int64{44}, GroupsPolicy: GroupsStrict},
+			uid: 1000, gid: 1000, gids: []uint32{1000, 44}, user: "app", home: "/home/app"},
+		{name: "strict with run_as_group", req: User{RunAsUser: i64(1000), RunAsGroup: i64(3000), SupplementalGroups: []int64{4000}, GroupsPolicy: GroupsStrict},
+			uid: 1000, gid: 3000, gids: []uint32{3000, 4000}, user: "app", home: "/home/app"},
+		{name: "merge with run_as_group keeps memberships, not the passwd gid", req: User{RunAsUser: i64(1000), RunAsGroup: i64(3000), SupplementalGroups: []int64{4000}},
+			uid: 1000, gid: 3000, gids: []uint32{3000, 44, 29, 4000}, user: "app", home: "/home/app"},
+		{name: "strict with the image user", img: "app", req: User{GroupsPolicy: GroupsStrict},
+			uid: 1000, gid: 1000, gids: []uint32{1000}, user: "app", home: "/home/app"},
+		{name: "supplemental repeats the primary gid", req: User{RunAsUser: i64(1000), SupplementalGroups: []int64{1000, 1000}, GroupsPolicy: GroupsStrict},
+			uid: 1000, gid: 1000, gids: []uint32{1000}, user: "app", home: "/home/app"},
+		{name: "run_as_group alone", img: "app", req: User{RunAsGroup: i64(3000)}, errHas: "run_as_group: is set without run_as_user", errKind: errdefs.KindInvalidArgument},
+		{name: "run_as_group with username", req: User{RunAsUsername: "daemon", RunAsGroup: i64(3000)},
+			uid: 1, gid: 3000, gids: []uint32{3000}, user: "daemon", home: "/usr/sbin"},
 	} {
 		u, err := ResolveUser(root, ImageConfig{User: tc.img}, tc.req)
 		if tc.errHas != "" {
@@ -124,5 +145,33 @@ func TestResolveUserSymlinkStaysInRootfs(t *testing.T) {
 	// The host's root user is not visible: "root" must not resolve.
 	if _, err := ResolveUser(root, ImageConfig{User: "root"}, User{}); err == nil {
 		t.Error("host /etc/passwd was read through the symlink")
+	}
+}
+
+func TestUserValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		req   User
+		field string // empty: valid
+	}{
+		{name: "empty", req: User{}},
+		{name: "uid and gid", req: User{RunAsUser: i64(0), RunAsGroup: i64(0)}},
+		{name: "username and gid", req: User{RunAsUsername: "app", RunAsGroup: i64(5)}},
+		{name: "largest id", req: User{RunAsUser: i64(1<<32 - 2), RunAsGroup: i64(1<<32 - 2), SupplementalGroups: []int64{1<<32 - 2}}},
+		{name: "strict", req: User{GroupsPolicy: GroupsStrict}},
+		{name: "gid alone", req: User{RunAsGroup: i64(5)}, field: "security_context.run_as_group"},
+		{name: "uid -1", req: User{RunAsUser: i64(-1)}, field: "security_context.run_as_user"},
+		{name: "uid 2^32-1", req: User{RunAsUser: i64(1<<32 - 1)}, field: "security_context.run_as_user"},
+		{name: "gid out of range", req: User{RunAsUser: i64(0), RunAsGroup: i64(1 << 32)}, field: "security_context.run_as_group"},
+		{name: "supplemental out of range", req: User{SupplementalGroups: []int64{1, -3}}, field: "security_context.supplemental_groups[1]"},
+		{name: "unknown policy", req: User{GroupsPolicy: 7}, field: "security_context.supplemental_groups_policy"},
+	} {
+		err := tc.req.Validate()
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.field != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.field+":") || errdefs.KindOf(err) != errdefs.KindInvalidArgument):
+			t.Errorf("%s: %v; want InvalidArgument naming %s", tc.name, err, tc.field)
+		}
 	}
 }

@@ -185,6 +185,20 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 	}
 	oc.User.RunAsUsername = sc.RunAsUsername
 	oc.User.SupplementalGroups = sc.SupplementalGroups
+	switch sc.SupplementalGroupsPolicy {
+	case runtimeapi.SupplementalGroupsPolicy_Merge:
+		oc.User.GroupsPolicy = ocispec.GroupsMerge
+	case runtimeapi.SupplementalGroupsPolicy_Strict:
+		oc.User.GroupsPolicy = ocispec.GroupsStrict
+	default:
+		return invalid("config.linux.security_context.supplemental_groups_policy", "unknown policy %d (want Merge or Strict)", sc.SupplementalGroupsPolicy)
+	}
+	// Decided here, before the container core makes anything; the image
+	// part (names in /etc/passwd) can only be checked once its rootfs is
+	// there.
+	if err := oc.User.Validate(); err != nil {
+		return fmt.Errorf("config.linux.%w", err)
+	}
 	// Empty lists from the kubelet mean "use the defaults".
 	if len(sc.MaskedPaths) > 0 {
 		oc.MaskedPaths = sc.MaskedPaths

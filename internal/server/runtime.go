@@ -49,9 +49,11 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 			resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: "", Features: features})
 		}
 	}
-	// Supplemental groups policy, user namespaces with host network and
-	// image-volume mount options are not implemented: say so.
-	resp.Features = &runtimeapi.RuntimeFeatures{}
+	// Supplemental groups policy (Merge and Strict, and ContainerStatus.user)
+	// is implemented; user namespaces with host network and image-volume
+	// mount options are not: say so. The kubelet refuses a Strict pod on a
+	// runtime that does not report the first.
+	resp.Features = &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true}
 	if req.Verbose {
 		info := map[string]any{
 			"config":          s.deps.Config,
