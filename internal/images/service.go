@@ -83,6 +83,12 @@ type Service struct {
 	layerGC sync.RWMutex
 
 	layerUsage layerUsageCache // see ContainerLayerUsage
+
+	// imageMountMu guards holds and serialises image volume mounts and
+	// unmounts, so a release's look at the store's count and its
+	// decrement are one step (see imagemount.go).
+	imageMountMu sync.Mutex
+	holds        imageHolds
 }
 
 // currentSys is the SystemContext in force; ReloadRegistries swaps it.
