@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -212,6 +213,10 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 		}
 		return nil, err
 	}
+	volumeIDs, err := m.resolveImageVolumes(spec)
+	if err != nil {
+		return nil, err
+	}
 	c := &Container{
 		ID: id, SandboxID: sb.ID, Spec: spec, SpecHash: hash, State: StateCreating,
 		Handler: sb.Spec.RuntimeHandler, ImageID: img.ID, ImageRef: imageRef(img),
@@ -230,11 +235,15 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err := m.opts.DB.Put(store.Containers, id, c); err != nil {
 		return fail("record container", err)
 	}
+	volumeSources, err := m.mountImageVolumes(c, volumeIDs)
+	if err != nil {
+		return fail("mount image volumes", err)
+	}
 	storeName := fmt.Sprintf("%s_%s_%s_%s", spec.Name, sb.Spec.Name, sb.Spec.Namespace, id[:12])
 	if c.Rootfs, err = m.opts.Images.CreateContainerLayer(img.ID, id, storeName); err != nil {
 		return fail("create rootfs", err)
 	}
-	oc, err := m.ociContainer(c, sb, img)
+	oc, err := m.ociContainer(c, sb, img, volumeSources)
 	if err != nil {
 		return fail("prepare spec", err)
 	}
@@ -268,9 +277,15 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 
 // ociContainer completes the CRI-derived description with what comes
 // from the image, the rootfs and the pod.
-func (m *Manager) ociContainer(c *Container, sb *sandbox.Sandbox, img *images.Image) (*ocispec.Container, error) {
+func (m *Manager) ociContainer(c *Container, sb *sandbox.Sandbox, img *images.Image, volumeSources map[int]string) (*ocispec.Container, error) {
 	oc := c.Spec.OCI
 	oc.ID = c.ID
+	// The record's mounts stay as requested; the spec gets the host
+	// paths the image volumes resolved to.
+	oc.Mounts = slices.Clone(oc.Mounts)
+	for i, src := range volumeSources {
+		oc.Mounts[i].HostPath = src
+	}
 	oc.Rootfs = c.Rootfs
 	if cfg := img.Config; cfg != nil {
 		oc.Image = ocispec.ImageConfig{
@@ -377,6 +392,9 @@ func (m *Manager) release(ctx context.Context, c *Container) error {
 		if err := mon.Delete(ctx, mc); err != nil {
 			return fmt.Errorf("delete runtime container: %w", err)
 		}
+	}
+	if err := m.releaseImageMounts(c); err != nil {
+		return fmt.Errorf("release image volumes: %w", err)
 	}
 	if err := m.opts.Images.DeleteContainerLayer(c.ID); err != nil {
 		return fmt.Errorf("delete rootfs: %w", err)
@@ -714,6 +732,13 @@ func (m *Manager) Restore(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("load containers: %w", err)
+	}
+	for _, c := range records {
+		// The image store's mounts outlived floe; it only has to learn
+		// again who holds them, before an undo below releases any.
+		for _, im := range c.ImageMounts {
+			m.opts.Images.AdoptImageMount(im.ImageID, c.ID)
+		}
 	}
 	for _, c := range records {
 		if c.State == StateCreating {

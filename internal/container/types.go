@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/floe-cri/floe/internal/monitor"
@@ -80,6 +81,31 @@ type Container struct {
 	StopSignal int    `json:"stopSignal"`
 	// Monitor is conmon's record; nil until conmon created the container.
 	Monitor *monitor.Container `json:"monitor,omitempty"`
+	// ImageMounts are the image mounts this container holds for its
+	// image volumes, one per distinct image reference. They are written
+	// to the record as soon as they are taken and cleared before they
+	// are given back, so restart recovery and removal release each one
+	// at most once.
+	ImageMounts []ImageMount `json:"imageMounts,omitempty"`
+}
+
+// ImageMount is one hold on an image mounted read-only for image volumes.
+type ImageMount struct {
+	// Image is the reference as the mounts named it.
+	Image      string `json:"image"`
+	ImageID    string `json:"imageId"`
+	Mountpoint string `json:"mountpoint"`
+}
+
+// ImageVolumeID is the id of the image an image volume of this container
+// named ref resolved to, or "" if it holds none.
+func (c *Container) ImageVolumeID(ref string) string {
+	for _, im := range c.ImageMounts {
+		if im.Image == ref {
+			return im.ImageID
+		}
+	}
+	return ""
 }
 
 // reservationKey is one live container per (pod, name, attempt).
@@ -89,6 +115,7 @@ func reservationKey(sandboxID string, s *Spec) string {
 
 func (c *Container) clone() *Container {
 	cp := *c
+	cp.ImageMounts = slices.Clone(c.ImageMounts)
 	if c.Monitor != nil {
 		m := *c.Monitor
 		cp.Monitor = &m

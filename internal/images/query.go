@@ -178,7 +178,8 @@ func (s *Service) pinned(names []string) bool {
 // Remove deletes an image named by id, id prefix, tag or digest. Naming
 // one tag of an image that has others only removes that tag. An image
 // that is already gone is not an error (the CRI wants this idempotent);
-// an image a container uses is a FailedPrecondition naming the container.
+// an image a container uses, as its root filesystem or as an image
+// volume, is a FailedPrecondition naming the container.
 func (s *Service) Remove(ref string) error {
 	s.removeMu.Lock()
 	defer s.removeMu.Unlock()
@@ -211,6 +212,9 @@ func (s *Service) Remove(ref string) error {
 			s.log.Info("untagged image", "id", img.ID, "name", name)
 			return nil
 		}
+	}
+	if holders := s.imageVolumeHolders(img.ID); len(holders) > 0 {
+		return errdefs.FailedPrecondition("image %s (%s) is in use as an image volume by container %s", ref, img.ID, strings.Join(holders, ", "))
 	}
 	ctrs, err := s.store.Containers()
 	if err != nil {

@@ -89,6 +89,12 @@ type Service struct {
 	// containers/storage sees a half-removed image ("identifier is not an
 	// image") instead of one that is simply gone.
 	removeMu sync.Mutex
+
+	// imageMountMu guards holds and serialises image volume mounts and
+	// unmounts, so a release's look at the store's count and its
+	// decrement are one step (see imagemount.go).
+	imageMountMu sync.Mutex
+	holds        imageHolds
 }
 
 // currentSys is the SystemContext in force; ReloadRegistries swaps it.

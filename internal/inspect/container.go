@@ -88,7 +88,17 @@ func ContainerReport(cfg *config.Config, c *container.Container, sb *sandbox.San
 		if m.Readonly {
 			ro = "ro"
 		}
-		r.Mounts = append(r.Mounts, m.HostPath+" -> "+m.ContainerPath+" ("+ro+")")
+		src := m.HostPath
+		if m.Image != "" {
+			src = "image " + m.Image
+			if id := c.ImageVolumeID(m.Image); id != "" {
+				src += " (" + id + ")"
+			}
+			if m.ImageSubPath != "" {
+				src += " sub path " + m.ImageSubPath
+			}
+		}
+		r.Mounts = append(r.Mounts, src+" -> "+m.ContainerPath+" ("+ro+")")
 	}
 	if data, err := os.ReadFile(filepath.Join(c.Bundle, "config.json")); err == nil {
 		var spec struct {

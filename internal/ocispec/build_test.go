@@ -341,3 +341,30 @@ func TestBuildHostnameOnlyForOwnUTS(t *testing.T) {
 		t.Errorf("own UTS namespace hostname %q", s.Hostname)
 	}
 }
+
+func TestBuildImageVolumeIsReadOnlyPrivateAndExecutable(t *testing.T) {
+	c := baseContainer(t)
+	src := t.TempDir()
+	c.Mounts = []Mount{{ContainerPath: "/mnt/vol/", HostPath: src, Readonly: true, Image: "sha256:abc", ImageSubPath: "etc"}}
+	s, err := Build(c, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mountAt(s, "/mnt/vol")
+	if m == nil || m.Source != src || m.Type != "bind" {
+		t.Fatalf("image volume mount %+v", m)
+	}
+	for _, want := range []string{"rbind", "rprivate", "ro"} {
+		if !slices.Contains(m.Options, want) {
+			t.Errorf("image volume options %v lack %s", m.Options, want)
+		}
+	}
+	// critest runs a binary from the volume, as CRI-O and containerd allow.
+	if slices.Contains(m.Options, "noexec") || slices.Contains(m.Options, "rw") {
+		t.Errorf("image volume options %v", m.Options)
+	}
+	c.Mounts[0].HostPath = ""
+	if _, err := Build(c, testOptions()); err == nil || !strings.Contains(err.Error(), "mounts[0]") {
+		t.Errorf("image volume without a resolved source: %v", err)
+	}
+}

@@ -73,6 +73,17 @@ func userMounts(c *Container, log *slog.Logger) ([]specs.Mount, string, error) {
 		if !filepath.IsAbs(m.ContainerPath) {
 			return nil, "", errdefs.InvalidArgument(field+".container_path", "%q is not an absolute path", m.ContainerPath)
 		}
+		if m.Image != "" {
+			// An image volume is always read-only and private: its
+			// source is a read-only mount of an image nothing else
+			// mounts over. Like CRI-O and containerd, floe adds no
+			// noexec/nosuid: the image's programs may run from it.
+			if !filepath.IsAbs(m.HostPath) {
+				return nil, "", fmt.Errorf("%s: image volume %q has not been mounted", field, m.Image)
+			}
+			out = append(out, specs.Mount{Destination: filepath.Clean(m.ContainerPath), Type: "bind", Source: m.HostPath, Options: []string{"rbind", "rprivate", "ro"}})
+			continue
+		}
 		if !filepath.IsAbs(m.HostPath) {
 			return nil, "", errdefs.InvalidArgument(field+".host_path", "%q is not an absolute path", m.HostPath)
 		}

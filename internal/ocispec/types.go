@@ -62,6 +62,12 @@ type Mount struct {
 	// comes with Readonly and private propagation.
 	RecursiveReadOnly bool
 	Propagation       Propagation // empty means private
+	// Image, when set, makes this an image volume (KEP-4639): the root
+	// filesystem of that image (as the request named it), or its
+	// ImageSubPath, mounted read-only. The container service mounts the
+	// image and puts the resolved host path in HostPath before Build.
+	Image        string
+	ImageSubPath string
 }
 
 // Device is a host device node made available in the container.

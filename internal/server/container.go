@@ -16,6 +16,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/internal/container"
+	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/sandbox"
@@ -118,8 +119,23 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		oc.Env = append(oc.Env, kv.Key+"="+string(kv.Value))
 	}
 	for i, m := range cfg.Mounts {
-		if m == nil || m.ContainerPath == "" || m.HostPath == "" {
-			return spec, invalid(fmt.Sprintf("config.mounts[%d]", i), "container_path and host_path are required")
+		field := fmt.Sprintf("config.mounts[%d]", i)
+		if m == nil || m.ContainerPath == "" {
+			return spec, invalid(field+".container_path", "is required")
+		}
+		if m.GetImage().GetImage() != "" {
+			mount, err := imageVolume(field, m)
+			if err != nil {
+				return spec, err
+			}
+			oc.Mounts = append(oc.Mounts, mount)
+			continue
+		}
+		if m.ImageSubPath != "" {
+			return spec, invalid(field+".image_sub_path", "is only allowed with image (an image volume)")
+		}
+		if m.HostPath == "" {
+			return spec, invalid(field+".host_path", "is required unless image is set")
 		}
 		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly}
 		switch m.Propagation {
@@ -128,7 +144,7 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
 			mount.Propagation = ocispec.PropagationBidir
 		}
-		if err := checkRecursiveReadOnly(fmt.Sprintf("config.mounts[%d]", i), m); err != nil {
+		if err := checkRecursiveReadOnly(field, m); err != nil {
 			return spec, err
 		}
 		oc.Mounts = append(oc.Mounts, mount)
@@ -151,6 +167,24 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	}
 	spec.OCI = oc
 	return spec, nil
+}
+
+// imageVolume translates a mount of an image (KEP-4639). The kubelet
+// always sends these read-only (the image volume plugin is read-only), so
+// a writable one is refused rather than silently made read-only.
+func imageVolume(field string, m *runtimeapi.Mount) (ocispec.Mount, error) {
+	img := m.Image.Image
+	if m.HostPath != "" {
+		return ocispec.Mount{}, invalid(field+".host_path", "must be empty for an image volume (image %q)", img)
+	}
+	if !m.Readonly {
+		return ocispec.Mount{}, invalid(field+".readonly", "image volumes are read-only; image %q must be mounted with readonly set", img)
+	}
+	sub, err := images.CheckSubPath(m.ImageSubPath)
+	if err != nil {
+		return ocispec.Mount{}, invalid(field+".image_sub_path", "%v", err)
+	}
+	return ocispec.Mount{ContainerPath: m.ContainerPath, Readonly: true, Image: img, ImageSubPath: sub}, nil
 }
 
 func resources(r *runtimeapi.LinuxContainerResources) ocispec.Resources {

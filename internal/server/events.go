@@ -115,6 +115,16 @@ func criContainerStatus(c *container.Container) *runtimeapi.ContainerStatus {
 		LogPath:     c.LogPath,
 	}
 	for _, m := range c.Spec.OCI.Mounts {
+		if m.Image != "" {
+			// image_ref is the image id, as PullImage returned it and
+			// as the container's own image_id is reported.
+			st.Mounts = append(st.Mounts, &runtimeapi.Mount{
+				ContainerPath: m.ContainerPath, Readonly: true,
+				Image:        &runtimeapi.ImageSpec{Image: m.Image, ImageRef: c.ImageVolumeID(m.Image)},
+				ImageSubPath: m.ImageSubPath,
+			})
+			continue
+		}
 		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, Propagation: criPropagation(m.Propagation)})
 	}
 	return st
