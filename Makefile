@@ -33,8 +33,11 @@ vet:
 # components (needs root). Packages run one at a time (-p 1): their leak
 # checks look at host-wide state (netns, mounts, veths, processes), which
 # another package's tests running at the same moment would disturb.
-test: vet
+# Then critest, the CRI conformance suite, against a private daemon: the
+# real client is the judge (make conformance).
+test: vet build
 	$(GO) test -p 1 -count=1 -timeout 60m ./...
+	./hack/conformance.sh $(CRITEST_FLAGS)
 
 # critest (the CRI conformance suite, ../shared/conformance) against a
 # private floe; fails on any failed spec or anything the run leaves behind.
