@@ -77,6 +77,10 @@ type Options struct {
 	CgroupProcs []string
 	// Timeout bounds the launch (default 10s).
 	Timeout time.Duration
+	// PodID is carried on the init's command line (podFlag), so an init
+	// whose pid never reached the daemon's records (a crash between the
+	// launch and the write) is still found, and `ps` shows its pod.
+	PodID string
 }
 
 // Start launches a pod init in a new PID namespace and returns it once it
@@ -97,6 +101,9 @@ func Start(ctx context.Context, opts Options) (*Init, error) {
 	args := []string{LauncherArg}
 	if opts.InitExe != "" {
 		args = append(args, initExeFlag+opts.InitExe)
+	}
+	if opts.PodID != "" {
+		args = append(args, podFlag+opts.PodID)
 	}
 	cmd := exec.CommandContext(ctx, opts.Exe, append(args, opts.CgroupProcs...)...)
 	var stdout, stderr bytes.Buffer
@@ -187,8 +194,46 @@ func zombie(pid int) bool {
 	return err != nil || len(f) == 0 || f[0] == "Z" || f[0] == "X"
 }
 
-// initExeFlag passes Options.InitExe to the launcher as its first argument.
-const initExeFlag = "--init="
+// initExeFlag passes Options.InitExe to the launcher as its first argument;
+// podFlag passes Options.PodID, which the launcher puts on the init's
+// command line.
+const (
+	initExeFlag = "--init="
+	podFlag     = "--pod="
+)
+
+// Find returns the running inits started for podID, found by the pod id on
+// their command line: the way to end an init that was launched but never
+// recorded because the daemon died in between.
+func Find(podID string) ([]*Init, error) {
+	if podID == "" {
+		return nil, errors.New("no pod id")
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	want := podFlag + podID
+	var out []*Init
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(args) < 3 || args[1] != HelperArg || args[2] != want {
+			continue
+		}
+		if start, err := startTime(pid); err == nil && !zombie(pid) {
+			out = append(out, &Init{Pid: pid, StartTime: start})
+		}
+	}
+	return out, nil
+}
 
 // launcherMain clones the init into a new PID namespace, moves it into the
 // requested cgroups, prints its pid and exits without waiting for it.
@@ -196,6 +241,11 @@ func launcherMain(args []string) {
 	initExe := "/proc/self/exe"
 	if len(args) > 0 && strings.HasPrefix(args[0], initExeFlag) {
 		initExe = strings.TrimPrefix(args[0], initExeFlag)
+		args = args[1:]
+	}
+	var initArgs []string
+	if len(args) > 0 && strings.HasPrefix(args[0], podFlag) {
+		initArgs = append(initArgs, args[0])
 		args = args[1:]
 	}
 	cgroupProcs := args
@@ -212,7 +262,7 @@ func launcherMain(args []string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cmd := exec.Command(initExe, HelperArg)
+	cmd := exec.Command(initExe, append([]string{HelperArg}, initArgs...)...)
 	cmd.Args[0] = "floe-pod-init" // what ps shows
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{readyW} // fd 3

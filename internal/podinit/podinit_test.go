@@ -268,3 +268,31 @@ func TestSeparateInitProgram(t *testing.T) {
 		t.Error("init not alive")
 	}
 }
+
+// TestFindByPodID: an init the daemon never recorded (it died between the
+// launch and the write) is found by the pod id on its command line.
+func TestFindByPodID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in, err := Start(ctx, Options{PodID: "pod-find-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(ctx, 5*time.Second)
+	found, err := Find("pod-find-test")
+	if err != nil || len(found) != 1 || *found[0] != *in {
+		t.Fatalf("Find = %v, %v; want [%+v]", found, err, in)
+	}
+	if other, _ := Find("pod-find"); len(other) != 0 {
+		t.Errorf("a prefix of the id matched: %v", other)
+	}
+	if err := found[0].Stop(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := Find("pod-find-test"); len(again) != 0 {
+		t.Errorf("stopped init still found: %v", again)
+	}
+}

@@ -322,7 +322,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		return fail("pin namespaces", err)
 	}
 	if spec.PIDMode == ModePod {
-		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(spec.CgroupParent)})
+		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(spec.CgroupParent), PodID: id})
 		if err != nil {
 			return fail("start pod init", err)
 		}
@@ -397,10 +397,24 @@ func (m *Manager) undo(sb *Sandbox) {
 // release tears down the network, unpins namespaces and unmounts shm. Each
 // step is idempotent, so it can be repeated after a failure or a crash.
 func (m *Manager) release(ctx context.Context, sb *Sandbox) error {
-	if sb.PodInit != nil && sb.PodInit.Alive() {
-		// Ending PID 1 ends every process left in the namespace.
-		if err := sb.PodInit.Stop(ctx, 10*time.Second); err != nil {
-			return fmt.Errorf("stop pod init: %w", err)
+	inits := []*podinit.Init{}
+	if sb.PodInit != nil {
+		inits = append(inits, sb.PodInit)
+	} else if sb.Spec.PIDMode == ModePod {
+		// A crash between launching the init and recording it: the init
+		// carries the pod id, so it is found all the same.
+		found, err := podinit.Find(sb.ID)
+		if err != nil {
+			return fmt.Errorf("look for the pod init: %w", err)
+		}
+		inits = found
+	}
+	for _, init := range inits {
+		if init.Alive() {
+			// Ending PID 1 ends every process left in the namespace.
+			if err := init.Stop(ctx, 10*time.Second); err != nil {
+				return fmt.Errorf("stop pod init: %w", err)
+			}
 		}
 	}
 	if sb.Network != nil && !sb.NetworkDown {

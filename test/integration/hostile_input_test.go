@@ -1,10 +1,14 @@
 package integration
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -81,4 +85,38 @@ func TestHostileNamesHostnamesAndLogPathsAreRefused(t *testing.T) {
 	if out := e.output(t, id); !strings.Contains(out, "nested") {
 		t.Errorf("nested log path: %q", out)
 	}
+}
+
+// TestKill9DuringParallelSharedPIDPodsLeavesNoInit: pod inits are launched
+// before the daemon records them; killed in between, the restarted daemon
+// must still find and end them (they carry the pod id).
+func TestKill9DuringParallelSharedPIDPodsLeavesNoInit(t *testing.T) {
+	harness.CheckLeaks(t)
+	d := harness.StartDaemon(t, harness.Options{})
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg := podConfig(fmt.Sprintf("pidpod%d", i))
+			cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+		}()
+	}
+	// Long enough for some inits to be launched, too short for the 16 pods
+	// to be finished.
+	time.Sleep(150 * time.Millisecond)
+	d.Kill9()
+	wg.Wait()
+	d.Start()
+	ctx := harness.Ctx(t)
+	for _, p := range listPods(t, d) {
+		if _, err := d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+			t.Errorf("remove %s: %v", p.Id, err)
+		}
+	}
+	d.Stop()
+	// CheckLeaks then finds any floe-pod-init still alive.
 }
