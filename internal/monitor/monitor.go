@@ -492,12 +492,25 @@ func (m *Monitor) Stop(ctx context.Context, c *Container, sig syscall.Signal, ti
 	}
 	log := m.log.With("container", c.ID)
 	if timeout > 0 && sig != syscall.SIGKILL {
+		// PID 1 of a namespace drops signals it has no handler for. A stop
+		// that arrives right after the start (critest does this) can reach
+		// the process before it has set its handlers; resend once it has.
+		dropped := signalWouldBeDropped(c.Pid, sig)
 		if err := m.Kill(ctx, c, sig, false); err != nil {
 			return nil, err
 		}
 		wctx, cancel := context.WithTimeout(ctx, timeout)
+		var resent sync.WaitGroup
+		if dropped {
+			resent.Add(1)
+			go func() {
+				defer resent.Done()
+				m.resendWhenCaught(wctx, c, sig)
+			}()
+		}
 		e, err := m.Wait(wctx, c)
 		cancel()
+		resent.Wait()
 		if e != nil || (err != nil && ctx.Err() != nil) {
 			return e, err
 		}
@@ -509,6 +522,31 @@ func (m *Monitor) Stop(ctx context.Context, c *Container, sig syscall.Signal, ti
 	wctx, cancel := context.WithTimeout(ctx, killGrace)
 	defer cancel()
 	return m.Wait(wctx, c)
+}
+
+// resendWhenCaught polls, until ctx ends, for the container's process to
+// install a handler for sig, then sends sig once more.
+func (m *Monitor) resendWhenCaught(ctx context.Context, c *Container, sig syscall.Signal) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		caught, ok := signalCaught(c.Pid, sig)
+		if !ok {
+			return // gone
+		}
+		if caught {
+			m.log.Debug("stop signal arrived before the container's handler; resending", "container", c.ID, "signal", sig.String())
+			if err := m.Kill(ctx, c, sig, false); err != nil {
+				m.log.Debug("resend stop signal", "container", c.ID, "err", err)
+			}
+			return
+		}
+	}
 }
 
 // Delete removes the container from runc (killing it if it still runs),

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -88,4 +90,54 @@ func (p process) reaped() bool {
 	}
 	state := s[i+2]
 	return state != 'Z' && state != 'X'
+}
+
+// signalWouldBeDropped reports whether sig sent now to pid would be lost:
+// pid is PID 1 of its PID namespace (the kernel drops signals such a
+// process neither catches nor ignores) and has no handler for sig yet.
+func signalWouldBeDropped(pid int, sig syscall.Signal) bool {
+	st, err := procStatus(pid)
+	if err != nil {
+		return false
+	}
+	nspid := strings.Fields(st["NSpid"])
+	if len(nspid) < 2 || nspid[len(nspid)-1] != "1" {
+		return false
+	}
+	caught, ok := maskHas(st["SigCgt"], sig)
+	ignored, ok2 := maskHas(st["SigIgn"], sig)
+	return ok && ok2 && !caught && !ignored
+}
+
+// signalCaught reports whether pid has a handler for sig; ok is false when
+// the process is gone.
+func signalCaught(pid int, sig syscall.Signal) (caught, ok bool) {
+	st, err := procStatus(pid)
+	if err != nil {
+		return false, false
+	}
+	return maskHas(st["SigCgt"], sig)
+}
+
+func procStatus(pid int) (map[string]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out, nil
+}
+
+// maskHas reads a /proc status signal mask (hex, bit n-1 for signal n).
+func maskHas(hex string, sig syscall.Signal) (bool, bool) {
+	mask, err := strconv.ParseUint(hex, 16, 64)
+	if err != nil || sig < 1 || sig > 64 {
+		return false, false
+	}
+	return mask&(1<<(uint(sig)-1)) != 0, true
 }

@@ -262,3 +262,22 @@ func TestExecSyncOutputWholeOrRefused(t *testing.T) {
 		t.Errorf("20 MB of output: %v, want ResourceExhausted", err)
 	}
 }
+
+// TestStopRightAfterStartReachesALateHandler: PID 1 drops signals it has no
+// handler for; a StopContainer that lands before the container has set its
+// SIGTERM handler must still stop it with that signal, not wait out the
+// timeout (critest's "StopContainer ... already stopped" spec flaked so).
+func TestStopRightAfterStartReachesALateHandler(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnv(t, nil)
+	id := e.run(t, e.config("late-trap", "sh", "-c", "sleep 1; trap 'exit 7' TERM; while true; do sleep 0.1; done"))
+	start := time.Now()
+	if _, err := e.d.Runtime.StopContainer(harness.Ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 30}); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	st := e.status(t, id)
+	if took > 10*time.Second || st.ExitCode != 7 {
+		t.Errorf("stop took %v with exit code %d; want the handler's exit 7 within seconds", took, st.ExitCode)
+	}
+}

@@ -105,9 +105,15 @@ func TestKill9DuringParallelSharedPIDPodsLeavesNoInit(t *testing.T) {
 			d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 		}()
 	}
-	// Long enough for some inits to be launched, too short for the 16 pods
-	// to be finished.
-	time.Sleep(150 * time.Millisecond)
+	// Kill floe as soon as inits run: CNI ADD comes after the launch, so
+	// these pods are not recorded as ready yet.
+	deadline := time.Now().Add(20 * time.Second)
+	for countPodInits() < 4 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if countPodInits() == 0 {
+		t.Fatal("no pod init was launched")
+	}
 	d.Kill9()
 	wg.Wait()
 	d.Start()
@@ -119,4 +125,18 @@ func TestKill9DuringParallelSharedPIDPodsLeavesNoInit(t *testing.T) {
 	}
 	d.Stop()
 	// CheckLeaks then finds any floe-pod-init still alive.
+}
+
+// countPodInits counts running pod inits (their command line carries the
+// pod id flag).
+func countPodInits() int {
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), "__floe-pod-init\x00--pod=") {
+			n++
+		}
+	}
+	return n
 }
