@@ -72,7 +72,9 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	spec = container.Spec{
 		Name: cfg.Metadata.Name, Attempt: cfg.Metadata.Attempt,
 		Labels: cfg.Labels, Annotations: cfg.Annotations,
-		Image: cfg.Image.Image, LogPath: cfg.LogPath, Raw: raw,
+		Image: cfg.Image.Image, UserImage: cfg.Image.UserSpecifiedImage,
+		ImageAnnotations: cfg.Image.Annotations, ImageRuntimeHandler: cfg.Image.RuntimeHandler,
+		LogPath: cfg.LogPath, Raw: raw,
 		PIDMode: string(sandbox.ModeContainer),
 	}
 	oc := ocispec.Container{
@@ -322,7 +324,7 @@ func (s *Server) containers(rf *runtimeapi.ContainerFilter) []*runtimeapi.Contai
 		out = append(out, &runtimeapi.Container{
 			Id: c.ID, PodSandboxId: c.SandboxID,
 			Metadata: &runtimeapi.ContainerMetadata{Name: c.Spec.Name, Attempt: c.Spec.Attempt},
-			Image:    &runtimeapi.ImageSpec{Image: c.Spec.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
+			Image:    criImageSpec(c), ImageRef: c.ImageRef, ImageId: c.ImageID,
 			State: criContainerState(c.State), CreatedAt: c.CreatedAt,
 			Labels: c.Spec.Labels, Annotations: c.Spec.Annotations,
 		})
@@ -405,4 +407,15 @@ func criPropagation(p ocispec.Propagation) runtimeapi.MountPropagation {
 		return runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
 	}
 	return runtimeapi.MountPropagation_PROPAGATION_PRIVATE
+}
+
+// criImageSpec reports the container's image as the user named it (the
+// kubelet shows ContainerStatus.image.image as the pod's image and compares
+// it with the pod spec), keeping the request's user_specified_image,
+// annotations and runtime handler.
+func criImageSpec(c *container.Container) *runtimeapi.ImageSpec {
+	return &runtimeapi.ImageSpec{
+		Image: c.ReportedImage(), UserSpecifiedImage: c.Spec.UserImage,
+		Annotations: c.Spec.ImageAnnotations, RuntimeHandler: c.Spec.ImageRuntimeHandler,
+	}
 }

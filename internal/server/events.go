@@ -105,7 +105,7 @@ func criContainerStatus(c *container.Container) *runtimeapi.ContainerStatus {
 		StartedAt:   c.StartedAt,
 		FinishedAt:  c.FinishedAt,
 		ExitCode:    c.ExitCode,
-		Image:       &runtimeapi.ImageSpec{Image: c.Spec.Image},
+		Image:       criImageSpec(c),
 		ImageRef:    c.ImageRef,
 		ImageId:     c.ImageID,
 		Reason:      c.Reason,
