@@ -248,7 +248,11 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err != nil {
 		return fail("prepare spec", err)
 	}
-	if sig, err := ocispec.StopSignal(oc.Image.StopSignal); err == nil {
+	stop := oc.Image.StopSignal
+	if spec.StopSignal != "" {
+		stop = spec.StopSignal
+	}
+	if sig, err := ocispec.StopSignal(stop); err == nil {
 		c.StopSignal = int(sig)
 	} else {
 		c.StopSignal = int(syscall.SIGTERM)

@@ -43,6 +43,8 @@ type Spec struct {
 	UserImage           string            `json:"userImage,omitempty"`
 	ImageAnnotations    map[string]string `json:"imageAnnotations,omitempty"`
 	ImageRuntimeHandler string            `json:"imageRuntimeHandler,omitempty"`
+	// StopSignal overrides the image's stop signal ("15"; CRI stop_signal).
+	StopSignal string `json:"stopSignal,omitempty"`
 	// LogPath is relative to the pod's log directory, as CRI defines it.
 	LogPath string `json:"logPath,omitempty"`
 	// OCI is the CRI-derived part of the OCI description; the manager

@@ -82,6 +82,14 @@ func userMounts(c *Container, log *slog.Logger) ([]specs.Mount, string, error) {
 			}
 			return nil, "", errdefs.InvalidArgument(field+".host_path", "host path %q: %v", m.HostPath, err)
 		}
+		if m.RecursiveReadonly {
+			if !m.Readonly {
+				return nil, "", errdefs.InvalidArgument(field+".recursive_read_only", "needs readonly to be set too")
+			}
+			if m.Propagation != "" && m.Propagation != PropagationPrivate {
+				return nil, "", errdefs.InvalidArgument(field+".recursive_read_only", "needs private propagation, not %s", m.Propagation)
+			}
+		}
 		opts := []string{"rbind"}
 		switch m.Propagation {
 		case "", PropagationPrivate:
@@ -105,6 +113,9 @@ func userMounts(c *Container, log *slog.Logger) ([]specs.Mount, string, error) {
 		}
 		if m.Readonly {
 			opts = append(opts, "ro")
+			if m.RecursiveReadonly {
+				opts = append(opts, "rro")
+			}
 		} else {
 			opts = append(opts, "rw")
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -16,6 +17,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/internal/container"
+	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/sandbox"
@@ -62,6 +64,15 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	if cfg.Image == nil || cfg.Image.Image == "" {
 		return spec, invalid("config.image.image", "must not be empty")
 	}
+	// CDI devices need a CDI registry floe does not have; running the
+	// container without the device would hide the failure.
+	if len(cfg.CDIDevices) > 0 {
+		return spec, errdefs.FailedPrecondition("config.CDI_devices: %d CDI device(s) asked for (first %q) but floe does not support CDI devices", len(cfg.CDIDevices), cfg.CDIDevices[0].GetName())
+	}
+	stopSignal, ok := linuxSignal(cfg.StopSignal)
+	if !ok {
+		return spec, invalid("config.stop_signal", "%d is not a known signal", cfg.StopSignal)
+	}
 	if filepath.IsAbs(cfg.LogPath) {
 		return spec, invalid("config.log_path", "%q must be relative to the pod's log_directory", cfg.LogPath)
 	}
@@ -77,6 +88,9 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		LogPath: cfg.LogPath, Raw: raw,
 		PIDMode: string(sandbox.ModeContainer),
 	}
+	if stopSignal != 0 {
+		spec.StopSignal = strconv.Itoa(int(stopSignal))
+	}
 	oc := ocispec.Container{
 		Command: cfg.Command, Args: cfg.Args, WorkingDir: cfg.WorkingDir,
 		TTY: cfg.Tty, Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce, Annotations: cfg.Annotations,
@@ -91,7 +105,7 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		if m == nil || m.ContainerPath == "" || m.HostPath == "" {
 			return spec, invalid(fmt.Sprintf("config.mounts[%d]", i), "container_path and host_path are required")
 		}
-		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly}
+		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadonly: m.RecursiveReadOnly}
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			mount.Propagation = ocispec.PropagationHostToCt

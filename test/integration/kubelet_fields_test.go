@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -183,6 +185,72 @@ func TestCreateContainerImageNotPresentFailsFast(t *testing.T) {
 	e.waitExited(t, id)
 	if _, err := e.d.Runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := e.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: e.podID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.podID}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestContainerRecursiveReadOnlyMountStopSignalAndCDI(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnv(t, nil)
+	ctx := harness.Ctx(t)
+
+	// A host directory with a submount: a plain read-only bind leaves the
+	// submount writable, recursive_read_only does not.
+	host := t.TempDir()
+	sub := filepath.Join(host, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	for _, rro := range []bool{false, true} {
+		cfg := e.config(fmt.Sprintf("rro-%v", rro), "sh", "-c", "touch /data/sub/x && echo wrote || echo refused")
+		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: rro}}
+		_, out := e.runToExit(t, cfg)
+		want, other := "wrote", "refused"
+		if rro {
+			want, other = other, want
+		}
+		if !strings.Contains(out, want) || strings.Contains(out, other) {
+			t.Errorf("recursive_read_only=%v: %q, want %q", rro, out, want)
+		}
+	}
+	bad := e.config("rro-rw", "true")
+	bad.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: host, RecursiveReadOnly: true}}
+	if _, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: bad, SandboxConfig: e.podCfg}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "recursive_read_only") {
+		t.Errorf("recursive_read_only without readonly: %v", err)
+	}
+
+	// stop_signal replaces the image's stop signal and is reported.
+	cfg := e.config("stopsig", "sh", "-c", `trap "echo got-usr1; exit 3" USR1; echo ready; while true; do sleep 0.1; done`)
+	cfg.StopSignal = runtimeapi.Signal_SIGNAL_SIGUSR1
+	id := e.run(t, cfg)
+	waitLog(t, e, id, "ready")
+	if st := e.status(t, id); st.StopSignal != runtimeapi.Signal_SIGNAL_SIGUSR1 {
+		t.Errorf("status stop_signal %v", st.StopSignal)
+	}
+	if _, err := e.d.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.status(t, id); st.ExitCode != 3 {
+		t.Errorf("stopped with exit code %d, want 3 from the USR1 trap; output %q", st.ExitCode, e.output(t, id))
+	}
+	if plain := e.status(t, e.run(t, e.config("plain", "sleep", "100"))); plain.StopSignal != runtimeapi.Signal_SIGNAL_SIGTERM {
+		t.Errorf("default stop_signal %v, want SIGTERM", plain.StopSignal)
+	}
+
+	// CDI devices cannot be honoured: refused, not ignored.
+	cdi := e.config("cdi", "true")
+	cdi.CDIDevices = []*runtimeapi.CDIDevice{{Name: "vendor.example/gpu=0"}}
+	if _, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: cdi, SandboxConfig: e.podCfg}); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "CDI_devices") {
+		t.Errorf("CDI devices: %v", err)
 	}
 	if _, err := e.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: e.podID}); err != nil {
 		t.Fatal(err)
