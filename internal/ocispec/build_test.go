@@ -369,3 +369,22 @@ func TestBuildRecursiveReadonlyMounts(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildMountOptions(t *testing.T) {
+	c := baseContainer(t)
+	host := t.TempDir()
+	c.Mounts = []Mount{{ContainerPath: "/data", HostPath: host, Options: []string{"noexec", "nosuid"}}}
+	s, err := Build(c, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mountAt(s, "/data"); !slices.Contains(m.Options, "noexec") || !slices.Contains(m.Options, "nosuid") {
+		t.Errorf("options %v", m.Options)
+	}
+	for _, bad := range []string{"rshared", "rw", "size=1m", "bind"} {
+		c.Mounts = []Mount{{ContainerPath: "/data", HostPath: host, Options: []string{bad}}}
+		if _, err := Build(c, testOptions()); errdefs.KindOf(err) != errdefs.KindInvalidArgument || !strings.Contains(err.Error(), "mount_options[0]") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

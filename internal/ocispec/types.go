@@ -66,6 +66,9 @@ type Mount struct {
 	// needs Readonly and private propagation.
 	RecursiveReadonly bool
 	Propagation       Propagation // empty means private
+	// Options are extra mount flags (CRI mount_options), from
+	// MountOptionsAllowed.
+	Options []string
 }
 
 // Device is a host device node made available in the container.

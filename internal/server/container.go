@@ -102,10 +102,17 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		oc.Env = append(oc.Env, kv.Key+"="+string(kv.Value))
 	}
 	for i, m := range cfg.Mounts {
-		if m == nil || m.ContainerPath == "" || m.HostPath == "" {
-			return spec, invalid(fmt.Sprintf("config.mounts[%d]", i), "container_path and host_path are required")
+		field := fmt.Sprintf("config.mounts[%d]", i)
+		if m.GetImage().GetImage() != "" {
+			return spec, errdefs.FailedPrecondition("%s.image: image volumes (%q) are not supported by floe", field, m.Image.Image)
 		}
-		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadonly: m.RecursiveReadOnly}
+		if m == nil || m.ContainerPath == "" || m.HostPath == "" {
+			return spec, invalid(field, "container_path and host_path are required")
+		}
+		if len(m.UidMappings) > 0 || len(m.GidMappings) > 0 {
+			return spec, errdefs.FailedPrecondition("%s: idmapped mounts (uidMappings/gidMappings) are not supported by floe", field)
+		}
+		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadonly: m.RecursiveReadOnly, Options: m.MountOptions}
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			mount.Propagation = ocispec.PropagationHostToCt
@@ -154,6 +161,9 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 	oc.ReadonlyRootfs = sc.ReadonlyRootfs
 	oc.NoNewPrivs = sc.NoNewPrivs
 	if c := sc.Capabilities; c != nil {
+		if len(c.AddAmbientCapabilities) > 0 {
+			return errdefs.FailedPrecondition("config.linux.security_context.capabilities.add_ambient_capabilities: ambient capabilities (%v) are not supported by floe", c.AddAmbientCapabilities)
+		}
 		oc.Capabilities = ocispec.Capabilities{Add: c.AddCapabilities, Drop: c.DropCapabilities}
 	}
 	if sc.RunAsUser != nil {
@@ -166,6 +176,12 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 	}
 	oc.User.RunAsUsername = sc.RunAsUsername
 	oc.User.SupplementalGroups = sc.SupplementalGroups
+	// floe always merges the image's groups for the user (Merge); the
+	// Status features say Strict is not supported, so the kubelet should
+	// not send it.
+	if sc.SupplementalGroupsPolicy == runtimeapi.SupplementalGroupsPolicy_Strict {
+		return errdefs.FailedPrecondition("config.linux.security_context.supplemental_groups_policy: Strict is not supported by floe")
+	}
 	// Empty lists from the kubelet mean "use the defaults".
 	if len(sc.MaskedPaths) > 0 {
 		oc.MaskedPaths = sc.MaskedPaths
@@ -185,6 +201,9 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 		}
 	}
 	if ns := sc.NamespaceOptions; ns != nil {
+		if err := refuseUserns("config.linux.security_context.namespace_options.userns_options", ns.UsernsOptions); err != nil {
+			return err
+		}
 		spec.PIDMode = string(namespaceMode(ns.Pid))
 		spec.TargetID = ns.TargetId
 	}
@@ -432,4 +451,14 @@ func criImageSpec(c *container.Container) *runtimeapi.ImageSpec {
 		Image: c.ReportedImage(), UserSpecifiedImage: c.Spec.UserImage,
 		Annotations: c.Spec.ImageAnnotations, RuntimeHandler: c.Spec.ImageRuntimeHandler,
 	}
+}
+
+// refuseUserns refuses a pod user namespace: floe's runtime handlers have
+// no idmapped mounts, so Status reports no user namespace support and the
+// kubelet should not ask. NODE (the host's) is what floe gives anyway.
+func refuseUserns(field string, u *runtimeapi.UserNamespace) error {
+	if u == nil || u.Mode == runtimeapi.NamespaceMode_NODE {
+		return nil
+	}
+	return errdefs.FailedPrecondition("%s: user namespaces (mode %s) are not supported by floe", field, u.Mode)
 }

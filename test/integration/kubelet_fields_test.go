@@ -222,6 +222,19 @@ func TestContainerRecursiveReadOnlyMountStopSignalAndCDI(t *testing.T) {
 			t.Errorf("recursive_read_only=%v: %q, want %q", rro, out, want)
 		}
 	}
+	// mount_options reach the bind mount.
+	if err := os.WriteFile(filepath.Join(host, "run.sh"), []byte("#!/bin/sh\necho ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range [][]string{nil, {"noexec"}} {
+		cfg := e.config(fmt.Sprintf("opts-%d", len(opts)), "sh", "-c", "/data/run.sh || echo denied")
+		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: host, MountOptions: opts}}
+		_, out := e.runToExit(t, cfg)
+		want := map[int]string{0: "ran", 1: "denied"}[len(opts)]
+		if !strings.Contains(out, want) {
+			t.Errorf("mount_options %v: %q, want %q", opts, out, want)
+		}
+	}
 	bad := e.config("rro-rw", "true")
 	bad.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: host, RecursiveReadOnly: true}}
 	if _, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: bad, SandboxConfig: e.podCfg}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "recursive_read_only") {
