@@ -171,6 +171,11 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 		oc.User.RunAsUser = &v
 	}
 	if sc.RunAsGroup != nil {
+		// A group alone would pair with the image's user, which the
+		// request did not choose; the kubelet always sends a user.
+		if sc.RunAsUser == nil && sc.RunAsUsername == "" {
+			return invalid("config.linux.security_context.run_as_group", "needs run_as_user or run_as_username")
+		}
 		v := sc.RunAsGroup.Value
 		oc.User.RunAsGroup = &v
 	}

@@ -44,6 +44,9 @@ func TestContainerSpecRefusesWhatFloeCannotHonour(t *testing.T) {
 		{"strict supplemental groups", func(c *runtimeapi.ContainerConfig) {
 			c.Linux.SecurityContext.SupplementalGroupsPolicy = runtimeapi.SupplementalGroupsPolicy_Strict
 		}, errdefs.KindFailedPrecondition, "supplemental_groups_policy"},
+		{"group without user", func(c *runtimeapi.ContainerConfig) {
+			c.Linux.SecurityContext.RunAsGroup = &runtimeapi.Int64Value{Value: 1000}
+		}, errdefs.KindInvalidArgument, "run_as_group"},
 		{"unknown stop signal", func(c *runtimeapi.ContainerConfig) { c.StopSignal = 999 }, errdefs.KindInvalidArgument, "config.stop_signal"},
 	} {
 		cfg := baseContainerConfig()
