@@ -186,18 +186,24 @@ func TestBuildResources(t *testing.T) {
 	for _, bad := range []Resources{
 		{MemoryLimit: 64 << 20, MemorySwapLimit: 1 << 20},
 		{Hugepages: []Hugepage{{PageSize: "2M"}}},
-		{Unified: map[string]string{"memory.high": "1"}},
+		{MemoryLimit: -1},
 	} {
 		c.Resources = bad
 		if _, err := Build(c, testOptions()); errdefs.KindOf(err) != errdefs.KindInvalidArgument {
 			t.Errorf("%+v: %v", bad, err)
 		}
 	}
+	// The hugetlb controller of this hybrid host is only in cgroup2: the
+	// kubelet's zero limits are left out, a real one is refused.
 	opts := testOptions()
-	opts.CgroupV2 = true
-	c.Resources = Resources{Unified: map[string]string{"memory.high": "1"}}
-	if s, err := Build(c, opts); err != nil || s.Linux.Resources.Unified["memory.high"] != "1" {
-		t.Errorf("unified on v2: %v", err)
+	opts.Cgroups = hybridHost()
+	c.Resources = Resources{CPUShares: 2, MemoryLimit: 64 << 20, MemorySwapLimit: 64 << 20, Hugepages: []Hugepage{{PageSize: "2MB"}, {PageSize: "1GB"}}}
+	if s, err := Build(c, opts); err != nil || len(s.Linux.Resources.HugepageLimits) != 0 || *s.Linux.Resources.Memory.Swap != 64<<20 {
+		t.Errorf("kubelet defaults on the hybrid host: %v", err)
+	}
+	c.Resources.Hugepages[0].Limit = 2 << 20
+	if _, err := Build(c, opts); errdefs.KindOf(err) != errdefs.KindFailedPrecondition || !strings.Contains(err.Error(), "hugetlb") {
+		t.Errorf("2Mi of huge pages on the hybrid host: %v", err)
 	}
 }
 
@@ -339,6 +345,47 @@ func TestBuildHostnameOnlyForOwnUTS(t *testing.T) {
 	s, _ = Build(c, testOptions())
 	if s.Hostname != "pod-a" {
 		t.Errorf("own UTS namespace hostname %q", s.Hostname)
+	}
+}
+
+func TestBuildRecursiveReadonlyMounts(t *testing.T) {
+	c := baseContainer(t)
+	host := t.TempDir()
+	c.Mounts = []Mount{{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true}}
+	s, err := Build(c, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mountAt(s, "/data"); !slices.Contains(m.Options, "ro") || !slices.Contains(m.Options, "rro") {
+		t.Errorf("recursive read-only mount options %v", m.Options)
+	}
+	for _, bad := range []Mount{
+		{ContainerPath: "/data", HostPath: host, RecursiveReadOnly: true},
+		{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true, Propagation: PropagationHostToCt},
+	} {
+		c.Mounts = []Mount{bad}
+		if _, err := Build(c, testOptions()); errdefs.KindOf(err) != errdefs.KindInvalidArgument || !strings.Contains(err.Error(), "recursive_read_only") {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+}
+
+func TestBuildMountOptions(t *testing.T) {
+	c := baseContainer(t)
+	host := t.TempDir()
+	c.Mounts = []Mount{{ContainerPath: "/data", HostPath: host, Options: []string{"noexec", "nosuid"}}}
+	s, err := Build(c, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mountAt(s, "/data"); !slices.Contains(m.Options, "noexec") || !slices.Contains(m.Options, "nosuid") {
+		t.Errorf("options %v", m.Options)
+	}
+	for _, bad := range []string{"rshared", "rw", "size=1m", "bind"} {
+		c.Mounts = []Mount{{ContainerPath: "/data", HostPath: host, Options: []string{bad}}}
+		if _, err := Build(c, testOptions()); errdefs.KindOf(err) != errdefs.KindInvalidArgument || !strings.Contains(err.Error(), "mount_options[0]") {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -16,6 +17,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/internal/container"
+	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/ocispec"
@@ -95,6 +97,15 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	if cfg.Image == nil || cfg.Image.Image == "" {
 		return spec, invalid("config.image.image", "must not be empty")
 	}
+	// CDI devices need a CDI registry floe does not have; running the
+	// container without the device would hide the failure.
+	if len(cfg.CDIDevices) > 0 {
+		return spec, errdefs.FailedPrecondition("config.CDI_devices: %d CDI device(s) asked for (first %q) but floe does not support CDI devices", len(cfg.CDIDevices), cfg.CDIDevices[0].GetName())
+	}
+	stopSignal, ok := linuxSignal(cfg.StopSignal)
+	if !ok {
+		return spec, invalid("config.stop_signal", "%d is not a known signal", cfg.StopSignal)
+	}
 	if cfg.LogPath != "" && !filepath.IsLocal(cfg.LogPath) {
 		return spec, invalid("config.log_path", "%q must be a relative path inside the pod's log_directory", cfg.LogPath)
 	}
@@ -105,8 +116,13 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	spec = container.Spec{
 		Name: cfg.Metadata.Name, Attempt: cfg.Metadata.Attempt,
 		Labels: cfg.Labels, Annotations: cfg.Annotations,
-		Image: cfg.Image.Image, LogPath: cfg.LogPath, Raw: raw,
+		Image: cfg.Image.Image, UserImage: cfg.Image.UserSpecifiedImage,
+		ImageAnnotations: cfg.Image.Annotations, ImageRuntimeHandler: cfg.Image.RuntimeHandler,
+		LogPath: cfg.LogPath, Raw: raw,
 		PIDMode: string(sandbox.ModeContainer),
+	}
+	if stopSignal != 0 {
+		spec.StopSignal = strconv.Itoa(int(stopSignal))
 	}
 	oc := ocispec.Container{
 		Command: cfg.Command, Args: cfg.Args, WorkingDir: cfg.WorkingDir,
@@ -137,7 +153,10 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		if m.HostPath == "" {
 			return spec, invalid(field+".host_path", "is required unless image is set")
 		}
-		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly}
+		if len(m.UidMappings) > 0 || len(m.GidMappings) > 0 {
+			return spec, errdefs.FailedPrecondition("%s: idmapped mounts (uidMappings/gidMappings) are not supported by floe", field)
+		}
+		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly, Options: m.MountOptions}
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			mount.Propagation = ocispec.PropagationHostToCt
@@ -207,6 +226,9 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 	oc.ReadonlyRootfs = sc.ReadonlyRootfs
 	oc.NoNewPrivs = sc.NoNewPrivs
 	if c := sc.Capabilities; c != nil {
+		if len(c.AddAmbientCapabilities) > 0 {
+			return errdefs.FailedPrecondition("config.linux.security_context.capabilities.add_ambient_capabilities: ambient capabilities (%v) are not supported by floe", c.AddAmbientCapabilities)
+		}
 		oc.Capabilities = ocispec.Capabilities{Add: c.AddCapabilities, Drop: c.DropCapabilities}
 	}
 	if sc.RunAsUser != nil {
@@ -214,6 +236,7 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 		oc.User.RunAsUser = &v
 	}
 	if sc.RunAsGroup != nil {
+		// A group without a user is refused by User.Validate below.
 		v := sc.RunAsGroup.Value
 		oc.User.RunAsGroup = &v
 	}
@@ -252,6 +275,9 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 		}
 	}
 	if ns := sc.NamespaceOptions; ns != nil {
+		if err := refuseUserns("config.linux.security_context.namespace_options.userns_options", ns.UsernsOptions); err != nil {
+			return err
+		}
 		spec.PIDMode = string(namespaceMode(ns.Pid))
 		spec.TargetID = ns.TargetId
 	}
@@ -405,7 +431,7 @@ func (s *Server) containers(rf *runtimeapi.ContainerFilter) []*runtimeapi.Contai
 		out = append(out, &runtimeapi.Container{
 			Id: c.ID, PodSandboxId: c.SandboxID,
 			Metadata: &runtimeapi.ContainerMetadata{Name: c.Spec.Name, Attempt: c.Spec.Attempt},
-			Image:    &runtimeapi.ImageSpec{Image: c.Spec.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
+			Image:    criImageSpec(c), ImageRef: c.ImageRef, ImageId: c.ImageID,
 			State: criContainerState(c.State), CreatedAt: c.CreatedAt,
 			Labels: c.Spec.Labels, Annotations: c.Spec.Annotations,
 		})
@@ -491,4 +517,25 @@ func criPropagation(p ocispec.Propagation) runtimeapi.MountPropagation {
 		return runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
 	}
 	return runtimeapi.MountPropagation_PROPAGATION_PRIVATE
+}
+
+// criImageSpec reports the container's image as the user named it (the
+// kubelet shows ContainerStatus.image.image as the pod's image and compares
+// it with the pod spec), keeping the request's user_specified_image,
+// annotations and runtime handler.
+func criImageSpec(c *container.Container) *runtimeapi.ImageSpec {
+	return &runtimeapi.ImageSpec{
+		Image: c.ReportedImage(), UserSpecifiedImage: c.Spec.UserImage,
+		Annotations: c.Spec.ImageAnnotations, RuntimeHandler: c.Spec.ImageRuntimeHandler,
+	}
+}
+
+// refuseUserns refuses a pod user namespace: floe's runtime handlers have
+// no idmapped mounts, so Status reports no user namespace support and the
+// kubelet should not ask. NODE (the host's) is what floe gives anyway.
+func refuseUserns(field string, u *runtimeapi.UserNamespace) error {
+	if u == nil || u.Mode == runtimeapi.NamespaceMode_NODE {
+		return nil
+	}
+	return errdefs.FailedPrecondition("%s: user namespaces (mode %s) are not supported by floe", field, u.Mode)
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // The request translators are floe's door: whatever bytes arrive, they
-// either refuse the request with InvalidArgument or produce a spec, and
+// either refuse the request (InvalidArgument, FailedPrecondition) or produce a spec, and
 // never panic. Fuzzing the wire form reaches every field, nested message
 // and enum value (including unknown ones).
 //
@@ -28,11 +28,11 @@ func kubeletContainerConfig() *runtimeapi.ContainerConfig {
 			{ContainerPath: "/data", HostPath: "/var/lib/kubelet/pods/x/volumes/d", Readonly: true, RecursiveReadOnly: true},
 			{ContainerPath: "/img", Image: &runtimeapi.ImageSpec{Image: "sha256:abcd"}, Readonly: true, ImageSubPath: "etc"},
 		},
-		Devices:  []*runtimeapi.Device{{ContainerPath: "/dev/fuse", HostPath: "/dev/fuse", Permissions: "rwm"}},
-		Labels:   map[string]string{"io.kubernetes.container.name": "app"},
-		LogPath:  "app/1.log",
-		Stdin:    true,
-		Tty:      true,
+		Devices: []*runtimeapi.Device{{ContainerPath: "/dev/fuse", HostPath: "/dev/fuse", Permissions: "rwm"}},
+		Labels:  map[string]string{"io.kubernetes.container.name": "app"},
+		LogPath: "app/1.log",
+		Stdin:   true,
+		Tty:     true,
 		Linux: &runtimeapi.LinuxContainerConfig{
 			Resources: &runtimeapi.LinuxContainerResources{
 				CpuPeriod: 100000, CpuQuota: 50000, CpuShares: 512, MemoryLimitInBytes: 64 << 20, OomScoreAdj: -997,
@@ -80,13 +80,14 @@ func seed(f *testing.F, m proto.Message) {
 	f.Add([]byte{})
 }
 
-// onlyInvalidArgument fails unless err is nil or an InvalidArgument status.
+// onlyInvalidArgument fails unless err is nil or a clean refusal:
+// InvalidArgument, or FailedPrecondition for what the node cannot do.
 func onlyInvalidArgument(t *testing.T, err error) {
 	if err == nil {
 		return
 	}
-	if c := status.Code(toStatus(err)); c != codes.InvalidArgument {
-		t.Fatalf("translation error with code %v, want InvalidArgument: %v", c, err)
+	if c := status.Code(toStatus(err)); c != codes.InvalidArgument && c != codes.FailedPrecondition {
+		t.Fatalf("translation error with code %v, want InvalidArgument or FailedPrecondition: %v", c, err)
 	}
 }
 

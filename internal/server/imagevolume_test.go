@@ -1,6 +1,7 @@
 package server
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -29,7 +30,7 @@ func TestImageVolumeTranslation(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ocispec.Mount{ContainerPath: "/mnt/v", Readonly: true, Image: "0123abcd", ImageSubPath: "etc"}
-	if len(spec.OCI.Mounts) != 1 || spec.OCI.Mounts[0] != want {
+	if len(spec.OCI.Mounts) != 1 || !reflect.DeepEqual(spec.OCI.Mounts[0], want) {
 		t.Errorf("mounts = %+v, want %+v", spec.OCI.Mounts, want)
 	}
 

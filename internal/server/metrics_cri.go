@@ -61,7 +61,7 @@ func (s *Server) podMetrics() []*runtimeapi.PodSandboxMetrics {
 func (s *Server) containerMetrics(col *crimetrics.Collector, sb *sandbox.Sandbox, c *container.Container) *runtimeapi.ContainerMetrics {
 	log := s.log.With("container", c.ID, "pod", sb.ID)
 	in := crimetrics.Container{
-		Owner: crimetrics.Owner{ID: c.ID, Image: c.Spec.Image, Namespace: sb.Spec.Namespace, Pod: sb.Spec.Name, Container: c.Spec.Name},
+		Owner: crimetrics.Owner{ID: c.ID, Image: c.ReportedImage(), Namespace: sb.Spec.Namespace, Pod: sb.Spec.Name, Container: c.Spec.Name},
 	}
 	if c.StartedAt != 0 {
 		in.StartedAt = time.Unix(0, c.StartedAt)
