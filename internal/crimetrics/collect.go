@@ -64,7 +64,9 @@ func (c *Collector) Container(in Container) (out []*runtimeapi.Metric, errs []er
 		if v, ok, err := stats.SoftOpenFilesLimit(c.ProcRoot, in.Pid); err != nil {
 			errs = append(errs, fmt.Errorf("open files limit: %w", err))
 		} else {
-			lim := uint64(1<<64 - 1) // -1 as the uint64 CRI value: unlimited
+			// Unlimited is RLIM_INFINITY, all ones: -1 read as signed,
+			// which is how cAdvisor shows it.
+			lim := uint64(1<<64 - 1)
 			if ok {
 				lim = v
 			}

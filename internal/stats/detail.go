@@ -195,9 +195,7 @@ func (r *Reader) detailV1(path string, d *Detail) error {
 
 	// Processes.
 	pids := r.v1Dir("pids", path)
-	if d.Pids.Pids, err = readPids(filepath.Join(mem, "cgroup.procs")); err != nil {
-		return err
-	}
+	d.Pids.Pids, _ = readPids(filepath.Join(mem, "cgroup.procs"))
 	if n, err := readUint(filepath.Join(pids, "pids.current")); err == nil {
 		d.Pids.Threads = n
 	} else if tasks, err := readPids(filepath.Join(mem, "tasks")); err == nil {
@@ -279,9 +277,7 @@ func (r *Reader) detailV2(dir string, d *Detail) error {
 		m.Failcnt, m.OOMKills = ev["max"], ev["oom_kill"]
 	}
 
-	if d.Pids.Pids, err = readPids(filepath.Join(dir, "cgroup.procs")); err != nil {
-		return err
-	}
+	d.Pids.Pids, _ = readPids(filepath.Join(dir, "cgroup.procs"))
 	if n, err := readUint(filepath.Join(dir, "pids.current")); err == nil {
 		d.Pids.Threads = n
 	} else if tasks, err := readPids(filepath.Join(dir, "cgroup.threads")); err == nil {
