@@ -224,3 +224,20 @@ func TestPod(t *testing.T) {
 		}
 	}
 }
+
+func TestContainerUnlimitedOpenFiles(t *testing.T) {
+	proc := t.TempDir()
+	write(t, proc, map[string]string{"7/limits": "Max open files            unlimited            unlimited            files\n"})
+	c := &Collector{ProcRoot: proc, SysRoot: t.TempDir()}
+	ms, errs := c.Container(Container{Owner: Owner{ID: "x"}, Pid: 7})
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	// RLIM_INFINITY, -1 when read as signed.
+	if m := check(t, ms)["container_ulimits_soft/max_open_files"]; m == nil || int64(m.Value.GetValue()) != -1 {
+		t.Errorf("unlimited open files = %v", m)
+	}
+	if _, errs := c.Container(Container{Owner: Owner{ID: "x"}, Pid: 8}); len(errs) != 1 {
+		t.Errorf("a process without limits: errs %v", errs)
+	}
+}
