@@ -123,7 +123,9 @@ func addCgroup(s *series, sysRoot string, d *stats.Detail, files stats.ProcessFi
 	s.add(memRSS, m.RSS)
 	s.add(memCache, m.Cache)
 	s.add(memMapped, m.MappedFile)
-	s.add(memSwap, m.Swap)
+	if m.HasSwap {
+		s.add(memSwap, m.Swap)
+	}
 	s.add(memKernel, m.KernelUsage)
 	s.add(memFailcnt, m.Failcnt)
 	s.add(memFailures, m.PgFault, "pgfault", "container")

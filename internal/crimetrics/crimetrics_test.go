@@ -184,7 +184,11 @@ func TestContainerV1(t *testing.T) {
 		m.MetricType != runtimeapi.MetricType_GAUGE || got["container_cpu_user_seconds_total"].MetricType != runtimeapi.MetricType_COUNTER {
 		t.Errorf("rss metric = %v", m)
 	}
-	// v1 without PSI and hugetlb: those are left out, not zero.
+	// v1 without PSI, hugetlb and swap accounting: those are left out,
+	// not zero.
+	if got["container_memory_swap"] != nil {
+		t.Error("swap reported without swap accounting")
+	}
 	for k := range got {
 		if strings.HasPrefix(k, "container_pressure") || strings.HasPrefix(k, "container_hugetlb") {
 			t.Errorf("%s reported on a host without it", k)
