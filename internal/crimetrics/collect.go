@@ -64,7 +64,9 @@ func (c *Collector) Container(in Container) (out []*runtimeapi.Metric, errs []er
 		if v, ok, err := stats.SoftOpenFilesLimit(c.ProcRoot, in.Pid); err != nil {
 			errs = append(errs, fmt.Errorf("open files limit: %w", err))
 		} else {
-			lim := uint64(1<<64 - 1) // -1 as the uint64 CRI value: unlimited
+			// Unlimited is RLIM_INFINITY, all ones: -1 read as signed,
+			// which is how cAdvisor shows it.
+			lim := uint64(1<<64 - 1)
 			if ok {
 				lim = v
 			}
@@ -121,7 +123,9 @@ func addCgroup(s *series, sysRoot string, d *stats.Detail, files stats.ProcessFi
 	s.add(memRSS, m.RSS)
 	s.add(memCache, m.Cache)
 	s.add(memMapped, m.MappedFile)
-	s.add(memSwap, m.Swap)
+	if m.HasSwap {
+		s.add(memSwap, m.Swap)
+	}
 	s.add(memKernel, m.KernelUsage)
 	s.add(memFailcnt, m.Failcnt)
 	s.add(memFailures, m.PgFault, "pgfault", "container")

@@ -184,7 +184,11 @@ func TestContainerV1(t *testing.T) {
 		m.MetricType != runtimeapi.MetricType_GAUGE || got["container_cpu_user_seconds_total"].MetricType != runtimeapi.MetricType_COUNTER {
 		t.Errorf("rss metric = %v", m)
 	}
-	// v1 without PSI and hugetlb: those are left out, not zero.
+	// v1 without PSI, hugetlb and swap accounting: those are left out,
+	// not zero.
+	if got["container_memory_swap"] != nil {
+		t.Error("swap reported without swap accounting")
+	}
 	for k := range got {
 		if strings.HasPrefix(k, "container_pressure") || strings.HasPrefix(k, "container_hugetlb") {
 			t.Errorf("%s reported on a host without it", k)
@@ -222,5 +226,22 @@ func TestPod(t *testing.T) {
 		if m := got[k]; m == nil || m.Value.GetValue() != v || m.Timestamp != now.UnixNano() || m.LabelValues[4] != "POD" {
 			t.Errorf("%s = %v, want %d", k, m, v)
 		}
+	}
+}
+
+func TestContainerUnlimitedOpenFiles(t *testing.T) {
+	proc := t.TempDir()
+	write(t, proc, map[string]string{"7/limits": "Max open files            unlimited            unlimited            files\n"})
+	c := &Collector{ProcRoot: proc, SysRoot: t.TempDir()}
+	ms, errs := c.Container(Container{Owner: Owner{ID: "x"}, Pid: 7})
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	// RLIM_INFINITY, -1 when read as signed.
+	if m := check(t, ms)["container_ulimits_soft/max_open_files"]; m == nil || int64(m.Value.GetValue()) != -1 {
+		t.Errorf("unlimited open files = %v", m)
+	}
+	if _, errs := c.Container(Container{Owner: Owner{ID: "x"}, Pid: 8}); len(errs) != 1 {
+		t.Errorf("a process without limits: errs %v", errs)
 	}
 }

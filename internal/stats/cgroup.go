@@ -28,7 +28,7 @@ type CgroupSample struct {
 	PageFaults      uint64
 	MajorPageFaults uint64
 	MemoryLimit     uint64 // 0 when unlimited
-	Processes       uint64
+	Processes       uint64 // tasks (pids.current), as cAdvisor counts them
 }
 
 // Reader reads cgroups under a root (/sys/fs/cgroup) and remembers the last
@@ -57,17 +57,18 @@ func NewReader(root string) *Reader {
 var ErrNoCgroup = errors.New("cgroup does not exist")
 
 // Read samples the cgroup at path (relative to each hierarchy, as the
-// kubelet's CgroupParent is).
+// kubelet's CgroupParent is): the part of ReadDetail the CRI stats calls
+// carry, plus the CPU rate since the previous sample.
 func (r *Reader) Read(path string) (*CgroupSample, error) {
-	s := &CgroupSample{Time: time.Now()}
-	var err error
-	if r.v2 {
-		err = r.readV2(path, s)
-	} else {
-		err = r.readV1(path, s)
-	}
+	d, err := r.ReadDetail(path)
 	if err != nil {
 		return nil, err
+	}
+	s := &CgroupSample{
+		Time: d.Time, CPUUsageNanos: d.CPU.Usage,
+		MemoryUsage: d.Memory.Usage, WorkingSet: d.Memory.WorkingSet, RSS: d.Memory.RSS,
+		PageFaults: d.Memory.HierarchyPgFault, MajorPageFaults: d.Memory.HierarchyPgMajFault,
+		MemoryLimit: d.Spec.MemoryLimit, Processes: d.Pids.Threads,
 	}
 	r.mu.Lock()
 	if prev, ok := r.last[path]; ok && s.Time.After(prev.at) && s.CPUUsageNanos >= prev.usage {
@@ -97,65 +98,6 @@ func (r *Reader) Forget(path string) {
 	r.mu.Lock()
 	delete(r.last, path)
 	r.mu.Unlock()
-}
-
-func (r *Reader) readV1(path string, s *CgroupSample) error {
-	cpuDir := filepath.Join(r.root, "cpuacct", path)
-	if _, err := os.Stat(cpuDir); err != nil {
-		// Some hosts co-mount cpu and cpuacct.
-		cpuDir = filepath.Join(r.root, "cpu,cpuacct", path)
-	}
-	usage, err := readUint(filepath.Join(cpuDir, "cpuacct.usage"))
-	if err != nil {
-		return err
-	}
-	s.CPUUsageNanos = usage
-	memDir := filepath.Join(r.root, "memory", path)
-	if s.MemoryUsage, err = readUint(filepath.Join(memDir, "memory.usage_in_bytes")); err != nil {
-		return err
-	}
-	stat, err := readKV(filepath.Join(memDir, "memory.stat"))
-	if err != nil {
-		return err
-	}
-	s.RSS = stat["total_rss"]
-	s.PageFaults = stat["total_pgfault"]
-	s.MajorPageFaults = stat["total_pgmajfault"]
-	s.WorkingSet = subFloor(s.MemoryUsage, stat["total_inactive_file"])
-	if limit, err := readUint(filepath.Join(memDir, "memory.limit_in_bytes")); err == nil && limit < 1<<62 {
-		s.MemoryLimit = limit
-	}
-	if n, err := readUint(filepath.Join(r.root, "pids", path, "pids.current")); err == nil {
-		s.Processes = n
-	}
-	return nil
-}
-
-func (r *Reader) readV2(path string, s *CgroupSample) error {
-	dir := filepath.Join(r.root, path)
-	cpu, err := readKV(filepath.Join(dir, "cpu.stat"))
-	if err != nil {
-		return err
-	}
-	s.CPUUsageNanos = cpu["usage_usec"] * 1000
-	if s.MemoryUsage, err = readUint(filepath.Join(dir, "memory.current")); err != nil {
-		return err
-	}
-	stat, err := readKV(filepath.Join(dir, "memory.stat"))
-	if err != nil {
-		return err
-	}
-	s.RSS = stat["anon"]
-	s.PageFaults = stat["pgfault"]
-	s.MajorPageFaults = stat["pgmajfault"]
-	s.WorkingSet = subFloor(s.MemoryUsage, stat["inactive_file"])
-	if limit, err := readUint(filepath.Join(dir, "memory.max")); err == nil {
-		s.MemoryLimit = limit
-	}
-	if n, err := readUint(filepath.Join(dir, "pids.current")); err == nil {
-		s.Processes = n
-	}
-	return nil
 }
 
 func subFloor(a, b uint64) uint64 {

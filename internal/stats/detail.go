@@ -50,6 +50,7 @@ type MemoryDetail struct {
 	Cache       uint64
 	MappedFile  uint64
 	Swap        uint64
+	HasSwap     bool // false without swap accounting
 	KernelUsage uint64
 	Failcnt     uint64 // times usage hit the limit
 	OOMKills    uint64
@@ -180,9 +181,9 @@ func (r *Reader) detailV1(path string, d *Detail) error {
 	m.PgFault, m.PgMajFault = stat["pgfault"], stat["pgmajfault"]
 	m.HierarchyPgFault, m.HierarchyPgMajFault = stat["total_pgfault"], stat["total_pgmajfault"]
 	if sw, ok := stat["total_swap"]; ok {
-		m.Swap = sw
+		m.Swap, m.HasSwap = sw, true
 	} else if memsw, err := readUint(filepath.Join(mem, "memory.memsw.usage_in_bytes")); err == nil {
-		m.Swap = subFloor(memsw, m.Usage)
+		m.Swap, m.HasSwap = subFloor(memsw, m.Usage), true
 	}
 	if m.MaxUsage, err = readUint(filepath.Join(mem, "memory.max_usage_in_bytes")); err == nil {
 		m.HasMaxUsage = true
@@ -195,9 +196,7 @@ func (r *Reader) detailV1(path string, d *Detail) error {
 
 	// Processes.
 	pids := r.v1Dir("pids", path)
-	if d.Pids.Pids, err = readPids(filepath.Join(mem, "cgroup.procs")); err != nil {
-		return err
-	}
+	d.Pids.Pids, _ = readPids(filepath.Join(mem, "cgroup.procs"))
 	if n, err := readUint(filepath.Join(pids, "pids.current")); err == nil {
 		d.Pids.Threads = n
 	} else if tasks, err := readPids(filepath.Join(mem, "tasks")); err == nil {
@@ -271,7 +270,9 @@ func (r *Reader) detailV2(dir string, d *Detail) error {
 	} else {
 		m.KernelUsage = stat["kernel_stack"] + stat["pagetables"] + stat["slab"] + stat["sock"]
 	}
-	m.Swap, _ = readUint(filepath.Join(dir, "memory.swap.current"))
+	if m.Swap, err = readUint(filepath.Join(dir, "memory.swap.current")); err == nil {
+		m.HasSwap = true
+	}
 	if m.MaxUsage, err = readUint(filepath.Join(dir, "memory.peak")); err == nil {
 		m.HasMaxUsage = true
 	}
@@ -279,9 +280,7 @@ func (r *Reader) detailV2(dir string, d *Detail) error {
 		m.Failcnt, m.OOMKills = ev["max"], ev["oom_kill"]
 	}
 
-	if d.Pids.Pids, err = readPids(filepath.Join(dir, "cgroup.procs")); err != nil {
-		return err
-	}
+	d.Pids.Pids, _ = readPids(filepath.Join(dir, "cgroup.procs"))
 	if n, err := readUint(filepath.Join(dir, "pids.current")); err == nil {
 		d.Pids.Threads = n
 	} else if tasks, err := readPids(filepath.Join(dir, "cgroup.threads")); err == nil {

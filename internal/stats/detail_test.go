@@ -58,7 +58,7 @@ func TestReadDetailV1(t *testing.T) {
 	}
 	wantMem := MemoryDetail{
 		Usage: 1048576, MaxUsage: 2097152, HasMaxUsage: true, WorkingSet: 1000000, RSS: 8192, Cache: 4096, MappedFile: 512,
-		Swap: 16384, KernelUsage: 65536, Failcnt: 4, OOMKills: 2,
+		Swap: 16384, HasSwap: true, KernelUsage: 65536, Failcnt: 4, OOMKills: 2,
 		PgFault: 50, PgMajFault: 1, HierarchyPgFault: 70, HierarchyPgMajFault: 3,
 	}
 	if d.Memory != wantMem {
@@ -157,7 +157,7 @@ func TestReadDetailV2(t *testing.T) {
 	}
 	wantMem := MemoryDetail{
 		Usage: 1048576, MaxUsage: 2097152, HasMaxUsage: true, WorkingSet: 1000000, RSS: 8192, Cache: 4096, MappedFile: 512,
-		Swap: 16384, KernelUsage: 65536, Failcnt: 4, OOMKills: 1,
+		Swap: 16384, HasSwap: true, KernelUsage: 65536, Failcnt: 4, OOMKills: 1,
 		PgFault: 70, PgMajFault: 3, HierarchyPgFault: 70, HierarchyPgMajFault: 3,
 	}
 	if d.Memory != wantMem {
@@ -200,7 +200,7 @@ func TestReadDetailV2Older(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Memory.HasMaxUsage || d.Memory.KernelUsage != 15 || d.Spec.CPUQuota != 0 || d.Spec.CPUPeriod != 100000 || d.Pressure != nil {
+	if d.Memory.HasMaxUsage || d.Memory.HasSwap || d.Memory.KernelUsage != 15 || d.Spec.CPUQuota != 0 || d.Spec.CPUPeriod != 100000 || d.Pressure != nil {
 		t.Errorf("detail = %+v", d)
 	}
 }
