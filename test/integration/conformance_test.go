@@ -193,8 +193,7 @@ func TestTwoDaemonsSideBySide(t *testing.T) {
 		// An empty --config keeps the node's /etc/floe out of the test;
 		// storage stays at its default, shared as podman shares it.
 		cmd := exec.Command(bin, "serve", "--config", "/dev/null",
-			"--socket", dir+"/floe.sock", "--state-dir", dir+"/state", "--run-dir", dir+"/run",
-			"--cni-config-dir", dir+"/cni")
+			"--socket", dir+"/floe.sock", "--state-dir", dir+"/state", "--run-dir", dir+"/run")
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
