@@ -36,8 +36,8 @@ type Sandboxes interface {
 // Options configure a Manager.
 type Options struct {
 	DB        *store.DB
-	Images    *images.Service
-	Monitors  map[string]*monitor.Monitor // by runtime handler
+	Images    Images
+	Runtimes  map[string]Runtime // by runtime handler
 	Sandboxes Sandboxes
 	// CgroupDriver is "cgroupfs" or "systemd".
 	CgroupDriver string
@@ -207,7 +207,7 @@ func (m *Manager) scheduleAbandonCheck(id string) {
 // database record so a crash can be undone by Restore.
 func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, spec Spec, hash string) (*Container, error) {
 	log := m.log.With("container", id, "pod", sb.ID, "name", spec.Name)
-	mon, ok := m.opts.Monitors[sb.Spec.RuntimeHandler]
+	mon, ok := m.opts.Runtimes[sb.Spec.RuntimeHandler]
 	if !ok {
 		return nil, errdefs.FailedPrecondition("runtime handler %q of pod %s has no monitor", sb.Spec.RuntimeHandler, sb.ID)
 	}
@@ -404,7 +404,7 @@ func (m *Manager) undo(c *Container) {
 // release deletes the runc container (killing it), its rootfs and bundle.
 // Each step is idempotent.
 func (m *Manager) release(ctx context.Context, c *Container) error {
-	if mon, ok := m.opts.Monitors[c.Handler]; ok {
+	if mon, ok := m.opts.Runtimes[c.Handler]; ok {
 		mc := c.Monitor
 		if mc == nil {
 			// conmon may have got as far as runc create before a crash;
@@ -454,8 +454,8 @@ func (m *Manager) save(c *Container) error {
 	return nil
 }
 
-func (m *Manager) monitorFor(c *Container) (*monitor.Monitor, error) {
-	mon, ok := m.opts.Monitors[c.Handler]
+func (m *Manager) monitorFor(c *Container) (Runtime, error) {
+	mon, ok := m.opts.Runtimes[c.Handler]
 	if !ok || c.Monitor == nil {
 		return nil, errdefs.FailedPrecondition("container %s has no monitor", c.ID)
 	}
@@ -495,7 +495,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 }
 
 // follow waits for the container's exit in the background and records it.
-func (m *Manager) follow(id string, mon *monitor.Monitor, mc *monitor.Container) {
+func (m *Manager) follow(id string, mon Runtime, mc *monitor.Container) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -649,7 +649,7 @@ func (m *Manager) List(f Filter) []*Container {
 }
 
 // running returns the container and its monitor when it runs.
-func (m *Manager) running(idOrPrefix, action string) (*Container, *monitor.Monitor, error) {
+func (m *Manager) running(idOrPrefix, action string) (*Container, Runtime, error) {
 	c, err := m.resolve(idOrPrefix)
 	if err != nil {
 		return nil, nil, err
@@ -724,7 +724,7 @@ func (m *Manager) ReopenLog(ctx context.Context, idOrPrefix string) error {
 // died before recording it: the container runs, so it is recorded running
 // (started at the restart; the real moment is lost) and followed. Left
 // "created", the kubelet would try to start it again and fail forever.
-func (m *Manager) restoreStarted(ctx context.Context, c *Container, mon *monitor.Monitor) {
+func (m *Manager) restoreStarted(ctx context.Context, c *Container, mon Runtime) {
 	st, _, err := mon.State(ctx, c.ID)
 	if err != nil || (st != monitor.StatusRunning && st != monitor.StatusStopped) {
 		return
