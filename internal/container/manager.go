@@ -695,7 +695,15 @@ func readBundle(dir string) (*specs.Spec, error) {
 
 // UpdateResources applies new limits to a running container.
 func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, r ocispec.Resources) error {
-	c, mon, err := m.running(idOrPrefix, "a resource update")
+	c, err := m.resolve(idOrPrefix)
+	if err != nil {
+		return err
+	}
+	// Under the container's lock, like every change of its record: an
+	// exit recorded between reading the record and saving it would
+	// otherwise be overwritten with "running".
+	defer m.ops.Lock(c.ID)()
+	c, mon, err := m.running(c.ID, "a resource update")
 	if err != nil {
 		return err
 	}
