@@ -429,10 +429,7 @@ func (m *Manager) undo(c *Container) {
 		m.log.Error("undo container: release failed; the record is kept so a restart retries", "container", c.ID, "err", err)
 		return
 	}
-	_, err := m.update(c.ID, func(c *Container) error {
-		c.State = stateRemoved
-		return nil
-	})
+	_, err := m.update(c.ID, removed)
 	// Not found: the creation failed before its first record.
 	if err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
 		m.log.Error("undo container: delete record", "container", c.ID, "err", err)
@@ -545,6 +542,12 @@ func started(c *Container) error {
 	return nil
 }
 
+// removed is the update that deletes a container's record.
+func removed(c *Container) error {
+	c.State = stateRemoved
+	return nil
+}
+
 // recordExit stores how a container ended.
 func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
 	defer m.ops.Lock(id)()
@@ -625,10 +628,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if err := m.release(ctx, c); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
-	if _, err := m.update(c.ID, func(c *Container) error {
-		c.State = stateRemoved
-		return nil
-	}); err != nil {
+	if _, err := m.update(c.ID, removed); err != nil {
 		return err
 	}
 	m.ops.Forget(c.ID)

@@ -184,23 +184,30 @@ func TestExitStopAndRemove(t *testing.T) {
 	}
 }
 
-// A creation that outlives its caller's deadline is kept for the retry,
-// which gets the same container, not a second one.
-func TestCreateRetryAfterDeadlineGetsTheSameContainer(t *testing.T) {
-	h := newHarness(t)
+// createPastDeadline sends a CreateContainer whose runtime create waits
+// until the returned channel is closed, and whose caller gives up first.
+func (h *harness) createPastDeadline(name string) chan<- struct{} {
+	h.t.Helper()
 	release := make(chan struct{})
 	h.rt.onCreate = func(ctx context.Context, id string) error {
 		<-release
 		return nil
 	}
-	sub := h.m.SubscribeEvents(0)
-	defer sub.Close()
-
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := h.m.Create(ctx, testPod, spec("slow")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("create past its deadline: %v", err)
+	if _, err := h.m.Create(ctx, testPod, spec(name)); !errors.Is(err, context.DeadlineExceeded) {
+		h.t.Fatalf("create past its deadline: %v", err)
 	}
+	return release
+}
+
+// A creation that outlives its caller's deadline is kept for the retry,
+// which gets the same container, not a second one.
+func TestCreateRetryAfterDeadlineGetsTheSameContainer(t *testing.T) {
+	h := newHarness(t)
+	sub := h.m.SubscribeEvents(0)
+	defer sub.Close()
+	release := h.createPastDeadline("slow")
 	// A different request for the same name is refused meanwhile.
 	other := spec("slow")
 	other.Image = fakeImageID
@@ -240,16 +247,7 @@ func TestCreateRetryAfterDeadlineGetsTheSameContainer(t *testing.T) {
 // A retry that arrives while the creation still runs waits for it.
 func TestCreateRetryDuringCreationWaits(t *testing.T) {
 	h := newHarness(t)
-	release := make(chan struct{})
-	h.rt.onCreate = func(ctx context.Context, id string) error {
-		<-release
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := h.m.Create(ctx, testPod, spec("slow")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("create past its deadline: %v", err)
-	}
+	release := h.createPastDeadline("slow")
 	done := make(chan string)
 	go func() {
 		id, err := h.m.Create(context.Background(), testPod, spec("slow"))
