@@ -3,10 +3,10 @@ package container
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/images"
-	"github.com/floe-cri/floe/internal/store"
 )
 
 // resolveImageVolumes finds the image of every image volume in the store
@@ -52,7 +52,10 @@ func (m *Manager) mountImageVolumes(c *Container, ids map[string]string) (map[in
 		}
 		c.ImageMounts = append(c.ImageMounts, ImageMount{Image: mt.Image, ImageID: ids[mt.Image], Mountpoint: mp})
 	}
-	if err := m.opts.DB.Put(store.Containers, c.ID, c); err != nil {
+	if _, err := m.update(c.ID, func(r *Container) error {
+		r.ImageMounts = slices.Clone(c.ImageMounts)
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("record image mounts: %w", err)
 	}
 	sources := map[int]string{}
@@ -91,16 +94,14 @@ func (m *Manager) releaseImageMounts(c *Container) error {
 	if len(c.ImageMounts) == 0 {
 		return nil
 	}
-	rec := c.clone()
-	rec.ImageMounts = nil
-	if err := m.opts.DB.Put(store.Containers, c.ID, rec); err != nil {
+	_, err := m.update(c.ID, func(r *Container) error {
+		r.ImageMounts = nil
+		return nil
+	})
+	// Not found: a creation undone before its first record holds none.
+	if err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
 		return fmt.Errorf("record release of image mounts: %w", err)
 	}
-	m.mu.Lock()
-	if cur, ok := m.containers[c.ID]; ok {
-		cur.ImageMounts = nil
-	}
-	m.mu.Unlock()
 	var errs []error
 	for _, im := range c.ImageMounts {
 		if err := m.opts.Images.UnmountImage(im.ImageID, c.ID); err != nil {

@@ -36,8 +36,8 @@ type Sandboxes interface {
 // Options configure a Manager.
 type Options struct {
 	DB        *store.DB
-	Images    *images.Service
-	Monitors  map[string]*monitor.Monitor // by runtime handler
+	Images    Images
+	Runtimes  map[string]Runtime // by runtime handler
 	Sandboxes Sandboxes
 	// CgroupDriver is "cgroupfs" or "systemd".
 	CgroupDriver string
@@ -61,9 +61,15 @@ type Manager struct {
 	containers map[string]*Container
 	byKey      map[string]string
 	inflight   map[string]*reserve.Creation
+	// creating holds the records of creations in progress (state
+	// creating), hidden from Get and List; see add and update.
+	creating map[string]*Container
 
-	// ops serialises stop/remove/update of one object.
-	ops oplock.Set
+	// ops serialises start/stop/remove/update of one container, across
+	// calls to the runtime; records serialises the changes of its record
+	// (update), never across a runtime call. ops is taken first.
+	ops     oplock.Set
+	records oplock.Set
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -88,6 +94,7 @@ func New(opts Options) *Manager {
 		containers: map[string]*Container{},
 		byKey:      map[string]string{},
 		inflight:   map[string]*reserve.Creation{},
+		creating:   map[string]*Container{},
 		stop:       make(chan struct{}),
 	}
 }
@@ -133,14 +140,19 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, spec Spec) (stri
 	}
 	if id, ok := m.byKey[key]; ok {
 		c := m.containers[id]
-		if c.Unclaimed && c.SpecHash == hash {
-			c.Unclaimed = false
-			rec := c.clone()
-			m.mu.Unlock()
-			return id, m.opts.DB.Put(store.Containers, id, rec)
-		}
 		m.mu.Unlock()
-		return "", errdefs.AlreadyExists("container name %q is already reserved for container %s", key, id)
+		taken := errdefs.AlreadyExists("container name %q is already reserved for container %s", key, id)
+		if !c.Unclaimed || c.SpecHash != hash {
+			return "", taken
+		}
+		// The retry of a request whose caller gave up takes its result;
+		// if another retry was first, the name is taken.
+		if _, err := m.update(id, claim); errors.Is(err, errUnchanged) {
+			return "", taken
+		} else if err != nil {
+			return "", err
+		}
+		return id, nil
 	}
 	cr := reserve.New(ids.New(), hash, ctx)
 	m.inflight[key] = cr
@@ -157,31 +169,52 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, spec Spec) (stri
 	return cr.Wait(ctx, "container")
 }
 
-func (m *Manager) finish(key string, cr *reserve.Creation, c *Container, err error) {
+// finish publishes the outcome of a creation: the record the creating
+// goroutine built becomes the created container, visible to everyone.
+func (m *Manager) finish(key string, cr *reserve.Creation, built *Container, err error) {
+	var c *Container
 	if err == nil {
 		m.mu.Lock()
-		c.Unclaimed = !cr.Claimed()
+		unclaimed := !cr.Claimed()
 		m.mu.Unlock()
-		c.State = StateCreated
-		if err = m.opts.DB.Put(store.Containers, c.ID, c); err != nil {
-			m.undo(c)
+		c, err = m.update(built.ID, func(c *Container) error {
+			*c = *built.clone()
+			c.State = StateCreated
+			c.Unclaimed = unclaimed
+			return nil
+		})
+		if err != nil {
+			m.undo(built)
 		}
 	}
 	m.mu.Lock()
-	if err == nil {
-		m.containers[c.ID] = c
-		m.byKey[key] = c.ID
-	}
 	delete(m.inflight, key)
+	// A retry that joined while the record was being written got this
+	// container too: it is claimed after all. Retries from now on find
+	// it through byKey and claim it themselves.
+	lateClaim := err == nil && c.Unclaimed && cr.Claimed()
 	m.mu.Unlock()
-	if err == nil {
-		m.emit(EventCreated, c)
+	if lateClaim {
+		if claimed, cerr := m.update(c.ID, claim); cerr == nil {
+			c = claimed
+		} else if !errors.Is(cerr, errUnchanged) {
+			m.log.Error("record the claim of a container a retry joined late", "container", c.ID, "err", cerr)
+		}
 	}
 	cr.Finish(err)
 	if err == nil && c.Unclaimed {
 		m.log.Warn("container finished creating after its caller gave up; keeping it for the retry", "container", c.ID)
 		m.scheduleAbandonCheck(c.ID)
 	}
+}
+
+// claim is the update of an unclaimed container a retry takes.
+func claim(c *Container) error {
+	if !c.Unclaimed {
+		return errUnchanged
+	}
+	c.Unclaimed = false
+	return nil
 }
 
 // abandonedGrace is how long an unclaimed container waits for the retry.
@@ -207,7 +240,7 @@ func (m *Manager) scheduleAbandonCheck(id string) {
 // database record so a crash can be undone by Restore.
 func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, spec Spec, hash string) (*Container, error) {
 	log := m.log.With("container", id, "pod", sb.ID, "name", spec.Name)
-	mon, ok := m.opts.Monitors[sb.Spec.RuntimeHandler]
+	mon, ok := m.opts.Runtimes[sb.Spec.RuntimeHandler]
 	if !ok {
 		return nil, errdefs.FailedPrecondition("runtime handler %q of pod %s has no monitor", sb.Spec.RuntimeHandler, sb.ID)
 	}
@@ -242,7 +275,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 		}
 		return nil, fmt.Errorf("%s for container %q: %w", step, spec.Name, err)
 	}
-	if err := m.opts.DB.Put(store.Containers, id, c); err != nil {
+	if err := m.add(c); err != nil {
 		return fail("record container", err)
 	}
 	volumeSources, err := m.mountImageVolumes(c, volumeIDs)
@@ -396,7 +429,9 @@ func (m *Manager) undo(c *Container) {
 		m.log.Error("undo container: release failed; the record is kept so a restart retries", "container", c.ID, "err", err)
 		return
 	}
-	if err := m.opts.DB.Delete(store.Containers, c.ID); err != nil {
+	_, err := m.update(c.ID, removed)
+	// Not found: the creation failed before its first record.
+	if err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
 		m.log.Error("undo container: delete record", "container", c.ID, "err", err)
 	}
 }
@@ -404,7 +439,7 @@ func (m *Manager) undo(c *Container) {
 // release deletes the runc container (killing it), its rootfs and bundle.
 // Each step is idempotent.
 func (m *Manager) release(ctx context.Context, c *Container) error {
-	if mon, ok := m.opts.Monitors[c.Handler]; ok {
+	if mon, ok := m.opts.Runtimes[c.Handler]; ok {
 		mc := c.Monitor
 		if mc == nil {
 			// conmon may have got as far as runc create before a crash;
@@ -441,21 +476,8 @@ func (m *Manager) resolve(idOrPrefix string) (*Container, error) {
 // Get returns a copy of one container.
 func (m *Manager) Get(idOrPrefix string) (*Container, error) { return m.resolve(idOrPrefix) }
 
-// save persists c and publishes it to the in-memory index.
-func (m *Manager) save(c *Container) error {
-	if err := m.opts.DB.Put(store.Containers, c.ID, c); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	if _, ok := m.containers[c.ID]; ok {
-		m.containers[c.ID] = c
-	}
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *Manager) monitorFor(c *Container) (*monitor.Monitor, error) {
-	mon, ok := m.opts.Monitors[c.Handler]
+func (m *Manager) monitorFor(c *Container) (Runtime, error) {
+	mon, ok := m.opts.Runtimes[c.Handler]
 	if !ok || c.Monitor == nil {
 		return nil, errdefs.FailedPrecondition("container %s has no monitor", c.ID)
 	}
@@ -482,20 +504,17 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err := mon.Start(ctx, c.Monitor); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
-	c.State = StateRunning
-	c.StartedAt = time.Now().UnixNano()
-	if err := m.save(c); err != nil {
+	// Before follow: the exit's event must come after this one.
+	if _, err := m.update(c.ID, started); err != nil {
 		return err
 	}
-	// Before follow: the exit's event must come after this one.
-	m.emit(EventStarted, c)
 	m.follow(c.ID, mon, c.Monitor)
 	m.log.Info("container started", "container", c.ID, "pod", c.SandboxID)
 	return nil
 }
 
 // follow waits for the container's exit in the background and records it.
-func (m *Manager) follow(id string, mon *monitor.Monitor, mc *monitor.Container) {
+func (m *Manager) follow(id string, mon Runtime, mc *monitor.Container) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -516,32 +535,51 @@ func (m *Manager) follow(id string, mon *monitor.Monitor, mc *monitor.Container)
 	}()
 }
 
+// started is the update of a container the runtime started.
+func started(c *Container) error {
+	c.State = StateRunning
+	c.StartedAt = time.Now().UnixNano()
+	return nil
+}
+
+// removed is the update that deletes a container's record.
+func removed(c *Container) error {
+	c.State = stateRemoved
+	return nil
+}
+
 // recordExit stores how a container ended.
 func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
 	defer m.ops.Lock(id)()
-	c, err := m.resolve(id)
-	if err != nil || c.State == StateExited {
-		return
-	}
-	c.State = StateExited
+	c, err := m.update(id, func(c *Container) error {
+		if c.State == StateExited {
+			return errUnchanged
+		}
+		c.State = StateExited
+		switch {
+		case exit != nil:
+			c.ExitCode = int32(exit.Code)
+			c.FinishedAt = exit.FinishedAt.UnixNano()
+			c.Reason = exit.Reason()
+		default:
+			c.ExitCode = -1
+			c.FinishedAt = time.Now().UnixNano()
+			c.Reason = "Error"
+			c.Message = fmt.Sprintf("exit status unknown: %v", waitErr)
+		}
+		return nil
+	})
 	switch {
-	case exit != nil:
-		c.ExitCode = int32(exit.Code)
-		c.FinishedAt = exit.FinishedAt.UnixNano()
-		c.Reason = exit.Reason()
-	default:
-		c.ExitCode = -1
-		c.FinishedAt = time.Now().UnixNano()
-		c.Reason = "Error"
-		c.Message = fmt.Sprintf("exit status unknown: %v", waitErr)
-	}
-	if err := m.save(c); err != nil {
+	case errors.Is(err, errUnchanged), errdefs.KindOf(err) == errdefs.KindNotFound:
+		return // recorded before, or removed meanwhile
+	case err != nil:
+		// The exit file stays: the next start of floe records it.
 		m.log.Error("record container exit", "container", id, "err", err)
+		return
 	}
 	if m.opts.OnExit != nil {
 		m.opts.OnExit(c.Reason, exit == nil)
 	}
-	m.emit(EventStopped, c)
 	m.log.Info("container exited", "container", id, "pod", c.SandboxID, "code", c.ExitCode, "reason", c.Reason)
 }
 
@@ -590,18 +628,12 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if err := m.release(ctx, c); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
-	if err := m.opts.DB.Delete(store.Containers, c.ID); err != nil {
+	if _, err := m.update(c.ID, removed); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	delete(m.containers, c.ID)
-	if key := reservationKey(c.SandboxID, &c.Spec); m.byKey[key] == c.ID {
-		delete(m.byKey, key)
-	}
-	m.mu.Unlock()
 	m.ops.Forget(c.ID)
+	m.records.Forget(c.ID)
 	m.forgetCgroup(c.ID)
-	m.emit(EventDeleted, c)
 	m.log.Info("container removed", "container", c.ID, "pod", c.SandboxID)
 	return nil
 }
@@ -649,7 +681,7 @@ func (m *Manager) List(f Filter) []*Container {
 }
 
 // running returns the container and its monitor when it runs.
-func (m *Manager) running(idOrPrefix, action string) (*Container, *monitor.Monitor, error) {
+func (m *Manager) running(idOrPrefix, action string) (*Container, Runtime, error) {
 	c, err := m.resolve(idOrPrefix)
 	if err != nil {
 		return nil, nil, err
@@ -695,7 +727,15 @@ func readBundle(dir string) (*specs.Spec, error) {
 
 // UpdateResources applies new limits to a running container.
 func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, r ocispec.Resources) error {
-	c, mon, err := m.running(idOrPrefix, "a resource update")
+	c, err := m.resolve(idOrPrefix)
+	if err != nil {
+		return err
+	}
+	// Under the container's lock, like every change of its record: an
+	// exit recorded between reading the record and saving it would
+	// otherwise be overwritten with "running".
+	defer m.ops.Lock(c.ID)()
+	c, mon, err := m.running(c.ID, "a resource update")
 	if err != nil {
 		return err
 	}
@@ -707,8 +747,11 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, r ocis
 	if err := mon.Update(ctx, c.Monitor, res); err != nil {
 		return fmt.Errorf("update container %s: %w", c.ID, err)
 	}
-	c.Spec.OCI.Resources = r
-	return m.save(c)
+	_, err = m.update(c.ID, func(c *Container) error {
+		c.Spec.OCI.Resources = r
+		return nil
+	})
+	return err
 }
 
 // ReopenLog makes conmon reopen the container's log after rotation.
@@ -724,14 +767,12 @@ func (m *Manager) ReopenLog(ctx context.Context, idOrPrefix string) error {
 // died before recording it: the container runs, so it is recorded running
 // (started at the restart; the real moment is lost) and followed. Left
 // "created", the kubelet would try to start it again and fail forever.
-func (m *Manager) restoreStarted(ctx context.Context, c *Container, mon *monitor.Monitor) {
+func (m *Manager) restoreStarted(ctx context.Context, c *Container, mon Runtime) {
 	st, _, err := mon.State(ctx, c.ID)
 	if err != nil || (st != monitor.StatusRunning && st != monitor.StatusStopped) {
 		return
 	}
-	c.State = StateRunning
-	c.StartedAt = time.Now().UnixNano()
-	if err := m.save(c); err != nil {
+	if _, err := m.update(c.ID, started); err != nil {
 		m.log.Error("record a container started while floe was down", "container", c.ID, "err", err)
 		return
 	}
@@ -766,6 +807,9 @@ func (m *Manager) Restore(ctx context.Context) error {
 	for _, c := range records {
 		if c.State == StateCreating {
 			m.log.Warn("undoing a container whose creation was interrupted", "container", c.ID)
+			m.mu.Lock()
+			m.creating[c.ID] = c
+			m.mu.Unlock()
 			m.undo(c)
 			continue
 		}

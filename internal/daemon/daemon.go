@@ -315,10 +315,14 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 		log.Error("no runtime handler can run containers; container RPCs will fail")
 		return nil, closeAll
 	}
+	runtimes := make(map[string]container.Runtime, len(monitors))
+	for name, m := range monitors {
+		runtimes[name] = m
+	}
 	return container.New(container.Options{
 		DB:           db,
 		Images:       imgs,
-		Monitors:     monitors,
+		Runtimes:     runtimes,
 		Sandboxes:    sandboxes,
 		CgroupDriver: cfg.CgroupManager,
 		BundleDir:    filepath.Join(cfg.RunDir, "containers"),

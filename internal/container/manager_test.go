@@ -1,0 +1,358 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/monitor"
+	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/internal/store"
+)
+
+// An exit that lands while a resource update runs must stay recorded:
+// the update must not write back the running record it read before.
+func TestUpdateResourcesKeepsAConcurrentExit(t *testing.T) {
+	h := newHarness(t)
+	id := h.createStarted("c")
+	h.rt.onUpdate = func(id string) {
+		// The container exits while runc update runs; give the exit
+		// watcher the time to record it (it cannot while the update
+		// holds the container).
+		h.rt.exit(id, 0)
+		deadline := time.Now().Add(200 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			if c, err := h.m.Get(id); err == nil && c.State == StateExited {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := h.m.UpdateResources(context.Background(), id, ocispec.Resources{CPUShares: 512}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState(id, StateExited)
+	if c, _ := h.m.Get(id); c.Spec.OCI.Resources.CPUShares != 512 {
+		t.Errorf("resources not recorded: %+v", c.Spec.OCI.Resources)
+	}
+}
+
+func TestIllegalTransitionIsATypedErrorAndChangesNothing(t *testing.T) {
+	h := newHarness(t)
+	id := h.createStarted("c")
+	h.rt.exit(id, 0)
+	h.waitState(id, StateExited)
+	for _, to := range []State{StateRunning, StateCreated, StateCreating} {
+		_, err := h.m.update(id, func(c *Container) error {
+			c.State = to
+			c.ExitCode = 99
+			return nil
+		})
+		var te *TransitionError
+		if !errors.As(err, &te) || te.From != StateExited || te.To != to {
+			t.Fatalf("exited -> %s: got %v, want a TransitionError", to, err)
+		}
+		if errdefs.KindOf(err) != errdefs.KindFailedPrecondition {
+			t.Errorf("exited -> %s: kind %v, want FailedPrecondition", to, errdefs.KindOf(err))
+		}
+	}
+	if c, _ := h.m.Get(id); c.ExitCode != 0 || c.State != StateExited {
+		t.Errorf("in memory after refused updates: %s code %d", c.State, c.ExitCode)
+	}
+	if rec := h.stored(id); rec.ExitCode != 0 || rec.State != StateExited {
+		t.Errorf("stored after refused updates: %s code %d", rec.State, rec.ExitCode)
+	}
+	// Starting it again is refused before the runtime is asked.
+	if err := h.m.Start(context.Background(), id); errdefs.KindOf(err) != errdefs.KindFailedPrecondition {
+		t.Errorf("start of an exited container: %v", err)
+	}
+}
+
+func TestTransitionTable(t *testing.T) {
+	all := []State{StateCreating, StateCreated, StateRunning, StateExited, stateRemoved}
+	legal := map[[2]State]bool{
+		{StateCreating, StateCreated}: true, {StateCreating, stateRemoved}: true,
+		{StateCreated, StateRunning}: true, {StateCreated, StateExited}: true, {StateCreated, stateRemoved}: true,
+		{StateRunning, StateExited}: true, {StateRunning, stateRemoved}: true,
+		{StateExited, stateRemoved}: true,
+	}
+	for _, from := range all[:4] {
+		for _, to := range all {
+			want := from == to || legal[[2]State{from, to}]
+			if got := allowed(from, to); got != want {
+				t.Errorf("allowed(%s, %s) = %v, want %v", from, to, got, want)
+			}
+		}
+	}
+}
+
+// collect reads events until n arrived or a second passed.
+func collect(t *testing.T, sub *Subscription, n int) []Event {
+	t.Helper()
+	var got []Event
+	timeout := time.After(time.Second)
+	for len(got) < n {
+		select {
+		case ev := <-sub.C:
+			got = append(got, ev)
+		case <-timeout:
+			t.Fatalf("got %d events, want %d: %v", len(got), n, got)
+		}
+	}
+	return got
+}
+
+func TestExitStopAndRemove(t *testing.T) {
+	h := newHarness(t)
+	var exitsMu sync.Mutex
+	var exits []string
+	h.m.opts.OnExit = func(reason string, lost bool) {
+		exitsMu.Lock()
+		exits = append(exits, reason)
+		exitsMu.Unlock()
+	}
+	sub := h.m.SubscribeEvents(0)
+	defer sub.Close()
+
+	// An exit the runtime reports is recorded once, with its code.
+	a := h.createStarted("a")
+	h.rt.exit(a, 3)
+	h.waitState(a, StateExited)
+	if c, _ := h.m.Get(a); c.ExitCode != 3 || c.Reason != "Error" || c.FinishedAt == 0 {
+		t.Errorf("exit recorded as code %d reason %q finished %d", c.ExitCode, c.Reason, c.FinishedAt)
+	}
+	// Stopping an exited container does nothing.
+	if err := h.m.Stop(context.Background(), a, time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// StopContainer records the exit the runtime returns.
+	b := h.createStarted("b")
+	if err := h.m.Stop(context.Background(), b, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := h.m.Get(b); c.State != StateExited || c.ExitCode != 128+15 {
+		t.Errorf("stopped container: %s code %d", c.State, c.ExitCode)
+	}
+
+	// Removing deletes the runtime container, the layer and the record.
+	if err := h.m.Remove(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.m.Get(b); errdefs.KindOf(err) != errdefs.KindNotFound {
+		t.Errorf("removed container still found: %v", err)
+	}
+	if h.stored(b) != nil || h.imgs.layers[b] {
+		t.Error("removed container left its record or its layer")
+	}
+	if _, _, err := h.rt.State(context.Background(), b); err == nil {
+		t.Error("removed container is still known to the runtime")
+	}
+	// Removing again, or an unknown container, succeeds.
+	if err := h.m.Remove(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+
+	want := []struct {
+		t  EventType
+		id string
+		st State
+	}{
+		{EventCreated, a, StateCreated}, {EventStarted, a, StateRunning}, {EventStopped, a, StateExited},
+		{EventCreated, b, StateCreated}, {EventStarted, b, StateRunning}, {EventStopped, b, StateExited},
+		{EventDeleted, b, StateExited},
+	}
+	got := collect(t, sub, len(want))
+	for i, w := range want {
+		if got[i].Type != w.t || got[i].Container.ID != w.id || got[i].Container.State != w.st {
+			t.Errorf("event %d: %s %s %s, want %s %s %s", i, got[i].Type, got[i].Container.ID[:6], got[i].Container.State, w.t, w.id[:6], w.st)
+		}
+	}
+	select {
+	case ev := <-sub.C:
+		t.Errorf("unexpected event %s for %s", ev.Type, ev.Container.ID)
+	case <-time.After(50 * time.Millisecond):
+	}
+	exitsMu.Lock()
+	defer exitsMu.Unlock()
+	if len(exits) != 2 {
+		t.Errorf("OnExit called for %v, want two exits", exits)
+	}
+}
+
+// createPastDeadline sends a CreateContainer whose runtime create waits
+// until the returned channel is closed, and whose caller gives up first.
+func (h *harness) createPastDeadline(name string) chan<- struct{} {
+	h.t.Helper()
+	release := make(chan struct{})
+	h.rt.onCreate = func(ctx context.Context, id string) error {
+		<-release
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := h.m.Create(ctx, testPod, spec(name)); !errors.Is(err, context.DeadlineExceeded) {
+		h.t.Fatalf("create past its deadline: %v", err)
+	}
+	return release
+}
+
+// A creation that outlives its caller's deadline is kept for the retry,
+// which gets the same container, not a second one.
+func TestCreateRetryAfterDeadlineGetsTheSameContainer(t *testing.T) {
+	h := newHarness(t)
+	sub := h.m.SubscribeEvents(0)
+	defer sub.Close()
+	release := h.createPastDeadline("slow")
+	// A different request for the same name is refused meanwhile.
+	other := spec("slow")
+	other.Image = fakeImageID
+	if _, err := h.m.Create(context.Background(), testPod, other); errdefs.KindOf(err) != errdefs.KindAlreadyExists {
+		t.Fatalf("conflicting create during the creation: %v", err)
+	}
+	close(release)
+	created := collect(t, sub, 1)[0]
+	id := created.Container.ID
+	if created.Type != EventCreated || !created.Container.Unclaimed {
+		t.Fatalf("first event %s, unclaimed %v", created.Type, created.Container.Unclaimed)
+	}
+	if n := len(h.m.List(Filter{})); n != 0 {
+		t.Errorf("an unclaimed container is listed (%d)", n)
+	}
+
+	got, err := h.m.Create(context.Background(), testPod, spec("slow"))
+	if err != nil || got != id {
+		t.Fatalf("retry got %q, %v; want %s", got, err, id)
+	}
+	if l := h.m.List(Filter{}); len(l) != 1 || l[0].ID != id {
+		t.Errorf("after the retry, listed %v", l)
+	}
+	if rec := h.stored(id); rec.Unclaimed || rec.State != StateCreated {
+		t.Errorf("stored after the retry: unclaimed %v state %s", rec.Unclaimed, rec.State)
+	}
+	if len(h.rt.ctrs) != 1 {
+		t.Errorf("the runtime has %d containers, want 1", len(h.rt.ctrs))
+	}
+	// The claimed container keeps its name: a third identical request
+	// is a conflict, not a second container.
+	if _, err := h.m.Create(context.Background(), testPod, spec("slow")); errdefs.KindOf(err) != errdefs.KindAlreadyExists {
+		t.Errorf("create after the claim: %v", err)
+	}
+}
+
+// A retry that arrives while the creation still runs waits for it.
+func TestCreateRetryDuringCreationWaits(t *testing.T) {
+	h := newHarness(t)
+	release := h.createPastDeadline("slow")
+	done := make(chan string)
+	go func() {
+		id, err := h.m.Create(context.Background(), testPod, spec("slow"))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- id
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	id := <-done
+	if c, err := h.m.Get(id); err != nil || c.Unclaimed || c.State != StateCreated {
+		t.Fatalf("retried container: %+v, %v", c, err)
+	}
+	if l := h.m.List(Filter{}); len(l) != 1 {
+		t.Errorf("listed %d containers, want 1", len(l))
+	}
+}
+
+// A failed creation leaves nothing behind.
+func TestCreateFailureIsUndone(t *testing.T) {
+	h := newHarness(t)
+	h.rt.onCreate = func(ctx context.Context, id string) error {
+		return errors.New("runc create: boom")
+	}
+	if _, err := h.m.Create(context.Background(), testPod, spec("c")); err == nil {
+		t.Fatal("create succeeded")
+	}
+	n := 0
+	h.db.ForEach(store.Containers, func(string, []byte) error { n++; return nil })
+	if n != 0 || len(h.imgs.layers) != 0 || len(h.m.creating) != 0 {
+		t.Errorf("left %d records, %d layers, %d creations", n, len(h.imgs.layers), len(h.m.creating))
+	}
+	// The name is free again.
+	h.rt.onCreate = nil
+	h.create("c")
+}
+
+// After a restart every container is where its runtime says: running
+// ones are followed again, exits that happened while floe was down are
+// recorded, a start floe did not live to record is picked up, and an
+// interrupted creation is undone.
+func TestRestoreAfterRestart(t *testing.T) {
+	h := newHarness(t)
+	running := h.createStarted("running")
+	created := h.create("created")
+	exitedWhileDown := h.createStarted("exited-while-down")
+	startedWhileDown := h.create("started-while-down")
+	exited := h.createStarted("exited")
+	h.rt.exit(exited, 0)
+	h.waitState(exited, StateExited)
+
+	h.close()
+	h.rt.exit(exitedWhileDown, 7)
+	if err := h.rt.Start(context.Background(), &monitor.Container{ID: startedWhileDown}); err != nil {
+		t.Fatal(err)
+	}
+	// A creation interrupted by the crash: its record says creating and
+	// the runtime got as far as creating it.
+	db, err := store.Open(h.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const interrupted = "1111111111111111111111111111111111111111111111111111111111111111"
+	bundle := filepath.Join(h.dir, "bundles", interrupted)
+	if _, err := h.rt.Create(context.Background(), monitor.CreateOptions{ID: interrupted, Bundle: bundle}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.imgs.CreateContainerLayer(fakeImageID, interrupted, ""); err != nil {
+		t.Fatal(err)
+	}
+	rec := &Container{ID: interrupted, SandboxID: testPod, Spec: spec("interrupted"), State: StateCreating, Bundle: bundle}
+	if err := db.Put(store.Containers, interrupted, rec); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	h.open()
+	for id, want := range map[string]State{
+		running: StateRunning, created: StateCreated, exitedWhileDown: StateExited,
+		startedWhileDown: StateRunning, exited: StateExited,
+	} {
+		h.waitState(id, want)
+	}
+	if c, _ := h.m.Get(exitedWhileDown); c.ExitCode != 7 {
+		t.Errorf("exit while down recorded with code %d", c.ExitCode)
+	}
+	if h.stored(interrupted) != nil || h.imgs.layers[interrupted] {
+		t.Error("the interrupted creation was not undone")
+	}
+	if _, _, err := h.rt.State(context.Background(), interrupted); err == nil {
+		t.Error("the interrupted creation's runtime container was not deleted")
+	}
+	if _, err := h.m.Create(context.Background(), testPod, spec("running")); errdefs.KindOf(err) != errdefs.KindAlreadyExists {
+		t.Errorf("a restored container's name is not reserved: %v", err)
+	}
+	// Containers running before the restart (and the one started while
+	// floe was down) are followed again.
+	h.rt.exit(running, 0)
+	h.rt.exit(startedWhileDown, 0)
+	h.waitState(running, StateExited)
+	h.waitState(startedWhileDown, StateExited)
+	// The created one can still be started.
+	if err := h.m.Start(context.Background(), created); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState(created, StateRunning)
+}
