@@ -8,7 +8,7 @@ INIT_BIN := bin/floe-pod-init
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build deps run test unit vet fmt clean install
+.PHONY: all build deps run test unit vet fmt clean install kubelet
 
 all: build
 
@@ -35,6 +35,13 @@ vet:
 # another package's tests running at the same moment would disturb.
 test: vet
 	$(GO) test -p 1 -count=1 -timeout 60m ./...
+
+# The real kubelet for test/kubelet, built once (~8 min on 2 cores) into
+# $(KUBELET_CACHE)/kubelet-<version>/ and reused; without it the kubelet
+# test skips (fails under CI=true).
+KUBELET_CACHE ?= /var/cache/floe
+kubelet:
+	KUBELET_CACHE=$(KUBELET_CACHE) ./hack/build-kubelet.sh
 
 unit:
 	$(GO) test -count=1 ./internal/...
