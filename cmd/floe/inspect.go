@@ -209,6 +209,9 @@ func status(args []string) error {
 	if in, err := inspect.NewClient(cfg.InspectSocket).Info(ctx); err == nil {
 		fmt.Fprintf(w, "Config files\t%s\n", orNone(strings.Join(in.ConfigFiles, ", ")))
 		fmt.Fprintf(w, "Cgroup driver\t%s\n", in.CgroupDriver)
+		if in.Cgroups != nil {
+			fmt.Fprintf(w, "Cgroups\t%s\n", in.Cgroups.Summary())
+		}
 		fmt.Fprintf(w, "State / run dir\t%s  %s\n", in.StateDir, in.RunDir)
 		for name, r := range in.Runtimes {
 			root := r.Root

@@ -107,6 +107,11 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, spec Spec) (stri
 	if spec.Image == "" {
 		return "", errdefs.InvalidArgument("config.image.image", "must not be empty")
 	}
+	// Limits the host's cgroups cannot hold are refused here, before
+	// anything is reserved or made; Build drops the default-valued ones.
+	if _, _, err := ocispec.LinuxResources(spec.OCI.Resources, m.opts.Spec.Cgroups); err != nil {
+		return "", err
+	}
 	sb, err := m.opts.Sandboxes.Get(sandboxID)
 	if err != nil {
 		return "", err
@@ -657,10 +662,11 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, r ocis
 	if err != nil {
 		return err
 	}
-	res, err := ocispec.LinuxResources(r, m.opts.Spec.CgroupV2)
+	res, dropped, err := ocispec.LinuxResources(r, m.opts.Spec.Cgroups)
 	if err != nil {
 		return err
 	}
+	ocispec.LogDropped(m.log.With("container", c.ID, "pod", c.SandboxID), dropped)
 	if err := mon.Update(ctx, c.Monitor, res); err != nil {
 		return fmt.Errorf("update container %s: %w", c.ID, err)
 	}

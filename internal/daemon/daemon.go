@@ -76,7 +76,13 @@ func Run(cfg *config.Config, reload Reloader) error {
 	defer db.Close()
 
 	net := network.New(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.StateDir, "cni-cache"))
-	findings := diagnose.Run(context.Background(), cfg, net, diagnose.DefaultHost)
+	// What the cgroup hierarchy runc uses can hold decides which limits
+	// reach the runtime spec (see ocispec.LinuxResources).
+	cg, err := cgroups.Detect(cgroups.HostPaths)
+	if err != nil {
+		return err
+	}
+	findings := diagnose.Run(context.Background(), cfg, net, cg, diagnose.DefaultHost)
 	fmt.Fprint(os.Stderr, diagnose.Format(findings))
 	if err := diagnose.FatalError(findings); err != nil {
 		return err
@@ -139,7 +145,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 	}()
 
-	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, mets, log)
+	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, cg, mets, log)
 	defer closeMonitors()
 	if containers != nil {
 		defer containers.Close()
@@ -200,7 +206,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	defer stream.Close()
 	insp, err := inspect.Serve(cfg.InspectSocket, inspect.Handler(inspect.Sources{
-		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
+		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
 	}), log)
 	if err != nil {
 		return err
@@ -216,7 +222,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 		handlerFeatures[name] = f
 	}
-	srv := server.New(server.Deps{Config: cfg, Sandboxes: sandboxes, Containers: containers, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
+	srv := server.New(server.Deps{Config: cfg, Cgroups: cg, Sandboxes: sandboxes, Containers: containers, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
 		HandlerFeatures: handlerFeatures, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -271,7 +277,7 @@ func podInitExe(log *slog.Logger) string {
 // startContainers sets up one conmon monitor per runtime handler and the
 // container core. Without a usable monitor floe still serves pods and
 // images, and container RPCs say why they cannot work.
-func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, mets *metrics.Metrics, log *slog.Logger) (*container.Manager, func()) {
+func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, cg *cgroups.Support, mets *metrics.Metrics, log *slog.Logger) (*container.Manager, func()) {
 	monitors := map[string]*monitor.Monitor{}
 	closeAll := func() {
 		for _, m := range monitors {
@@ -308,7 +314,7 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 		BundleDir:    filepath.Join(cfg.RunDir, "containers"),
 		Spec: ocispec.Options{
 			DefaultCapabilities: cfg.Containers.DefaultCapabilities,
-			CgroupV2:            cgroups.IsUnified(),
+			Cgroups:             cg,
 			Log:                 log,
 		},
 		CreateTimeout: cfg.Sandbox.CreateTimeout.Std(),

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/network"
 )
@@ -41,7 +42,6 @@ type Host struct {
 	Filesystems   string // /proc/filesystems
 	MetacopyParam string // overlay module parameter
 	MaxUserNS     string // /proc/sys/user/max_user_namespaces
-	CgroupRoot    string // /sys/fs/cgroup
 	MonitorPath   string // conmon
 }
 
@@ -51,12 +51,11 @@ var DefaultHost = Host{
 	Filesystems:   "/proc/filesystems",
 	MetacopyParam: "/sys/module/overlay/parameters/metacopy",
 	MaxUserNS:     "/proc/sys/user/max_user_namespaces",
-	CgroupRoot:    "/sys/fs/cgroup",
 	MonitorPath:   "/usr/bin/conmon",
 }
 
 // Run performs every check.
-func Run(ctx context.Context, cfg *config.Config, netw *network.Manager, h Host) []Finding {
+func Run(ctx context.Context, cfg *config.Config, netw *network.Manager, cg *cgroups.Support, h Host) []Finding {
 	var out []Finding
 	names := make([]string, 0, len(cfg.Runtimes))
 	for n := range cfg.Runtimes {
@@ -77,7 +76,7 @@ func Run(ctx context.Context, cfg *config.Config, netw *network.Manager, h Host)
 		_, file, _ := netw.ActiveConfig()
 		out = append(out, Finding{OK, "CNI", "using " + file + " with plugins from " + strings.Join(cfg.Network.CNIPluginDirs, ":")})
 	}
-	out = append(out, checkCgroups(cfg, h)...)
+	out = append(out, checkCgroups(cfg, cg, h)...)
 	if fs, err := os.ReadFile(h.Filesystems); err == nil && strings.Contains(string(fs), "\toverlay\n") {
 		out = append(out, Finding{OK, "overlayfs", "supported"})
 	} else {
@@ -122,15 +121,16 @@ func checkRuntime(ctx context.Context, name string, rt config.Runtime, isDefault
 	return Finding{OK, item, fmt.Sprintf("%s (%s; state root: %s)", rt.RuntimePath, strings.TrimSpace(first), root)}
 }
 
-func checkCgroups(cfg *config.Config, h Host) []Finding {
-	var out []Finding
-	mode := "v1"
-	if _, err := os.Stat(h.CgroupRoot + "/cgroup.controllers"); err == nil {
-		mode = "v2 (unified)"
-	} else if _, err := os.Stat(h.CgroupRoot + "/unified"); err == nil {
-		mode = "v1 hybrid (v2 mounted at unified/)"
+func checkCgroups(cfg *config.Config, cg *cgroups.Support, h Host) []Finding {
+	out := []Finding{{OK, "cgroups", cg.Summary()}}
+	// The kubelet sends a hugepage limit for every page size the node
+	// has; without hugetlb they are left out (zero) or refused (nonzero).
+	if len(cg.HugepageSizes) > 0 && !cg.Has(cgroups.CtrlHugetlb) {
+		out = append(out, Finding{Warn, "cgroup hugetlb", cg.WhyMissing(cgroups.CtrlHugetlb) + "; the kubelet's zero hugepage limits are left out and containers asking for huge pages are refused"})
 	}
-	out = append(out, Finding{OK, "cgroups", mode})
+	if !cg.MemorySwap {
+		out = append(out, Finding{Warn, "cgroup memory swap", "no " + cg.SwapFile() + ": the kubelet's no-swap setting is left out and containers asking for swap are refused"})
+	}
 	_, err := os.Stat(h.SystemdDir)
 	systemd := err == nil
 	switch {

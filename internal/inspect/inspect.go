@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
@@ -48,6 +49,9 @@ type Info struct {
 	DefaultRuntime string             `json:"defaultRuntime"`
 	Runtimes       map[string]Runtime `json:"runtimes"`
 	Storage        *images.StoreInfo  `json:"storage,omitempty"`
+	// Cgroups is the host's cgroup layout and the controllers runc can
+	// set limits with; limits outside it are left out or refused.
+	Cgroups *cgroups.Support `json:"cgroups,omitempty"`
 	// DefaultIDMappings are the user-namespace mappings pods get when
 	// they ask for none; floe runs pods without user namespaces.
 	DefaultIDMappings []string `json:"defaultIdMappings"`
@@ -109,6 +113,7 @@ type Sources struct {
 	Containers     *container.Manager // nil when containers are unavailable
 	Images         *images.Service
 	Network        *network.Manager
+	Cgroups        *cgroups.Support
 	MetricsAddress func() string
 	StreamingAddr  func() string
 	Log            *slog.Logger
@@ -231,6 +236,7 @@ func info(src Sources) *Info {
 		StateDir: cfg.StateDir, RunDir: cfg.RunDir, CgroupDriver: cfg.CgroupManager,
 		NetnsDir: cfg.Network.NetnsDir, CNIConfigDir: cfg.Network.CNIConfigDir,
 		DefaultRuntime: cfg.DefaultRuntime, Runtimes: map[string]Runtime{},
+		Cgroups: src.Cgroups,
 	}
 	if src.MetricsAddress != nil {
 		in.MetricsAddress = src.MetricsAddress()

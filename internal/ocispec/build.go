@@ -3,7 +3,6 @@ package ocispec
 import (
 	"fmt"
 	"log/slog"
-	"regexp"
 
 	"github.com/floe-cri/floe/internal/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -77,10 +76,11 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	resources, err := LinuxResources(c.Resources, opts.CgroupV2)
+	resources, dropped, err := LinuxResources(c.Resources, opts.Cgroups)
 	if err != nil {
 		return nil, err
 	}
+	LogDropped(log, dropped)
 	devs, devRules, err := devices(c)
 	if err != nil {
 		return nil, err
@@ -166,71 +166,6 @@ func namespaces(ns Namespaces) []specs.LinuxNamespace {
 	add(specs.UTSNamespace, false, ns.UTSPath, !ns.HostNetwork)
 	add(specs.PIDNamespace, ns.HostPID, ns.PIDPath, true)
 	return out
-}
-
-var hugepageSize = regexp.MustCompile(`^[1-9][0-9]*[KMG]B$`)
-
-// LinuxResources converts Resources into the OCI form, for Build and for
-// live updates (UpdateContainerResources).
-func LinuxResources(r Resources, cgroupV2 bool) (*specs.LinuxResources, error) {
-	out := &specs.LinuxResources{}
-	cpu := &specs.LinuxCPU{}
-	setCPU := false
-	if r.CPUShares > 0 {
-		v := uint64(r.CPUShares)
-		cpu.Shares, setCPU = &v, true
-	}
-	if r.CPUQuota != 0 {
-		v := r.CPUQuota
-		cpu.Quota, setCPU = &v, true
-	}
-	if r.CPUPeriod > 0 {
-		v := uint64(r.CPUPeriod)
-		cpu.Period, setCPU = &v, true
-	}
-	if r.CpusetCpus != "" {
-		cpu.Cpus, setCPU = r.CpusetCpus, true
-	}
-	if r.CpusetMems != "" {
-		cpu.Mems, setCPU = r.CpusetMems, true
-	}
-	if setCPU {
-		out.CPU = cpu
-	}
-	if r.MemoryLimit < 0 || r.MemorySwapLimit < 0 {
-		return nil, errdefs.InvalidArgument("linux.resources.memory_limit_in_bytes", "negative memory limit")
-	}
-	if r.MemoryLimit > 0 || r.MemorySwapLimit > 0 {
-		out.Memory = &specs.LinuxMemory{}
-		if r.MemoryLimit > 0 {
-			v := r.MemoryLimit
-			out.Memory.Limit = &v
-		}
-		if r.MemorySwapLimit > 0 {
-			if r.MemoryLimit > 0 && r.MemorySwapLimit < r.MemoryLimit {
-				return nil, errdefs.InvalidArgument("linux.resources.memory_swap_limit_in_bytes", "%d is below the memory limit %d (it counts memory plus swap)", r.MemorySwapLimit, r.MemoryLimit)
-			}
-			v := r.MemorySwapLimit
-			out.Memory.Swap = &v
-		}
-	}
-	for i, h := range r.Hugepages {
-		if !hugepageSize.MatchString(h.PageSize) {
-			return nil, errdefs.InvalidArgument(fmt.Sprintf("linux.resources.hugepage_limits[%d].page_size", i), "%q: want a size like 2MB or 1GB", h.PageSize)
-		}
-		out.HugepageLimits = append(out.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.PageSize, Limit: h.Limit})
-	}
-	if r.PidsLimit > 0 {
-		v := r.PidsLimit
-		out.Pids = &specs.LinuxPids{Limit: &v}
-	}
-	if len(r.Unified) > 0 {
-		if !cgroupV2 {
-			return nil, errdefs.InvalidArgument("linux.resources.unified", "cgroup v2 settings given but this host uses cgroup v1")
-		}
-		out.Unified = r.Unified
-	}
-	return out, nil
 }
 
 // ExecProcess is the process of an exec (ExecSync, Exec) in a container

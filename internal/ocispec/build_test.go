@@ -186,18 +186,24 @@ func TestBuildResources(t *testing.T) {
 	for _, bad := range []Resources{
 		{MemoryLimit: 64 << 20, MemorySwapLimit: 1 << 20},
 		{Hugepages: []Hugepage{{PageSize: "2M"}}},
-		{Unified: map[string]string{"memory.high": "1"}},
+		{MemoryLimit: -1},
 	} {
 		c.Resources = bad
 		if _, err := Build(c, testOptions()); errdefs.KindOf(err) != errdefs.KindInvalidArgument {
 			t.Errorf("%+v: %v", bad, err)
 		}
 	}
+	// The hugetlb controller of this hybrid host is only in cgroup2: the
+	// kubelet's zero limits are left out, a real one is refused.
 	opts := testOptions()
-	opts.CgroupV2 = true
-	c.Resources = Resources{Unified: map[string]string{"memory.high": "1"}}
-	if s, err := Build(c, opts); err != nil || s.Linux.Resources.Unified["memory.high"] != "1" {
-		t.Errorf("unified on v2: %v", err)
+	opts.Cgroups = hybridHost()
+	c.Resources = Resources{CPUShares: 2, MemoryLimit: 64 << 20, MemorySwapLimit: 64 << 20, Hugepages: []Hugepage{{PageSize: "2MB"}, {PageSize: "1GB"}}}
+	if s, err := Build(c, opts); err != nil || len(s.Linux.Resources.HugepageLimits) != 0 || *s.Linux.Resources.Memory.Swap != 64<<20 {
+		t.Errorf("kubelet defaults on the hybrid host: %v", err)
+	}
+	c.Resources.Hugepages[0].Limit = 2 << 20
+	if _, err := Build(c, opts); errdefs.KindOf(err) != errdefs.KindFailedPrecondition || !strings.Contains(err.Error(), "hugetlb") {
+		t.Errorf("2Mi of huge pages on the hybrid host: %v", err)
 	}
 }
 

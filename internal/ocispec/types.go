@@ -12,7 +12,11 @@
 // translates a CreateContainerRequest into a Container.
 package ocispec
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"github.com/floe-cri/floe/internal/cgroups"
+)
 
 // ImageConfig is the part of an image's config that shapes the process.
 type ImageConfig struct {
@@ -186,9 +190,11 @@ type Options struct {
 	// MinOOMScoreAdj is the lowest oom_score_adj the daemon may set; nil
 	// means work it out from /proc/self (see MinOOMScoreAdj).
 	MinOOMScoreAdj *int
-	// CgroupV2 tells whether the host is cgroup v2 only (Unified allowed).
-	CgroupV2 bool
-	Log      *slog.Logger
+	// Cgroups is what the host's cgroup hierarchy can hold; limits it
+	// cannot are left out or refused (see LinuxResources). nil means
+	// unknown: every limit goes to the runtime as asked.
+	Cgroups *cgroups.Support
+	Log     *slog.Logger
 }
 
 // DefaultCapabilities is the capability set a non-privileged container gets

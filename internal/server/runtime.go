@@ -57,6 +57,7 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 			"config":          s.deps.Config,
 			"podCIDR":         s.deps.Network.PodCIDR(),
 			"handlerFeatures": s.deps.HandlerFeatures,
+			"cgroups":         s.deps.Cgroups,
 		}
 		b, err := json.Marshal(info)
 		if err != nil {

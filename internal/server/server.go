@@ -21,6 +21,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 
+	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
@@ -36,6 +37,9 @@ import (
 type Deps struct {
 	Config    *config.Config
 	Sandboxes *sandbox.Manager
+	// Cgroups is what the host's cgroup hierarchy can hold (reported in
+	// the verbose Status).
+	Cgroups *cgroups.Support
 	// Containers is nil when no container monitor could be set up.
 	Containers *container.Manager
 	Network    *network.Manager
