@@ -116,13 +116,20 @@ func TestKubeletStaticPods(t *testing.T) {
 
 	// What the host looks like with the kubelet idle (its kubepods and QoS
 	// cgroups exist now): the pods must leave exactly this behind.
-	n.waitPods("kubelet lists no pods", 30*time.Second, func(p map[string]*corev1.Pod) error {
+	n.waitPods(t, "kubelet lists no pods", 30*time.Second, func(p map[string]*corev1.Pod) error {
 		if len(p) != 0 {
 			return fmt.Errorf("%d pods", len(p))
 		}
 		return nil
 	})
 	idle := harness.Snapshot(t, d.IPAMDir)
+	// The kubelet makes its node-level QoS cgroups in some hierarchies only
+	// once the first pod needs them; they stay until the node goes.
+	for _, h := range cgroupHierarchies() {
+		for _, q := range []string{"", "burstable", "besteffort"} {
+			idle.Cgroups[filepath.Join(h, n.cgroupRoot, "kubepods", q)] = true
+		}
+	}
 
 	// The floor floe clamps oom_score_adj to: its own value without
 	// CAP_SYS_RESOURCE (as here), -1000 with it.
@@ -200,7 +207,7 @@ func TestKubeletStaticPods(t *testing.T) {
 		n.addPod(p)
 	}
 	steady := []string{"web", "hostnet", "init", "probes", "guaranteed", "burstable", "besteffort", "sharedpid"}
-	pods := n.waitPods("steady pods running and ready", 90*time.Second, func(p map[string]*corev1.Pod) error {
+	pods := n.waitPods(t, "steady pods running and ready", 90*time.Second, func(p map[string]*corev1.Pod) error {
 		return allRunningReady(p, steady...)
 	})
 	t.Logf("%d steady pods running and ready after %v", len(steady), time.Since(start).Round(time.Millisecond))
@@ -211,22 +218,21 @@ func TestKubeletStaticPods(t *testing.T) {
 		if ip == nil || !subnet.Contains(ip) {
 			t.Fatalf("web pod IP %q not in floe's pod network %s", pods["web"].Status.PodIP, d.Subnet)
 		}
-		client := newPod("client", shell("c", image, fmt.Sprintf("until wget -q -O- -T 2 http://%s:8080/index.html; do sleep 1; done; exec sleep 3600", ip)))
+		// (nc: the wget of Debian's static busybox segfaults, on the host too.)
+		client := newPod("client", shell("c", image, fmt.Sprintf(`until printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 2 %s 8080 | grep floe-web; do sleep 1; done; exec sleep 3600`, ip)))
 		n.addPod(client)
-		n.waitLog("client", "c", "floe-web", 60*time.Second)
+		n.waitLog(t, "client", "c", "floe-web", 60*time.Second)
 		if body, err := httpGet(fmt.Sprintf("http://%s:8080/index.html", ip)); err != nil || !strings.Contains(body, "floe-web") {
 			t.Errorf("host to pod: %q, %v", body, err)
 		}
 	})
 	t.Run("HostNetwork", func(t *testing.T) {
-		n.waitLog("hostnet", "c", "hostnet-ok", 10*time.Second)
-		_, subnet, _ := net.ParseCIDR(d.Subnet)
-		if ip := net.ParseIP(pods["hostnet"].Status.PodIP); ip == nil || subnet.Contains(ip) {
-			t.Errorf("host-network pod IP %q should be the node's, not from %s", pods["hostnet"].Status.PodIP, d.Subnet)
-		}
+		n.waitLog(t, "hostnet", "c", "hostnet-ok", 10*time.Second)
+		// (No podIP to check: a standalone kubelet has no node addresses
+		// to report for host-network pods.)
 	})
 	t.Run("InitContainersAndEmptyDir", func(t *testing.T) {
-		got := n.waitLog("init", "main", "mem-is-tmpfs", 10*time.Second)
+		got := n.waitLog(t, "init", "main", "mem-is-tmpfs", 10*time.Second)
 		if want := "init-1\ninit-2\nmem\nmem-is-tmpfs\n"; got != want {
 			t.Errorf("main container log %q, want %q", got, want)
 		}
@@ -263,7 +269,7 @@ func TestKubeletStaticPods(t *testing.T) {
 		}
 		// httpGet readiness and tcpSocket liveness hold for the web pod
 		// (ready, never restarted); a failing httpGet liveness restarts.
-		n.waitPods("failing liveness probe restarts the container", 60*time.Second, func(p map[string]*corev1.Pod) error {
+		n.waitPods(t, "failing liveness probe restarts the container", 60*time.Second, func(p map[string]*corev1.Pod) error {
 			for _, s := range p["liveness"].Status.ContainerStatuses {
 				if s.RestartCount >= 1 && s.LastTerminationState.Terminated != nil {
 					return nil
@@ -273,7 +279,7 @@ func TestKubeletStaticPods(t *testing.T) {
 		})
 	})
 	t.Run("RestartPolicies", func(t *testing.T) {
-		p := n.waitPods("restart policies applied", 90*time.Second, func(p map[string]*corev1.Pod) error {
+		p := n.waitPods(t, "restart policies applied", 90*time.Second, func(p map[string]*corev1.Pod) error {
 			cs := p["crash"].Status.ContainerStatuses
 			if len(cs) == 0 || cs[0].RestartCount < 2 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CrashLoopBackOff" {
 				return fmt.Errorf("crash: no CrashLoopBackOff after 2 restarts yet: %+v", cs)
@@ -315,7 +321,7 @@ func TestKubeletStaticPods(t *testing.T) {
 			if p.Status.QOSClass != c.class {
 				t.Errorf("%s: QoS class %q, want %q", c.pod, p.Status.QOSClass, c.class)
 			}
-			log := n.waitLog(c.pod, "c", "oom=", 10*time.Second)
+			log := n.waitLog(t, c.pod, "c", "oom=", 10*time.Second)
 			var oom int
 			var mem string
 			if _, err := fmt.Sscanf(strings.TrimSpace(log), "oom=%d mem=%s", &oom, &mem); err != nil {
@@ -343,14 +349,14 @@ func TestKubeletStaticPods(t *testing.T) {
 		}
 	})
 	t.Run("SharedPIDNamespace", func(t *testing.T) {
-		n.waitLog("sharedpid", "watcher", "saw-sleeper", 30*time.Second)
+		n.waitLog(t, "sharedpid", "watcher", "saw-sleeper", 30*time.Second)
 	})
 
 	// floe dies with SIGKILL under running pods and comes back: the
 	// kubelet must find the same sandboxes and containers, nothing
 	// restarted or recreated.
 	t.Run("KillFloe", func(t *testing.T) {
-		before := n.waitPods("steady pods before the kill", 30*time.Second, func(p map[string]*corev1.Pod) error {
+		before := n.waitPods(t, "steady pods before the kill", 30*time.Second, func(p map[string]*corev1.Pod) error {
 			return allRunningReady(p, append(steady, "client")...)
 		})
 		d.Kill9()
@@ -358,7 +364,7 @@ func TestKubeletStaticPods(t *testing.T) {
 		d.Start()
 		// Several PLEG relists and pod syncs (syncFrequency 5 s) later.
 		time.Sleep(15 * time.Second)
-		after := n.waitPods("steady pods after floe restarted", 30*time.Second, func(p map[string]*corev1.Pod) error {
+		after := n.waitPods(t, "steady pods after floe restarted", 30*time.Second, func(p map[string]*corev1.Pod) error {
 			return allRunningReady(p, append(steady, "client")...)
 		})
 		for _, name := range append(steady, "client") {
@@ -394,7 +400,7 @@ func TestKubeletStaticPods(t *testing.T) {
 	t.Run("Removal", func(t *testing.T) {
 		removed := time.Now()
 		n.removeAllPods()
-		n.waitPods("the kubelet drops the deleted pods", 60*time.Second, func(p map[string]*corev1.Pod) error {
+		n.waitPods(t, "the kubelet drops the deleted pods", 60*time.Second, func(p map[string]*corev1.Pod) error {
 			if len(p) != 0 {
 				return fmt.Errorf("%d pods left", len(p))
 			}

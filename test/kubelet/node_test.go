@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,7 +101,8 @@ type node struct {
 	podLogs    string
 	logPath    string
 	cgroupRoot string // below every hierarchy, e.g. /floe-kubelet-1a2b3c
-	roPort     int
+	roPort     int    // read-only API: /pods
+	port       int    // authenticated API (anonymous allowed): container logs
 	cmd        *exec.Cmd
 	waitErr    chan error
 	http       *http.Client
@@ -125,7 +127,11 @@ func prepareNode(t *testing.T, bin string) *node {
 		podLogs:    filepath.Join(dir, "pod-logs"),
 		logPath:    filepath.Join(dir, "kubelet.log"),
 		cgroupRoot: "/floe-kubelet-" + suffix,
-		http:       &http.Client{Timeout: 10 * time.Second},
+		// The kubelet serves its authenticated port with a self-signed
+		// certificate it makes in --cert-dir.
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		}},
 	}
 	preexisting := map[string]bool{}
 	for _, p := range kubeletHostPaths {
@@ -249,14 +255,14 @@ func freePort(t *testing.T) int {
 func (n *node) start(socket, podCIDR string) {
 	t := n.t
 	t.Helper()
-	n.roPort = freePort(t)
+	n.roPort, n.port = freePort(t), freePort(t)
 	config := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 containerRuntimeEndpoint: unix://%s
 staticPodPath: %s
 fileCheckFrequency: 1s
 syncFrequency: 5s
-podLogsDirectory: %s
+podLogsDir: %s
 address: 127.0.0.1
 port: %d
 readOnlyPort: %d
@@ -293,7 +299,7 @@ evictionHard:
   nodefs.available: "0%%"
   nodefs.inodesFree: "0%%"
   imagefs.available: "0%%"
-`, socket, n.manifests, n.podLogs, freePort(t), n.roPort, freePort(t), n.cgroupRoot, podCIDR)
+`, socket, n.manifests, n.podLogs, n.port, n.roPort, freePort(t), n.cgroupRoot, podCIDR)
 	configPath := filepath.Join(n.dir, "kubelet-config.yaml")
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -335,7 +341,7 @@ evictionHard:
 	n.cmd = exec.Command("unshare", "--mount", "--propagation", "unchanged", "--",
 		"/bin/sh", "-c", script.String(), "kubelet-ns",
 		n.bin, "--config", configPath, "--root-dir", n.rootDir,
-		"--cert-dir", filepath.Join(n.dir, "certs"), "--hostname-override", n.name, "--v", "2")
+		"--cert-dir", filepath.Join(n.dir, "certs"), "--hostname-override", n.name, "--v", "1")
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	// Own process group (test signals stay away); killed if the test
 	// process dies.
@@ -379,8 +385,15 @@ func (n *node) stop() {
 	n.cmd = nil
 }
 
-func (n *node) get(path string) ([]byte, error) {
-	resp, err := n.http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", n.roPort, path))
+// get reads path from the read-only port, or from the authenticated one
+// (anonymous requests allowed) for what only that one serves: the
+// read-only server has no debugging handlers, so no container logs.
+func (n *node) get(path string, secure bool) ([]byte, error) {
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", n.roPort, path)
+	if secure {
+		url = fmt.Sprintf("https://127.0.0.1:%d%s", n.port, path)
+	}
+	resp, err := n.http.Get(url)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +411,7 @@ func (n *node) get(path string) ([]byte, error) {
 // pods is the kubelet's /pods (static pods with the status the kubelet
 // computed), keyed by the manifest's pod name.
 func (n *node) pods() (map[string]*corev1.Pod, error) {
-	body, err := n.get("/pods")
+	body, err := n.get("/pods", false)
 	if err != nil {
 		return nil, err
 	}
@@ -420,13 +433,13 @@ func (n *node) logs(pod, container string, previous bool) (string, error) {
 	if previous {
 		q = "?previous=true"
 	}
-	b, err := n.get(fmt.Sprintf("/containerLogs/default/%s-%s/%s%s", pod, n.name, container, q))
+	b, err := n.get(fmt.Sprintf("/containerLogs/default/%s-%s/%s%s", pod, n.name, container, q), true)
 	return string(b), err
 }
 
 // waitLog polls a container's log until it contains want.
-func (n *node) waitLog(pod, container, want string, timeout time.Duration) string {
-	n.t.Helper()
+func (n *node) waitLog(t *testing.T, pod, container, want string, timeout time.Duration) string {
+	t.Helper()
 	var last string
 	var err error
 	deadline := time.Now().Add(timeout)
@@ -436,13 +449,13 @@ func (n *node) waitLog(pod, container, want string, timeout time.Duration) strin
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	n.t.Fatalf("log of %s/%s has no %q after %v (err %v):\n%s", pod, container, want, timeout, err, last)
+	t.Fatalf("log of %s/%s has no %q after %v (err %v):\n%s", pod, container, want, timeout, err, last)
 	return ""
 }
 
 // waitPods polls /pods until cond accepts them.
-func (n *node) waitPods(what string, timeout time.Duration, cond func(map[string]*corev1.Pod) error) map[string]*corev1.Pod {
-	n.t.Helper()
+func (n *node) waitPods(t *testing.T, what string, timeout time.Duration, cond func(map[string]*corev1.Pod) error) map[string]*corev1.Pod {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var pods map[string]*corev1.Pod
 	var err error
@@ -459,7 +472,7 @@ func (n *node) waitPods(what string, timeout time.Duration, cond func(map[string
 		time.Sleep(500 * time.Millisecond)
 	}
 	dump, _ := json.MarshalIndent(statuses(pods), "", "  ")
-	n.t.Fatalf("%s: not within %v: %v\npod statuses: %s", what, timeout, err, dump)
+	t.Fatalf("%s: not within %v: %v\npod statuses: %s", what, timeout, err, dump)
 	return nil
 }
 
