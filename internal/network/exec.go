@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -29,10 +31,47 @@ func (e *pluginExec) ExecPlugin(ctx context.Context, pluginPath string, stdinDat
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Run(); err != nil {
+	err := startOnKeptThread(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
 		return nil, pluginError(stdout.Bytes(), stderr.Bytes(), err)
 	}
 	return stdout.Bytes(), nil
+}
+
+// The parent-death signal is sent when the OS thread that forked the child
+// exits, not when the process does, and Go destroys a thread whenever a
+// goroutine exits locked to it, as internal/nspin and the port-forward
+// dialer do on purpose. A plugin forked from any thread could therefore be
+// killed mid-ADD when another pod's namespaces were pinned on that thread
+// later (the kubelet starting a dozen pods at once hit this). Plugins are
+// forked from one thread kept for floe's whole life instead: its goroutine
+// is started on first use and never returns, because its ending would
+// itself fire the signal.
+var (
+	spawnOnce sync.Once
+	spawnReqs = make(chan spawnReq)
+)
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startOnKeptThread(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		go func() {
+			runtime.LockOSThread() // never unlocked: see above
+			for req := range spawnReqs {
+				req.done <- req.cmd.Start()
+			}
+		}()
+	})
+	req := spawnReq{cmd: cmd, done: make(chan error, 1)}
+	spawnReqs <- req
+	return <-req.done
 }
 
 // pluginError prefers the CNI error object the plugin printed.
