@@ -435,6 +435,17 @@ func TestKubeletStaticPods(t *testing.T) {
 		}
 		t.Logf("everything gone %v after the manifests were deleted", time.Since(removed).Round(time.Second))
 	})
+	// The kubelet retries what fails, so a failed RPC may not show in the
+	// pods' state; floe logs every error it returns or swallows.
+	var errs []string
+	for _, line := range strings.Split(d.Log(), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			errs = append(errs, line)
+		}
+	}
+	if len(errs) > 0 {
+		t.Errorf("floe logged %d errors under the kubelet:\n%s", len(errs), strings.Join(errs, "\n"))
+	}
 	t.Logf("total %v", time.Since(start).Round(time.Second))
 }
 
