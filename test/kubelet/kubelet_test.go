@@ -1,8 +1,10 @@
 package kubelet
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -348,6 +350,39 @@ func TestKubeletStaticPods(t *testing.T) {
 			}
 		}
 	})
+	t.Run("RunInContainer", func(t *testing.T) {
+		// The kubelet's /run runs a command through ExecSync.
+		out, err := n.post(fmt.Sprintf("/run/default/web-%s/httpd?cmd=%s", n.name, url.QueryEscape("cat /tmp/www/index.html")))
+		if err != nil || out != "floe-web\n" {
+			t.Errorf("/run: %q, %v", out, err)
+		}
+	})
+	t.Run("StatsSummary", func(t *testing.T) {
+		// The kubelet's summary API is built from floe's stats RPCs. (Only
+		// CPU and memory: the full summary fails before reaching the
+		// runtime on this VM, cAdvisor finding no filesystem info for
+		// the root device /dev/vda.)
+		var sum summary
+		var last string
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			body, err := n.get("/stats/summary?only_cpu_and_memory=true", false)
+			last = fmt.Sprintf("%v %s", err, body)
+			if err == nil {
+				sum = summary{}
+				if err = json.Unmarshal(body, &sum); err == nil {
+					if err = sum.check(n.name, steady); err == nil {
+						break
+					}
+				}
+				last = fmt.Sprintf("%v\n%s", err, body)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stats summary: %s", last)
+			}
+			time.Sleep(time.Second)
+		}
+	})
 	t.Run("SharedPIDNamespace", func(t *testing.T) {
 		n.waitLog(t, "sharedpid", "watcher", "saw-sleeper", 30*time.Second)
 	})
@@ -497,4 +532,49 @@ func hostLinkName(t *testing.T) string {
 	}
 	t.Fatal("no host interface with an address")
 	return ""
+}
+
+// summary is the part of the kubelet's /stats/summary the test reads.
+type summary struct {
+	Pods []struct {
+		PodRef struct {
+			Name string `json:"name"`
+		} `json:"podRef"`
+		Containers []struct {
+			Name string `json:"name"`
+			CPU  *struct {
+				UsageCoreNanoSeconds *uint64 `json:"usageCoreNanoSeconds"`
+			} `json:"cpu"`
+			Memory *struct {
+				WorkingSetBytes *uint64 `json:"workingSetBytes"`
+			} `json:"memory"`
+		} `json:"containers"`
+	} `json:"pods"`
+}
+
+// check wants every pod listed with CPU and memory usage for each of its
+// containers.
+func (s summary) check(node string, pods []string) error {
+	byName := map[string]int{}
+	for i, p := range s.Pods {
+		byName[strings.TrimSuffix(p.PodRef.Name, "-"+node)] = i
+	}
+	for _, name := range pods {
+		i, ok := byName[name]
+		if !ok {
+			return fmt.Errorf("pod %s not in the summary", name)
+		}
+		if len(s.Pods[i].Containers) == 0 {
+			return fmt.Errorf("pod %s: no container stats", name)
+		}
+		for _, c := range s.Pods[i].Containers {
+			if c.CPU == nil || c.CPU.UsageCoreNanoSeconds == nil || *c.CPU.UsageCoreNanoSeconds == 0 {
+				return fmt.Errorf("pod %s container %s: no CPU usage", name, c.Name)
+			}
+			if c.Memory == nil || c.Memory.WorkingSetBytes == nil || *c.Memory.WorkingSetBytes == 0 {
+				return fmt.Errorf("pod %s container %s: no memory working set", name, c.Name)
+			}
+		}
+	}
+	return nil
 }

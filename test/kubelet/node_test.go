@@ -408,6 +408,20 @@ func (n *node) get(path string, secure bool) ([]byte, error) {
 	return body, nil
 }
 
+// post sends an empty POST to the authenticated port (/run).
+func (n *node) post(path string) (string, error) {
+	resp, err := n.http.Post(fmt.Sprintf("https://127.0.0.1:%d%s", n.port, path), "", nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("POST %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return string(body), err
+}
+
 // pods is the kubelet's /pods (static pods with the status the kubelet
 // computed), keyed by the manifest's pod name.
 func (n *node) pods() (map[string]*corev1.Pod, error) {
