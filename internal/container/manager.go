@@ -213,17 +213,22 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	img, err := m.opts.Images.Status(spec.Image)
 	if err != nil {
 		if errdefs.KindOf(err) == errdefs.KindNotFound {
-			return nil, errdefs.NotFound("image %q is not present; pull it first: %v", spec.Image, err)
+			name := fmt.Sprintf("%q", spec.Image)
+			if spec.UserImage != "" && spec.UserImage != spec.Image {
+				name += fmt.Sprintf(" (%q)", spec.UserImage)
+			}
+			return nil, errdefs.NotFound("image %s is not present on this node; pull it first: %v", name, err)
 		}
 		return nil, err
 	}
 	c := &Container{
 		ID: id, SandboxID: sb.ID, Spec: spec, SpecHash: hash, State: StateCreating,
-		Handler: sb.Spec.RuntimeHandler, ImageID: img.ID, ImageRef: imageRef(img),
+		Handler: sb.Spec.RuntimeHandler, ImageID: img.ID, ImageName: imageName(spec, img),
 		CreatedAt: time.Now().UnixNano(),
 		Bundle:    filepath.Join(m.opts.BundleDir, id),
 		LogPath:   logPath(sb, spec, id, filepath.Join(m.opts.BundleDir, id)),
 	}
+	c.ImageRef = img.RepoDigestFor(c.ImageName)
 	fail := func(step string, err error) (*Container, error) {
 		log.Error("create container failed; undoing", "step", step, "err", err)
 		m.undo(c)
@@ -243,7 +248,11 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err != nil {
 		return fail("prepare spec", err)
 	}
-	if sig, err := ocispec.StopSignal(oc.Image.StopSignal); err == nil {
+	stop := oc.Image.StopSignal
+	if spec.StopSignal != "" {
+		stop = spec.StopSignal
+	}
+	if sig, err := ocispec.StopSignal(stop); err == nil {
 		c.StopSignal = int(sig)
 	} else {
 		c.StopSignal = int(syscall.SIGTERM)
@@ -336,11 +345,19 @@ func logPath(sb *sandbox.Sandbox, spec Spec, id, bundle string) string {
 	return filepath.Join(bundle, "container.log")
 }
 
-func imageRef(img *images.Image) string {
-	if len(img.RepoDigests) > 0 {
-		return img.RepoDigests[0]
+// imageName is the image a container reports (CRI ContainerStatus.image):
+// the name the user wrote, which the kubelet sends as
+// user_specified_image and compares with the pod spec to show the image
+// as updated. Without it (crictl, critest), the name the request used, or
+// the image's first tag when the request named the image by its ID.
+func imageName(spec Spec, img *images.Image) string {
+	if spec.UserImage != "" {
+		return spec.UserImage
 	}
-	return img.ID
+	if img.IsIDOf(spec.Image) && len(img.RepoTags) > 0 {
+		return img.RepoTags[0]
+	}
+	return spec.Image
 }
 
 func writeBundle(dir string, s *specs.Spec) error {

@@ -35,7 +35,16 @@ type Spec struct {
 	Attempt     uint32            `json:"attempt"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
-	Image       string            `json:"image"`
+	// Image is the CRI image.image: the image ID or the reference the
+	// kubelet resolved; UserImage is image.user_specified_image, the
+	// name from the pod spec. ImageAnnotations and ImageRuntimeHandler are
+	// the other ImageSpec fields, reported back unchanged.
+	Image               string            `json:"image"`
+	UserImage           string            `json:"userImage,omitempty"`
+	ImageAnnotations    map[string]string `json:"imageAnnotations,omitempty"`
+	ImageRuntimeHandler string            `json:"imageRuntimeHandler,omitempty"`
+	// StopSignal overrides the image's stop signal ("15"; CRI stop_signal).
+	StopSignal string `json:"stopSignal,omitempty"`
 	// LogPath is relative to the pod's log directory, as CRI defines it.
 	LogPath string `json:"logPath,omitempty"`
 	// OCI is the CRI-derived part of the OCI description; the manager
@@ -64,10 +73,13 @@ type Container struct {
 	State     State  `json:"state"`
 	// Unclaimed marks a container whose creation finished after every
 	// caller had given up; see internal/reserve.
-	Unclaimed  bool   `json:"unclaimed,omitempty"`
-	Handler    string `json:"handler"`
-	ImageID    string `json:"imageId"`
-	ImageRef   string `json:"imageRef"`
+	Unclaimed bool   `json:"unclaimed,omitempty"`
+	Handler   string `json:"handler"`
+	ImageID   string `json:"imageId"`
+	ImageRef  string `json:"imageRef"` // repo digest, or the ID without one
+	// ImageName is what ContainerStatus.image.image reports (see
+	// imageName); empty in records from before it existed.
+	ImageName  string `json:"imageName,omitempty"`
 	CreatedAt  int64  `json:"createdAt"`
 	StartedAt  int64  `json:"startedAt,omitempty"`
 	FinishedAt int64  `json:"finishedAt,omitempty"`
@@ -120,4 +132,15 @@ func (f Filter) match(c *Container) bool {
 		}
 	}
 	return true
+}
+
+// ReportedImage is the image name ContainerStatus and ListContainers give.
+func (c *Container) ReportedImage() string {
+	if c.ImageName != "" {
+		return c.ImageName
+	}
+	if c.Spec.UserImage != "" {
+		return c.Spec.UserImage
+	}
+	return c.Spec.Image
 }

@@ -311,3 +311,28 @@ func diskUsage(dirs []string) FsUsage {
 	}
 	return u
 }
+
+// RepoDigestFor is the image's repo digest ("repo@sha256:...") for the
+// repository name (as the user wrote it, short names normalized) when the
+// image has one there, else its first repo digest, else its ID. It is the
+// CRI image_ref of a container: the kubelet shows it as the pod's imageID.
+func (img *Image) RepoDigestFor(name string) string {
+	if ref, err := reference.ParseNormalizedNamed(name); err == nil {
+		for _, d := range img.RepoDigests {
+			if repo, _, ok := strings.Cut(d, "@"); ok && repo == ref.Name() {
+				return d
+			}
+		}
+	}
+	if len(img.RepoDigests) > 0 {
+		return img.RepoDigests[0]
+	}
+	return img.ID
+}
+
+// IsIDOf reports whether ref names img by its ID ("<id>", "sha256:<id>"
+// or a unique ID prefix the store resolved) rather than by a name.
+func (img *Image) IsIDOf(ref string) bool {
+	ref = strings.TrimPrefix(ref, "sha256:")
+	return len(ref) >= 3 && !strings.ContainsAny(ref, ":/@") && strings.HasPrefix(img.ID, ref)
+}

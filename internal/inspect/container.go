@@ -54,7 +54,7 @@ type Container struct {
 func ContainerReport(cfg *config.Config, c *container.Container, sb *sandbox.Sandbox) *Container {
 	r := &Container{
 		ID: c.ID, Name: c.Spec.Name, Attempt: c.Spec.Attempt, PodID: c.SandboxID,
-		State: string(c.State), Image: c.Spec.Image, ImageRef: c.ImageRef,
+		State: string(c.State), Image: c.ReportedImage(), ImageRef: c.ImageRef,
 		CreatedAt: time.Unix(0, c.CreatedAt).UTC(), ExitCode: c.ExitCode, Reason: c.Reason,
 		Handler: c.Handler, LogPath: c.LogPath, Bundle: c.Bundle, Rootfs: c.Rootfs,
 	}

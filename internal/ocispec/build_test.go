@@ -347,3 +347,44 @@ func TestBuildHostnameOnlyForOwnUTS(t *testing.T) {
 		t.Errorf("own UTS namespace hostname %q", s.Hostname)
 	}
 }
+
+func TestBuildRecursiveReadonlyMounts(t *testing.T) {
+	c := baseContainer(t)
+	host := t.TempDir()
+	c.Mounts = []Mount{{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadonly: true}}
+	s, err := Build(c, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mountAt(s, "/data"); !slices.Contains(m.Options, "ro") || !slices.Contains(m.Options, "rro") {
+		t.Errorf("recursive read-only mount options %v", m.Options)
+	}
+	for _, bad := range []Mount{
+		{ContainerPath: "/data", HostPath: host, RecursiveReadonly: true},
+		{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadonly: true, Propagation: PropagationHostToCt},
+	} {
+		c.Mounts = []Mount{bad}
+		if _, err := Build(c, testOptions()); errdefs.KindOf(err) != errdefs.KindInvalidArgument || !strings.Contains(err.Error(), "recursive_read_only") {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+}
+
+func TestBuildMountOptions(t *testing.T) {
+	c := baseContainer(t)
+	host := t.TempDir()
+	c.Mounts = []Mount{{ContainerPath: "/data", HostPath: host, Options: []string{"noexec", "nosuid"}}}
+	s, err := Build(c, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mountAt(s, "/data"); !slices.Contains(m.Options, "noexec") || !slices.Contains(m.Options, "nosuid") {
+		t.Errorf("options %v", m.Options)
+	}
+	for _, bad := range []string{"rshared", "rw", "size=1m", "bind"} {
+		c.Mounts = []Mount{{ContainerPath: "/data", HostPath: host, Options: []string{bad}}}
+		if _, err := Build(c, testOptions()); errdefs.KindOf(err) != errdefs.KindInvalidArgument || !strings.Contains(err.Error(), "mount_options[0]") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -65,6 +66,12 @@ func baseMounts(c *Container) []specs.Mount {
 // userMounts turns the requested bind mounts into OCI mounts, checking that
 // each host path exists and preparing the host side of shared propagation.
 // It returns the rootfs propagation the mounts need.
+// MountOptionsAllowed are the bind mount flags a CRI mount_options entry
+// may carry: per-mount flags runc applies with a remount. Anything else
+// (a propagation, "rw" on a read-only mount, data options) would fight the
+// fields that already say it, or be ignored.
+var MountOptionsAllowed = []string{"nosuid", "suid", "nodev", "dev", "noexec", "exec", "noatime", "atime", "nodiratime", "diratime", "relatime", "norelatime", "strictatime", "nostrictatime"}
+
 func userMounts(c *Container, log *slog.Logger) ([]specs.Mount, string, error) {
 	var out []specs.Mount
 	rootfsPropagation := ""
@@ -81,6 +88,14 @@ func userMounts(c *Container, log *slog.Logger) ([]specs.Mount, string, error) {
 				return nil, "", errdefs.InvalidArgument(field+".host_path", "host path %q does not exist", m.HostPath)
 			}
 			return nil, "", errdefs.InvalidArgument(field+".host_path", "host path %q: %v", m.HostPath, err)
+		}
+		if m.RecursiveReadonly {
+			if !m.Readonly {
+				return nil, "", errdefs.InvalidArgument(field+".recursive_read_only", "needs readonly to be set too")
+			}
+			if m.Propagation != "" && m.Propagation != PropagationPrivate {
+				return nil, "", errdefs.InvalidArgument(field+".recursive_read_only", "needs private propagation, not %s", m.Propagation)
+			}
 		}
 		opts := []string{"rbind"}
 		switch m.Propagation {
@@ -105,8 +120,17 @@ func userMounts(c *Container, log *slog.Logger) ([]specs.Mount, string, error) {
 		}
 		if m.Readonly {
 			opts = append(opts, "ro")
+			if m.RecursiveReadonly {
+				opts = append(opts, "rro")
+			}
 		} else {
 			opts = append(opts, "rw")
+		}
+		for j, o := range m.Options {
+			if !slices.Contains(MountOptionsAllowed, o) {
+				return nil, "", errdefs.InvalidArgument(fmt.Sprintf("%s.mount_options[%d]", field, j), "%q is not one of %v", o, MountOptionsAllowed)
+			}
+			opts = append(opts, o)
 		}
 		out = append(out, specs.Mount{Destination: filepath.Clean(m.ContainerPath), Type: "bind", Source: m.HostPath, Options: opts})
 	}

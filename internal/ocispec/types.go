@@ -61,7 +61,14 @@ type Mount struct {
 	ContainerPath string
 	HostPath      string
 	Readonly      bool
-	Propagation   Propagation // empty means private
+	// RecursiveReadonly makes every mount below HostPath read-only too
+	// (CRI recursive_read_only; runc's "rro" option, kernel 5.12+). It
+	// needs Readonly and private propagation.
+	RecursiveReadonly bool
+	Propagation       Propagation // empty means private
+	// Options are extra mount flags (CRI mount_options), from
+	// MountOptionsAllowed.
+	Options []string
 }
 
 // Device is a host device node made available in the container.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -16,6 +17,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/internal/container"
+	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/sandbox"
@@ -62,6 +64,15 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	if cfg.Image == nil || cfg.Image.Image == "" {
 		return spec, invalid("config.image.image", "must not be empty")
 	}
+	// CDI devices need a CDI registry floe does not have; running the
+	// container without the device would hide the failure.
+	if len(cfg.CDIDevices) > 0 {
+		return spec, errdefs.FailedPrecondition("config.CDI_devices: %d CDI device(s) asked for (first %q) but floe does not support CDI devices", len(cfg.CDIDevices), cfg.CDIDevices[0].GetName())
+	}
+	stopSignal, ok := linuxSignal(cfg.StopSignal)
+	if !ok {
+		return spec, invalid("config.stop_signal", "%d is not a known signal", cfg.StopSignal)
+	}
 	if filepath.IsAbs(cfg.LogPath) {
 		return spec, invalid("config.log_path", "%q must be relative to the pod's log_directory", cfg.LogPath)
 	}
@@ -72,8 +83,13 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	spec = container.Spec{
 		Name: cfg.Metadata.Name, Attempt: cfg.Metadata.Attempt,
 		Labels: cfg.Labels, Annotations: cfg.Annotations,
-		Image: cfg.Image.Image, LogPath: cfg.LogPath, Raw: raw,
+		Image: cfg.Image.Image, UserImage: cfg.Image.UserSpecifiedImage,
+		ImageAnnotations: cfg.Image.Annotations, ImageRuntimeHandler: cfg.Image.RuntimeHandler,
+		LogPath: cfg.LogPath, Raw: raw,
 		PIDMode: string(sandbox.ModeContainer),
+	}
+	if stopSignal != 0 {
+		spec.StopSignal = strconv.Itoa(int(stopSignal))
 	}
 	oc := ocispec.Container{
 		Command: cfg.Command, Args: cfg.Args, WorkingDir: cfg.WorkingDir,
@@ -86,10 +102,17 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		oc.Env = append(oc.Env, kv.Key+"="+string(kv.Value))
 	}
 	for i, m := range cfg.Mounts {
-		if m == nil || m.ContainerPath == "" || m.HostPath == "" {
-			return spec, invalid(fmt.Sprintf("config.mounts[%d]", i), "container_path and host_path are required")
+		field := fmt.Sprintf("config.mounts[%d]", i)
+		if m.GetImage().GetImage() != "" {
+			return spec, errdefs.FailedPrecondition("%s.image: image volumes (%q) are not supported by floe", field, m.Image.Image)
 		}
-		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly}
+		if m == nil || m.ContainerPath == "" || m.HostPath == "" {
+			return spec, invalid(field, "container_path and host_path are required")
+		}
+		if len(m.UidMappings) > 0 || len(m.GidMappings) > 0 {
+			return spec, errdefs.FailedPrecondition("%s: idmapped mounts (uidMappings/gidMappings) are not supported by floe", field)
+		}
+		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadonly: m.RecursiveReadOnly, Options: m.MountOptions}
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			mount.Propagation = ocispec.PropagationHostToCt
@@ -138,6 +161,9 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 	oc.ReadonlyRootfs = sc.ReadonlyRootfs
 	oc.NoNewPrivs = sc.NoNewPrivs
 	if c := sc.Capabilities; c != nil {
+		if len(c.AddAmbientCapabilities) > 0 {
+			return errdefs.FailedPrecondition("config.linux.security_context.capabilities.add_ambient_capabilities: ambient capabilities (%v) are not supported by floe", c.AddAmbientCapabilities)
+		}
 		oc.Capabilities = ocispec.Capabilities{Add: c.AddCapabilities, Drop: c.DropCapabilities}
 	}
 	if sc.RunAsUser != nil {
@@ -145,11 +171,22 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 		oc.User.RunAsUser = &v
 	}
 	if sc.RunAsGroup != nil {
+		// A group alone would pair with the image's user, which the
+		// request did not choose; the kubelet always sends a user.
+		if sc.RunAsUser == nil && sc.RunAsUsername == "" {
+			return invalid("config.linux.security_context.run_as_group", "needs run_as_user or run_as_username")
+		}
 		v := sc.RunAsGroup.Value
 		oc.User.RunAsGroup = &v
 	}
 	oc.User.RunAsUsername = sc.RunAsUsername
 	oc.User.SupplementalGroups = sc.SupplementalGroups
+	// floe always merges the image's groups for the user (Merge); the
+	// Status features say Strict is not supported, so the kubelet should
+	// not send it.
+	if sc.SupplementalGroupsPolicy == runtimeapi.SupplementalGroupsPolicy_Strict {
+		return errdefs.FailedPrecondition("config.linux.security_context.supplemental_groups_policy: Strict is not supported by floe")
+	}
 	// Empty lists from the kubelet mean "use the defaults".
 	if len(sc.MaskedPaths) > 0 {
 		oc.MaskedPaths = sc.MaskedPaths
@@ -169,6 +206,9 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 		}
 	}
 	if ns := sc.NamespaceOptions; ns != nil {
+		if err := refuseUserns("config.linux.security_context.namespace_options.userns_options", ns.UsernsOptions); err != nil {
+			return err
+		}
 		spec.PIDMode = string(namespaceMode(ns.Pid))
 		spec.TargetID = ns.TargetId
 	}
@@ -322,7 +362,7 @@ func (s *Server) containers(rf *runtimeapi.ContainerFilter) []*runtimeapi.Contai
 		out = append(out, &runtimeapi.Container{
 			Id: c.ID, PodSandboxId: c.SandboxID,
 			Metadata: &runtimeapi.ContainerMetadata{Name: c.Spec.Name, Attempt: c.Spec.Attempt},
-			Image:    &runtimeapi.ImageSpec{Image: c.Spec.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
+			Image:    criImageSpec(c), ImageRef: c.ImageRef, ImageId: c.ImageID,
 			State: criContainerState(c.State), CreatedAt: c.CreatedAt,
 			Labels: c.Spec.Labels, Annotations: c.Spec.Annotations,
 		})
@@ -405,4 +445,25 @@ func criPropagation(p ocispec.Propagation) runtimeapi.MountPropagation {
 		return runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
 	}
 	return runtimeapi.MountPropagation_PROPAGATION_PRIVATE
+}
+
+// criImageSpec reports the container's image as the user named it (the
+// kubelet shows ContainerStatus.image.image as the pod's image and compares
+// it with the pod spec), keeping the request's user_specified_image,
+// annotations and runtime handler.
+func criImageSpec(c *container.Container) *runtimeapi.ImageSpec {
+	return &runtimeapi.ImageSpec{
+		Image: c.ReportedImage(), UserSpecifiedImage: c.Spec.UserImage,
+		Annotations: c.Spec.ImageAnnotations, RuntimeHandler: c.Spec.ImageRuntimeHandler,
+	}
+}
+
+// refuseUserns refuses a pod user namespace: floe's runtime handlers have
+// no idmapped mounts, so Status reports no user namespace support and the
+// kubelet should not ask. NODE (the host's) is what floe gives anyway.
+func refuseUserns(field string, u *runtimeapi.UserNamespace) error {
+	if u == nil || u.Mode == runtimeapi.NamespaceMode_NODE {
+		return nil
+	}
+	return errdefs.FailedPrecondition("%s: user namespaces (mode %s) are not supported by floe", field, u.Mode)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"syscall"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -105,7 +106,7 @@ func criContainerStatus(c *container.Container) *runtimeapi.ContainerStatus {
 		StartedAt:   c.StartedAt,
 		FinishedAt:  c.FinishedAt,
 		ExitCode:    c.ExitCode,
-		Image:       &runtimeapi.ImageSpec{Image: c.Spec.Image},
+		Image:       criImageSpec(c),
 		ImageRef:    c.ImageRef,
 		ImageId:     c.ImageID,
 		Reason:      c.Reason,
@@ -113,6 +114,7 @@ func criContainerStatus(c *container.Container) *runtimeapi.ContainerStatus {
 		Labels:      c.Spec.Labels,
 		Annotations: c.Spec.Annotations,
 		LogPath:     c.LogPath,
+		StopSignal:  criSignal(syscall.Signal(c.StopSignal)),
 	}
 	for _, m := range c.Spec.OCI.Mounts {
 		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, Propagation: criPropagation(m.Propagation)})

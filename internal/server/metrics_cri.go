@@ -84,7 +84,7 @@ func (s *Server) containerMetrics(cs *runtimeapi.ContainerStats) *runtimeapi.Con
 	image := ""
 	if s.deps.Containers != nil {
 		if c, err := s.deps.Containers.Get(id); err == nil {
-			image = c.Spec.Image
+			image = c.ReportedImage()
 		}
 	}
 	labels := []string{id, cs.Attributes.GetMetadata().GetName(), image}

@@ -82,6 +82,9 @@ func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
 	if linux := cfg.GetLinux(); linux != nil {
 		spec.CgroupParent = linux.CgroupParent
 		if ns := linux.GetSecurityContext().GetNamespaceOptions(); ns != nil {
+			if err := refuseUserns("config.linux.security_context.namespace_options.userns_options", ns.UsernsOptions); err != nil {
+				return sandbox.Spec{}, err
+			}
 			spec.NetworkMode = namespaceMode(ns.Network)
 			spec.IPCMode = namespaceMode(ns.Ipc)
 			spec.PIDMode = namespaceMode(ns.Pid)
