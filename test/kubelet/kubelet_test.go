@@ -441,7 +441,7 @@ func TestKubeletStaticPods(t *testing.T) {
 			}
 			return nil
 		})
-		deadline := time.Now().Add(150 * time.Second)
+		deadline := time.Now().Add(3 * time.Minute)
 		for {
 			var left []string
 			ctx := harness.Ctx(t)
@@ -464,7 +464,7 @@ func TestKubeletStaticPods(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("150 s after the pods were deleted:\n%s", strings.Join(left, "\n"))
+				t.Fatalf("3 min after the pods were deleted:\n%s", strings.Join(left, "\n"))
 			}
 			time.Sleep(time.Second)
 		}

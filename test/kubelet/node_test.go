@@ -353,12 +353,12 @@ evictionHard:
 	cmd := n.cmd
 	go func() { n.waitErr <- cmd.Wait() }()
 
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if _, err := n.pods(); err == nil {
 			return
 		} else if time.Now().After(deadline) {
-			t.Fatalf("kubelet read-only API not up within 60s: %v", err)
+			t.Fatalf("kubelet read-only API not up within 2m: %v", err)
 		}
 		select {
 		case err := <-n.waitErr:
