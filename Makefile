@@ -8,7 +8,7 @@ INIT_BIN := bin/floe-pod-init
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build deps run test unit vet fmt clean install conformance
+.PHONY: all build deps run test unit vet fmt clean install conformance kubelet
 
 all: build
 
@@ -35,7 +35,7 @@ vet:
 # another package's tests running at the same moment would disturb.
 # Then critest, the CRI conformance suite, against a private daemon: the
 # real client is the judge (make conformance).
-test: vet build
+test: vet build kubelet
 	$(GO) test -p 1 -count=1 -timeout 60m ./...
 	./hack/conformance.sh $(CRITEST_FLAGS)
 
@@ -44,6 +44,13 @@ test: vet build
 # Extra critest flags: make conformance CRITEST_FLAGS=--ginkgo.focus=Networking
 conformance: build
 	./hack/conformance.sh $(CRITEST_FLAGS)
+
+# The real kubelet for test/kubelet, built once (~8 min on 2 cores) into
+# $(KUBELET_CACHE)/kubelet-<version>/ and reused; without it the kubelet
+# test skips (fails under CI=true).
+KUBELET_CACHE ?= /var/cache/floe
+kubelet:
+	KUBELET_CACHE=$(KUBELET_CACHE) ./hack/build-kubelet.sh
 
 unit:
 	$(GO) test -count=1 ./internal/...

@@ -51,7 +51,18 @@ func CheckLeaks(t testing.TB, ipamDirs ...string) {
 // AssertNoLeaks compares the host with the snapshot.
 func (s *HostState) AssertNoLeaks(t testing.TB, extraIPAMDirs ...string) {
 	t.Helper()
+	for _, l := range s.Leaks(t, extraIPAMDirs...) {
+		t.Error(l)
+	}
+}
+
+// Leaks compares the host with the snapshot and describes, one line per
+// kind, what is there now and was not then. Tests that must wait for an
+// asynchronous cleanup (the kubelet's garbage collection) poll it.
+func (s *HostState) Leaks(t testing.TB, extraIPAMDirs ...string) []string {
+	t.Helper()
 	now := Snapshot(t)
+	var leaks []string
 	report := func(kind string, before, after map[string]bool) {
 		var extra []string
 		for k := range after {
@@ -61,7 +72,7 @@ func (s *HostState) AssertNoLeaks(t testing.TB, extraIPAMDirs ...string) {
 		}
 		sort.Strings(extra)
 		if len(extra) > 0 {
-			t.Errorf("leaked %s: %s", kind, strings.Join(extra, ", "))
+			leaks = append(leaks, fmt.Sprintf("leaked %s: %s", kind, strings.Join(extra, ", ")))
 		}
 	}
 	report("netns files in /run/netns", s.Netns, now.Netns)
@@ -71,9 +82,10 @@ func (s *HostState) AssertNoLeaks(t testing.TB, extraIPAMDirs ...string) {
 	report("cgroups", s.Cgroups, now.Cgroups)
 	for _, dir := range append(append([]string{}, s.ipamDirs...), extraIPAMDirs...) {
 		if r := ipamReservations(dir); len(r) > 0 {
-			t.Errorf("leaked IPAM reservations in %s: %s", dir, strings.Join(r, ", "))
+			leaks = append(leaks, fmt.Sprintf("leaked IPAM reservations in %s: %s", dir, strings.Join(r, ", ")))
 		}
 	}
+	return leaks
 }
 
 func set(items []string) map[string]bool {
