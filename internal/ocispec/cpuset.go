@@ -12,11 +12,33 @@ import (
 // from costing anything.
 const maxCPUSetID = 8191
 
+// CPUSet is a set of CPU or memory node numbers, 0..maxCPUSetID.
+type CPUSet [(maxCPUSetID + 1) / 64]uint64
+
+// Has reports whether n is in the set.
+func (c *CPUSet) Has(n int) bool {
+	return n >= 0 && n <= maxCPUSetID && c[n/64]&(1<<(n%64)) != 0
+}
+
+// addRange adds first..last a word at a time, so a hostile list of many
+// wide ranges costs at most a few hundred steps per item.
+func (c *CPUSet) addRange(first, last int) {
+	for n := first; n <= last; {
+		if n%64 == 0 && n+63 <= last {
+			c[n/64] = ^uint64(0)
+			n += 64
+			continue
+		}
+		c[n/64] |= 1 << (n % 64)
+		n++
+	}
+}
+
 // ParseCPUSet parses the kernel's list format as the kubelet writes it
 // ("0-3,5,7-8"; cpuset.cpus and cpuset.mems take the same form): comma
 // separated numbers or inclusive ranges. It returns the members.
-func ParseCPUSet(s string) (map[int]bool, error) {
-	set := map[int]bool{}
+func ParseCPUSet(s string) (*CPUSet, error) {
+	set := &CPUSet{}
 	if strings.TrimSpace(s) == "" {
 		return nil, fmt.Errorf("%q is empty", s)
 	}
@@ -35,9 +57,7 @@ func ParseCPUSet(s string) (map[int]bool, error) {
 				return nil, fmt.Errorf("%q: range %q ends before it starts", s, item)
 			}
 		}
-		for n := first; n <= last; n++ {
-			set[n] = true
-		}
+		set.addRange(first, last)
 	}
 	return set, nil
 }
@@ -53,13 +73,16 @@ func cpuSetNumber(s string) (int, error) {
 	return n, nil
 }
 
-// missingFromCPUSet returns the members of want that have is lacks, as a
-// short list for an error message.
-func missingFromCPUSet(want, have map[int]bool) []int {
+// missingFromCPUSet returns (up to 8 of) the members of want that have
+// lacks, for an error message.
+func missingFromCPUSet(want, have *CPUSet) []int {
 	var out []int
-	for n := 0; n <= maxCPUSetID && len(out) < 8; n++ {
-		if want[n] && !have[n] {
-			out = append(out, n)
+	for w := range want {
+		extra := want[w] &^ have[w]
+		for b := 0; extra != 0 && b < 64 && len(out) < 8; b++ {
+			if extra&(1<<b) != 0 {
+				out = append(out, w*64+b)
+			}
 		}
 	}
 	return out

@@ -228,3 +228,24 @@ func TestLinuxResourcesCPUSetNotOnHost(t *testing.T) {
 		t.Errorf("unknown host cpus: %v", err)
 	}
 }
+
+func TestParseCPUSet(t *testing.T) {
+	set, err := ParseCPUSet("0-3,5,62-130,8191")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n <= maxCPUSetID; n++ {
+		want := n <= 3 || n == 5 || (n >= 62 && n <= 130) || n == 8191
+		if set.Has(n) != want {
+			t.Errorf("Has(%d) = %v", n, !want)
+		}
+	}
+	host, _ := ParseCPUSet("0-63")
+	if got := missingFromCPUSet(set, host); len(got) != 8 || got[0] != 64 {
+		t.Errorf("missing = %v", got)
+	}
+	// Many wide ranges stay cheap.
+	if _, err := ParseCPUSet(strings.Repeat("0-8191,", 100000) + "1"); err != nil {
+		t.Error(err)
+	}
+}
