@@ -188,10 +188,23 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		}
 		oc.Mounts = append(oc.Mounts, mount)
 	}
-	for _, d := range cfg.Devices {
-		if d != nil {
-			oc.Devices = append(oc.Devices, ocispec.Device{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions})
+	for i, d := range cfg.Devices {
+		if d == nil {
+			continue
 		}
+		// What the spec builder would refuse only after the rootfs is
+		// made; whether host_path is a device node is checked there.
+		field := fmt.Sprintf("config.devices[%d]", i)
+		if strings.Trim(d.Permissions, "rwm") != "" {
+			return spec, invalid(field+".permissions", "%q: only r, w and m are allowed", d.Permissions)
+		}
+		if !filepath.IsAbs(d.HostPath) || strings.IndexByte(d.HostPath, 0) >= 0 {
+			return spec, invalid(field+".host_path", "%q is not an absolute path", d.HostPath)
+		}
+		if d.ContainerPath != "" && (!filepath.IsAbs(d.ContainerPath) || filepath.Clean(d.ContainerPath) == "/" || strings.IndexByte(d.ContainerPath, 0) >= 0) {
+			return spec, invalid(field+".container_path", "%q is not an absolute path below /", d.ContainerPath)
+		}
+		oc.Devices = append(oc.Devices, ocispec.Device{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions})
 	}
 	if l := cfg.Linux; l != nil {
 		if r := l.Resources; r != nil {

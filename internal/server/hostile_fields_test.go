@@ -59,6 +59,13 @@ func TestContainerSpecRefusesWhatRuncWouldRefuseLate(t *testing.T) {
 		{"config.mounts[1]", mount("/x\x00")},
 		{"config.metadata.name", func(c *runtimeapi.ContainerConfig) { c.Metadata.Name = "../x" }},
 		{"config.metadata.name", func(c *runtimeapi.ContainerConfig) { c.Metadata.Name = "a\nb" }},
+		{"config.devices[0].permissions", func(c *runtimeapi.ContainerConfig) {
+			c.Devices = []*runtimeapi.Device{{HostPath: "/dev/null", Permissions: "rwx"}}
+		}},
+		{"config.devices[0].host_path", func(c *runtimeapi.ContainerConfig) { c.Devices = []*runtimeapi.Device{{HostPath: "dev/null"}} }},
+		{"config.devices[0].container_path", func(c *runtimeapi.ContainerConfig) {
+			c.Devices = []*runtimeapi.Device{{HostPath: "/dev/null", ContainerPath: "/"}}
+		}},
 		{"config.envs[0].key", func(c *runtimeapi.ContainerConfig) { c.Envs = []*runtimeapi.KeyValue{{Key: "A=B", Value: []byte("1")}} }},
 		{"config.envs[0].key", func(c *runtimeapi.ContainerConfig) {
 			c.Envs = []*runtimeapi.KeyValue{{Key: "A\x00", Value: []byte("1")}}
@@ -94,6 +101,7 @@ func TestContainerSpecAcceptsTheEdges(t *testing.T) {
 		{ContainerPath: "/sys/fs/bpf", HostPath: "/tmp"},
 	}
 	cfg.Envs = []*runtimeapi.KeyValue{{Key: "A", Value: []byte("x=y")}}
+	cfg.Devices = []*runtimeapi.Device{{HostPath: "/dev/fuse", ContainerPath: "/dev/fuse", Permissions: "rw"}, {HostPath: "/dev/null"}}
 	if _, err := containerSpec(cfg); err != nil {
 		t.Fatal(err)
 	}
