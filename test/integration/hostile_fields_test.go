@@ -118,6 +118,22 @@ func TestHostileFieldsAreRefusedBeforeAnythingIsMade(t *testing.T) {
 	if out := e.output(t, id); !strings.Contains(out, "uid=2147483647") {
 		t.Errorf("edge container output %q, want uid=2147483647", out)
 	}
+
+	// A live update is held to the same values, before runc update runs.
+	live := e.run(t, e.config("live", "sleep", "60"))
+	for field, r := range map[string]*runtimeapi.LinuxContainerResources{
+		"memory_limit_in_bytes": {MemoryLimitInBytes: 1},
+		"cpuset_cpus":           {CpusetCpus: "abc"},
+		"cpu_shares":            {CpuShares: 1},
+	} {
+		_, err := e.d.Runtime.UpdateContainerResources(ctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: live, Linux: r})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), field) {
+			t.Errorf("update %s: %v, want InvalidArgument naming it", field, err)
+		}
+	}
+	if got := e.status(t, live).GetResources().GetLinux().GetMemoryLimitInBytes(); got != 0 {
+		t.Errorf("a refused update changed the recorded memory limit to %d", got)
+	}
 }
 
 func res(c *runtimeapi.ContainerConfig) *runtimeapi.LinuxContainerResources {
