@@ -69,6 +69,11 @@ type Support struct {
 	// Mounts maps each usable controller to where its hierarchy is
 	// mounted (all to the root on v2).
 	Mounts map[string]string `json:"mounts"`
+	// CPUs and Mems are the host's online CPUs and memory nodes in the
+	// kernel's list form ("0-3"), "" when unknown: a cpuset naming others
+	// is refused before runc fails writing it.
+	CPUs string `json:"cpus,omitempty"`
+	Mems string `json:"mems,omitempty"`
 }
 
 // Paths are the host files Detect reads; tests point them at fakes.
@@ -77,6 +82,8 @@ type Paths struct {
 	SelfCgroup string // /proc/self/cgroup
 	Root       string // /sys/fs/cgroup, where runc looks for the hierarchies
 	Hugepages  string // /sys/kernel/mm/hugepages
+	CPUsOnline string // /sys/devices/system/cpu/online
+	MemsOnline string // /sys/devices/system/node/online
 	// FSPrefix is prepended to every mount point read from Mountinfo
 	// before files under it are looked at ("" on a real host).
 	FSPrefix string
@@ -88,6 +95,8 @@ var HostPaths = Paths{
 	SelfCgroup: "/proc/self/cgroup",
 	Root:       "/sys/fs/cgroup",
 	Hugepages:  "/sys/kernel/mm/hugepages",
+	CPUsOnline: "/sys/devices/system/cpu/online",
+	MemsOnline: "/sys/devices/system/node/online",
 }
 
 type cgroupMount struct {
@@ -177,6 +186,7 @@ func Detect(p Paths) (*Support, error) {
 	slices.Sort(s.Controllers)
 	slices.Sort(s.Cgroup2Only)
 	s.HugepageSizes = hugepageSizes(p.Hugepages)
+	s.CPUs, s.Mems = readList(p.CPUsOnline), readList(p.MemsOnline)
 	return s, nil
 }
 
@@ -359,4 +369,17 @@ func (s *Support) SwapFile() string {
 		return "memory.swap.max"
 	}
 	return "memory.memsw.limit_in_bytes"
+}
+
+// readList reads a kernel list file such as cpu/online; "" when it is not
+// there (a kernel without NUMA has no node/online), which skips the check.
+func readList(path string) string {
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

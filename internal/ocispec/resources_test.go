@@ -97,7 +97,7 @@ func TestLinuxResourcesKeepDropRefuse(t *testing.T) {
 		{name: "no cpu controller: a CPU limit", cg: bareV1(), in: Resources{CPUShares: 2, CPUQuota: 20000, CPUPeriod: 100000}, refuse: "cpu_quota"},
 		{name: "no cpuset controller", cg: bareV1(), in: Resources{CpusetCpus: "0-1"}, refuse: "cpuset_cpus: \"0-1\"", check: nil},
 		{name: "no pids controller", cg: bareV1(), in: Resources{PidsLimit: 100}, refuse: "the pids controller"},
-		{name: "no memory controller", cg: &cgroups.Support{Mode: cgroups.ModeV1, Controllers: []string{"cpu"}}, in: Resources{MemoryLimit: 1 << 20}, refuse: "the memory controller"},
+		{name: "no memory controller", cg: &cgroups.Support{Mode: cgroups.ModeV1, Controllers: []string{"cpu"}}, in: Resources{MemoryLimit: 64 << 20}, refuse: "the memory controller"},
 		{name: "v2: no-swap default dropped without swap", cg: v2Host(false),
 			in: Resources{MemoryLimit: 1 << 30, Unified: map[string]string{"memory.swap.max": "0", "memory.high": "900"}}, dropped: []string{"unified[memory.swap.max]"},
 			check: func(t *testing.T, r *specs.LinuxResources, _ []Dropped) {
@@ -158,7 +158,24 @@ func TestLinuxResourcesInvalid(t *testing.T) {
 	for _, in := range []Resources{
 		{MemoryLimit: -1},
 		{MemorySwapLimit: -1},
-		{MemoryLimit: 2 << 20, MemorySwapLimit: 1 << 20},
+		{MemoryLimit: 64 << 20, MemorySwapLimit: 32 << 20},
+		{MemoryLimit: 1},
+		{MemoryLimit: MinMemoryLimit - 1},
+		{CPUShares: 1},
+		{CPUShares: 262145},
+		{CPUShares: -2},
+		{CPUQuota: 999},
+		{CPUQuota: -2},
+		{CPUPeriod: 999},
+		{CPUPeriod: 1000001},
+		{CpusetCpus: "abc"},
+		{CpusetCpus: "0-"},
+		{CpusetCpus: "3-1"},
+		{CpusetCpus: "0,,1"},
+		{CpusetCpus: "-1"},
+		{CpusetCpus: "0-99999999999999999999"},
+		{CpusetMems: "abc"},
+		{CpusetMems: " "},
 		{Hugepages: []Hugepage{{PageSize: "2Mi"}}},
 		{Unified: map[string]string{"nodot": "1"}},
 		{Unified: map[string]string{"../memory.max": "1"}},
@@ -170,5 +187,65 @@ func TestLinuxResourcesInvalid(t *testing.T) {
 				t.Errorf("%+v on %v: %v", in, cg, err)
 			}
 		}
+	}
+}
+
+func TestLinuxResourcesBoundsAccepted(t *testing.T) {
+	for _, in := range []Resources{
+		{MemoryLimit: MinMemoryLimit},
+		{CPUShares: 2}, {CPUShares: 262144},
+		{CPUQuota: -1}, {CPUQuota: 1000, CPUPeriod: 1000}, {CPUPeriod: 1000000},
+		{CpusetCpus: "0-1", CpusetMems: "0"}, {CpusetCpus: "1,0"},
+	} {
+		if _, _, err := LinuxResources(in, nil); err != nil {
+			t.Errorf("%+v: %v", in, err)
+		}
+	}
+}
+
+func TestLinuxResourcesCPUSetNotOnHost(t *testing.T) {
+	cg := hybridHost()
+	cg.CPUs, cg.Mems = "0-3", "0"
+	for _, tc := range []struct {
+		in    Resources
+		field string
+	}{
+		{Resources{CpusetCpus: "0,4"}, "cpuset_cpus"},
+		{Resources{CpusetCpus: "8000-8191"}, "cpuset_cpus"},
+		{Resources{CpusetMems: "1"}, "cpuset_mems"},
+	} {
+		_, _, err := LinuxResources(tc.in, cg)
+		if errdefs.KindOf(err) != errdefs.KindFailedPrecondition || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%+v: %v, want FailedPrecondition naming %s", tc.in, err, tc.field)
+		}
+	}
+	if _, _, err := LinuxResources(Resources{CpusetCpus: "1-3", CpusetMems: "0"}, cg); err != nil {
+		t.Errorf("cpus on the host: %v", err)
+	}
+	// An unknown host list skips the check.
+	cg.CPUs, cg.Mems = "", ""
+	if _, _, err := LinuxResources(Resources{CpusetCpus: "7", CpusetMems: "3"}, cg); err != nil {
+		t.Errorf("unknown host cpus: %v", err)
+	}
+}
+
+func TestParseCPUSet(t *testing.T) {
+	set, err := ParseCPUSet("0-3,5,62-130,8191")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n <= maxCPUSetID; n++ {
+		want := n <= 3 || n == 5 || (n >= 62 && n <= 130) || n == 8191
+		if set.Has(n) != want {
+			t.Errorf("Has(%d) = %v", n, !want)
+		}
+	}
+	host, _ := ParseCPUSet("0-63")
+	if got := missingFromCPUSet(set, host); len(got) != 8 || got[0] != 64 {
+		t.Errorf("missing = %v", got)
+	}
+	// Many wide ranges stay cheap.
+	if _, err := ParseCPUSet(strings.Repeat("0-8191,", 100000) + "1"); err != nil {
+		t.Error(err)
 	}
 }

@@ -135,21 +135,29 @@ func ResolveUser(rootfs string, img ImageConfig, req User) (*ResolvedUser, error
 	return u, nil
 }
 
-// maxID is the largest uid or gid a process can hold: (uid_t)-1 is the
-// "no change" value of setresuid(2) and friends.
-const maxID = 1<<32 - 2
+// MaxID is the largest uid or gid floe hands to runc. The kernel would
+// take up to 2^32-2 ((uid_t)-1 means "no change" to setresuid(2)), but
+// runc's user lookup keeps ids within int32 for 32-bit systems (its
+// libcontainer/user MaxID, 2^31-1) and fails the container's init with
+// "uids and gids must be in range" above that, after the rootfs, bundle
+// and cgroup exist. Refusing here keeps that from ever starting.
+const MaxID = 1<<31 - 1
+
+// maxUsernameLen bounds run_as_username; useradd stops at 32 bytes, and a
+// passwd line is far below this.
+const maxUsernameLen = 256
 
 // Validate checks a user request on its own, without the image, so a bad
 // one can be refused before anything is created. Fields are named as in
 // CRI's LinuxContainerSecurityContext.
 func (req User) Validate() error {
 	const field = "security_context."
-	if req.RunAsUser != nil && (*req.RunAsUser < 0 || *req.RunAsUser > maxID) {
-		return errdefs.InvalidArgument(field+"run_as_user", "uid %d out of range [0, %d]", *req.RunAsUser, int64(maxID))
+	if req.RunAsUser != nil && (*req.RunAsUser < 0 || *req.RunAsUser > MaxID) {
+		return errdefs.InvalidArgument(field+"run_as_user", "uid %d out of range [0, %d]", *req.RunAsUser, int64(MaxID))
 	}
 	if req.RunAsGroup != nil {
-		if *req.RunAsGroup < 0 || *req.RunAsGroup > maxID {
-			return errdefs.InvalidArgument(field+"run_as_group", "gid %d out of range [0, %d]", *req.RunAsGroup, int64(maxID))
+		if *req.RunAsGroup < 0 || *req.RunAsGroup > MaxID {
+			return errdefs.InvalidArgument(field+"run_as_group", "gid %d out of range [0, %d]", *req.RunAsGroup, int64(MaxID))
 		}
 		// The group alone would pair with whatever user the image names,
 		// which the requester did not pick; CRI says to refuse it.
@@ -157,9 +165,20 @@ func (req User) Validate() error {
 			return errdefs.InvalidArgument(field+"run_as_group", "is set without run_as_user or run_as_username")
 		}
 	}
+	if req.RunAsUsername != "" {
+		// A name holding ':' or a line break could never match a single
+		// passwd field, and would make the lookup (and the logs) parse
+		// something the requester wrote.
+		if len(req.RunAsUsername) > maxUsernameLen {
+			return errdefs.InvalidArgument(field+"run_as_username", "is %d bytes; at most %d are allowed", len(req.RunAsUsername), maxUsernameLen)
+		}
+		if i := strings.IndexFunc(req.RunAsUsername, func(r rune) bool { return r == ':' || r == '/' || r < ' ' || r == 0x7f }); i >= 0 {
+			return errdefs.InvalidArgument(field+"run_as_username", "%q holds %q at byte %d; a user name has no ':', '/' or control characters", req.RunAsUsername, req.RunAsUsername[i], i)
+		}
+	}
 	for i, g := range req.SupplementalGroups {
-		if g < 0 || g > maxID {
-			return errdefs.InvalidArgument(fmt.Sprintf("%ssupplemental_groups[%d]", field, i), "gid %d out of range [0, %d]", g, int64(maxID))
+		if g < 0 || g > MaxID {
+			return errdefs.InvalidArgument(fmt.Sprintf("%ssupplemental_groups[%d]", field, i), "gid %d out of range [0, %d]", g, int64(MaxID))
 		}
 	}
 	if req.GroupsPolicy != GroupsMerge && req.GroupsPolicy != GroupsStrict {

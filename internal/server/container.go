@@ -1,16 +1,20 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -94,6 +98,11 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	if cfg.Metadata == nil || cfg.Metadata.Name == "" {
 		return spec, invalid("config.metadata.name", "must not be empty")
 	}
+	// The name goes into the storage container's name, logs and the
+	// reservation key, like the pod's metadata.
+	if err := checkMetadataValue("config.metadata.name", cfg.Metadata.Name); err != nil {
+		return spec, err
+	}
 	if cfg.Image == nil || cfg.Image.Image == "" {
 		return spec, invalid("config.image.image", "must not be empty")
 	}
@@ -132,12 +141,23 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		if kv == nil || kv.Key == "" {
 			return spec, invalid(fmt.Sprintf("config.envs[%d].key", i), "must not be empty")
 		}
+		// execve(2) takes NUL-terminated "KEY=value" strings: runc
+		// refuses a NUL, and a '=' in the key would move the split.
+		if strings.ContainsAny(kv.Key, "=\x00") {
+			return spec, invalid(fmt.Sprintf("config.envs[%d].key", i), "%q holds '=' or NUL", kv.Key)
+		}
+		if bytes.IndexByte(kv.Value, 0) >= 0 {
+			return spec, invalid(fmt.Sprintf("config.envs[%d].value", i), "holds a NUL byte")
+		}
 		oc.Env = append(oc.Env, kv.Key+"="+string(kv.Value))
 	}
 	for i, m := range cfg.Mounts {
 		field := fmt.Sprintf("config.mounts[%d]", i)
 		if m == nil || m.ContainerPath == "" {
 			return spec, invalid(field+".container_path", "is required")
+		}
+		if err := checkContainerPath(field, m); err != nil {
+			return spec, err
 		}
 		if m.GetImage().GetImage() != "" {
 			mount, err := imageVolume(field, m)
@@ -168,15 +188,34 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		}
 		oc.Mounts = append(oc.Mounts, mount)
 	}
-	for _, d := range cfg.Devices {
-		if d != nil {
-			oc.Devices = append(oc.Devices, ocispec.Device{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions})
+	for i, d := range cfg.Devices {
+		if d == nil {
+			continue
 		}
+		// What the spec builder would refuse only after the rootfs is
+		// made; whether host_path is a device node is checked there.
+		field := fmt.Sprintf("config.devices[%d]", i)
+		if strings.Trim(d.Permissions, "rwm") != "" {
+			return spec, invalid(field+".permissions", "%q: only r, w and m are allowed", d.Permissions)
+		}
+		if !filepath.IsAbs(d.HostPath) || strings.IndexByte(d.HostPath, 0) >= 0 {
+			return spec, invalid(field+".host_path", "%q is not an absolute path", d.HostPath)
+		}
+		if d.ContainerPath != "" && (!filepath.IsAbs(d.ContainerPath) || filepath.Clean(d.ContainerPath) == "/" || strings.IndexByte(d.ContainerPath, 0) >= 0) {
+			return spec, invalid(field+".container_path", "%q is not an absolute path below /", d.ContainerPath)
+		}
+		oc.Devices = append(oc.Devices, ocispec.Device{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions})
 	}
 	if l := cfg.Linux; l != nil {
 		if r := l.Resources; r != nil {
 			oc.Resources = resources(r)
 			oc.OOMScoreAdj = int(r.OomScoreAdj)
+			// Values runc or the kernel would refuse, only once the
+			// container's cgroup exists; what the host can hold is
+			// decided by the container core before it makes anything.
+			if err := oc.Resources.Validate(); err != nil {
+				return spec, fmt.Errorf("config.%w", err)
+			}
 		}
 		if sc := l.SecurityContext; sc != nil {
 			if err := securityContext(sc, &oc, &spec); err != nil {
@@ -186,6 +225,47 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	}
 	spec.OCI = oc
 	return spec, nil
+}
+
+// procMountsAllowed are the files under /proc runc 1.1 lets a bind mount
+// cover (the ones lxcfs emulates); runc refuses any other destination
+// inside /proc, but only in the container's init, after everything else
+// is made.
+var procMountsAllowed = []string{
+	"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+	"/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+}
+
+// checkContainerPath refuses destinations runc refuses, or that would
+// replace the container's root: it must be absolute, must not be "/",
+// and inside /proc only runc's list is allowed (and /proc itself only
+// from another procfs, which runc checks by the source's filesystem).
+// Destinations are compared cleaned, so "/x/../proc" is /proc. A symlink
+// in the image can still lead elsewhere; runc resolves those inside the
+// rootfs and refuses what it must.
+func checkContainerPath(field string, m *runtimeapi.Mount) error {
+	p := m.ContainerPath
+	if strings.IndexByte(p, 0) >= 0 || strings.IndexByte(m.HostPath, 0) >= 0 {
+		return invalid(field, "container_path or host_path holds a NUL byte")
+	}
+	if !filepath.IsAbs(p) {
+		return invalid(field+".container_path", "%q is not an absolute path", p)
+	}
+	clean := filepath.Clean(p)
+	if clean == "/" {
+		return invalid(field+".container_path", "%q would cover the container's root filesystem", p)
+	}
+	if clean == "/proc" {
+		var st unix.Statfs_t
+		if m.HostPath != "" && unix.Statfs(m.HostPath, &st) == nil && st.Type == unix.PROC_SUPER_MAGIC {
+			return nil
+		}
+		return invalid(field+".container_path", "%q: only a procfs host_path may be mounted onto /proc", p)
+	}
+	if strings.HasPrefix(clean, "/proc/") && !slices.Contains(procMountsAllowed, clean) {
+		return invalid(field+".container_path", "%q is inside /proc, where runc only lets these be mounted over: %s", p, strings.Join(procMountsAllowed, ", "))
+	}
+	return nil
 }
 
 // imageVolume translates a mount of an image (KEP-4639). The kubelet

@@ -12,6 +12,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/podfiles"
 	"github.com/floe-cri/floe/internal/sandbox"
 )
@@ -97,6 +98,18 @@ func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
 			spec.PIDMode = namespaceMode(ns.Pid)
 		}
 	}
+	if sysctls := cfg.GetLinux().GetSysctls(); len(sysctls) > 0 {
+		// Every container of the pod gets these; refused here, a bad
+		// one never reaches runc, which would fail each container's
+		// init writing it.
+		ns := ocispec.Namespaces{HostNetwork: spec.NetworkMode == sandbox.ModeNode, HostIPC: spec.IPCMode == sandbox.ModeNode}
+		if _, err := ocispec.ValidateSysctls(sysctls, ns); err != nil {
+			return sandbox.Spec{}, fmt.Errorf("config.%w", err)
+		}
+		if err := ocispec.CheckSysctlsKnown(sysctls, procSys); err != nil {
+			return sandbox.Spec{}, fmt.Errorf("config.%w", err)
+		}
+	}
 	for i, pm := range cfg.PortMappings {
 		if pm == nil {
 			return sandbox.Spec{}, invalid(fmt.Sprintf("config.port_mappings[%d]", i), "is empty")
@@ -125,6 +138,10 @@ func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
 	spec.Bandwidth = bw
 	return spec, nil
 }
+
+// procSys is where pod sysctls are looked up; tests may point it at a
+// fake tree.
+var procSys = "/proc/sys"
 
 // checkMetadataValue refuses characters that have a meaning where pod
 // metadata is used (CNI_ARGS separators, paths, control characters) and
