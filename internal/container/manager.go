@@ -18,6 +18,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/failpoint"
 	"github.com/floe-cri/floe/internal/ids"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/monitor"
@@ -245,6 +246,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err := m.opts.DB.Put(store.Containers, id, c); err != nil {
 		return fail("record container", err)
 	}
+	failpoint.Hit("container.after-record")
 	volumeSources, err := m.mountImageVolumes(c, volumeIDs)
 	if err != nil {
 		return fail("mount image volumes", err)
@@ -253,6 +255,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if c.Rootfs, err = m.opts.Images.CreateContainerLayer(img.ID, id, storeName); err != nil {
 		return fail("create rootfs", err)
 	}
+	failpoint.Hit("container.after-rootfs")
 	oc, err := m.ociContainer(c, sb, img, volumeSources)
 	if err != nil {
 		return fail("prepare spec", err)
@@ -273,6 +276,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err := writeBundle(c.Bundle, s); err != nil {
 		return fail("write bundle", err)
 	}
+	failpoint.Hit("container.after-bundle")
 	if sb.Spec.LogDirectory != "" && spec.LogPath != "" {
 		if err := createLogFile(sb.Spec.LogDirectory, spec.LogPath); err != nil {
 			return fail("create log file", err)
@@ -285,6 +289,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 		return fail("create container", err)
 	}
 	c.Monitor = mc
+	failpoint.Hit("container.after-conmon-create")
 	log.Info("container created", "image", spec.Image, "pid", mc.Pid)
 	return c, nil
 }
@@ -482,6 +487,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err := mon.Start(ctx, c.Monitor); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	failpoint.Hit("container.after-start")
 	c.State = StateRunning
 	c.StartedAt = time.Now().UnixNano()
 	if err := m.save(c); err != nil {
@@ -590,6 +596,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if err := m.release(ctx, c); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
+	failpoint.Hit("container.remove.before-record-delete")
 	if err := m.opts.DB.Delete(store.Containers, c.ID); err != nil {
 		return err
 	}
