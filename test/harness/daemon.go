@@ -501,3 +501,18 @@ func FileHolders(path string) []string {
 	}
 	return out
 }
+
+// WaitStateLockFree waits up to limit until no process has the daemon's
+// state lock file open (a killed daemon's children must not keep it) and
+// returns the holders left.
+func (d *Daemon) WaitStateLockFree(limit time.Duration) []string {
+	path := filepath.Join(d.StateDir, "floe.lock")
+	deadline := time.Now().Add(limit)
+	for {
+		h := FileHolders(path)
+		if len(h) == 0 || time.Now().After(deadline) {
+			return h
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -50,6 +50,7 @@ const (
 	crashCleanupErr  = "CRI cleanup failures (after 3 tries)"
 	crashUnreached   = "failpoints never reached"
 	crashPanics      = "daemon panics"
+	crashLockHeld    = "state lock held after the kill"
 )
 
 type crashPoint struct {
@@ -151,7 +152,7 @@ func TestCrashAnywhereLeavesNothing(t *testing.T) {
 		harness.LeakCgroups, harness.LeakTempDirs, harness.LeakStorageContainers, harness.LeakStorageLayers,
 		harness.LeakLayerDirs, harness.LeakBundles, harness.LeakExitFiles, harness.LeakSocketDirs,
 		harness.LeakPodDirs, harness.LeakRunDir, harness.LeakDBRecords, leakStoreMounted,
-		crashCleanupErr, crashUnreached, crashPanics,
+		crashCleanupErr, crashUnreached, crashPanics, crashLockHeld,
 	}
 	for kind := range totals {
 		if !contains(kinds, kind) {
@@ -217,6 +218,9 @@ func (r *crashRig) round(i int, p crashPoint) map[string][]string {
 	wg.Wait()
 
 	d.Env = nil
+	if h := d.WaitStateLockFree(10 * time.Second); len(h) > 0 {
+		leaks[crashLockHeld] = h
+	}
 	d.Start()
 	if errs := criCleanup(d); len(errs) > 0 {
 		leaks[crashCleanupErr] = errs
