@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -218,6 +219,11 @@ func (r *crashRig) round(i int, p crashPoint) map[string][]string {
 	wg.Wait()
 
 	d.Env = nil
+	// floe's statelock waits for a dead holder's lock to go; whoever still
+	// has it open right after the kill is worth knowing.
+	if h := harness.FileHolders(filepath.Join(d.StateDir, "floe.lock")); len(h) > 0 {
+		t.Logf("round %d: state lock still open right after the kill by %v", i, h)
+	}
 	if h := d.WaitStateLockFree(10 * time.Second); len(h) > 0 {
 		leaks[crashLockHeld] = h
 	}
