@@ -18,6 +18,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/failpoint"
 	"github.com/floe-cri/floe/internal/ids"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/monitor"
@@ -278,6 +279,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err := m.add(c); err != nil {
 		return fail("record container", err)
 	}
+	failpoint.Hit("container.after-record")
 	volumeSources, err := m.mountImageVolumes(c, volumeIDs)
 	if err != nil {
 		return fail("mount image volumes", err)
@@ -286,6 +288,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if c.Rootfs, err = m.opts.Images.CreateContainerLayer(img.ID, id, storeName); err != nil {
 		return fail("create rootfs", err)
 	}
+	failpoint.Hit("container.after-rootfs")
 	oc, err := m.ociContainer(c, sb, img, volumeSources)
 	if err != nil {
 		return fail("prepare spec", err)
@@ -306,6 +309,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err := writeBundle(c.Bundle, s); err != nil {
 		return fail("write bundle", err)
 	}
+	failpoint.Hit("container.after-bundle")
 	if sb.Spec.LogDirectory != "" && spec.LogPath != "" {
 		if err := createLogFile(sb.Spec.LogDirectory, spec.LogPath); err != nil {
 			return fail("create log file", err)
@@ -318,6 +322,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 		return fail("create container", err)
 	}
 	c.Monitor = mc
+	failpoint.Hit("container.after-conmon-create")
 	log.Info("container created", "image", spec.Image, "pid", mc.Pid)
 	return c, nil
 }
@@ -504,6 +509,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err := mon.Start(ctx, c.Monitor); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	failpoint.Hit("container.after-start")
 	// Before follow: the exit's event must come after this one.
 	if _, err := m.update(c.ID, started); err != nil {
 		return err
@@ -628,6 +634,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if err := m.release(ctx, c); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
+	failpoint.Hit("container.remove.before-record-delete")
 	if _, err := m.update(c.ID, removed); err != nil {
 		return err
 	}

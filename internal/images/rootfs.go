@@ -22,7 +22,11 @@ func (s *Service) CreateContainerLayer(ref, containerID, name string) (string, e
 	if name != "" {
 		names = []string{name}
 	}
-	if _, err := s.store.CreateContainer(containerID, names, img.ID, "", "", nil); err != nil {
+	// The writable layer gets the container's id: the store records the
+	// layer before the container, so a crash between the two leaves a layer
+	// no container names, and only a known id lets DeleteContainerLayer
+	// find it.
+	if _, err := s.store.CreateContainer(containerID, names, img.ID, containerID, "", nil); err != nil {
 		if errors.Is(err, storage.ErrDuplicateID) || errors.Is(err, storage.ErrDuplicateName) {
 			return "", errdefs.AlreadyExists("container layer %s (%s): %v", containerID, name, err)
 		}
@@ -63,16 +67,30 @@ func (s *Service) UnmountContainerLayer(containerID string) error {
 }
 
 // DeleteContainerLayer unmounts and deletes a container's writable layer.
-// An unknown container is not an error.
+// An unknown container is not an error. A layer without its container (a
+// crash inside CreateContainerLayer) is deleted too.
 func (s *Service) DeleteContainerLayer(containerID string) error {
 	if err := s.UnmountContainerLayer(containerID); err != nil {
 		return err
 	}
 	err := s.store.DeleteContainer(containerID)
-	if err == nil || isUnknownContainer(err) {
+	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("delete container layer %s: %w", containerID, err)
+	if !isUnknownContainer(err) {
+		return fmt.Errorf("delete container layer %s: %w", containerID, err)
+	}
+	if _, lerr := s.store.Layer(containerID); lerr != nil {
+		return nil // neither container nor layer: nothing was made
+	}
+	if _, err := s.store.Unmount(containerID, true); err != nil && !isUnknownContainer(err) && !errors.Is(err, storage.ErrLayerNotMounted) {
+		return fmt.Errorf("unmount orphaned container layer %s: %w", containerID, err)
+	}
+	if err := s.store.DeleteLayer(containerID); err != nil && !isUnknownContainer(err) {
+		return fmt.Errorf("delete orphaned container layer %s: %w", containerID, err)
+	}
+	s.log.Info("deleted a container layer whose container was never recorded", "container", containerID)
+	return nil
 }
 
 // isUnknownContainer is true for the errors the store gives for an id it

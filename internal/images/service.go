@@ -195,7 +195,19 @@ func New(opts Options) (*Service, error) {
 		store.Shutdown(false)
 		return nil, err
 	}
-	tmp := filepath.Join(opts.StorageRoot, "floe-tmp")
+	if removed, err := sweepTempFiles(opts.StorageRoot, opts.StorageRunRoot, store.GraphDriverName()); err != nil {
+		log.Warn("cannot remove the temporary files of interrupted image store writes", "err", err)
+	} else if len(removed) > 0 {
+		log.Info("removed the temporary files of image store writes a crash interrupted", "files", removed)
+	}
+	// The pull temp dir is in the state dir (on disk, unlike the run dir),
+	// so it is this daemon's own (the state lock keeps a second one away,
+	// whereas the image store may be shared): what a pull cut short by a
+	// crash left there is garbage.
+	tmp := filepath.Join(opts.StateDir, "pull-tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		log.Warn("cannot empty the pull temp dir", "dir", tmp, "err", err)
+	}
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		store.Shutdown(false)
 		return nil, fmt.Errorf("create pull temp dir: %w", err)

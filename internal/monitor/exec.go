@@ -47,12 +47,20 @@ const ExecOutputMax = 16 << 20
 // an exec writing past it is killed.
 const execLogFileMax = 64 * ExecOutputMax
 
+// execDir makes the scratch dir of one exec (its process.json, pid file and
+// log) inside the container's bundle: an exec cut short by a daemon crash
+// (its deferred removal never runs) leaves it where the container's removal
+// deletes it, instead of in the host's temp dir for good.
+func execDir(c *Container) (string, error) {
+	return os.MkdirTemp(c.Bundle, "exec-")
+}
+
 // ExecSync runs process in the running container through a conmon in exec
 // mode (conmon -e --exec-process-spec --sync -T), waits for it and returns
 // its output and exit code. A timeout of 0 means none; on timeout conmon
 // kills the process and the error wraps ErrExecTimeout.
 func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Process, timeout time.Duration) (*ExecResult, error) {
-	dir, err := os.MkdirTemp("", "floe-exec-")
+	dir, err := execDir(c)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w", c.ID, err)
 	}

@@ -43,7 +43,7 @@ const streamDrain = 2 * time.Second
 // container's (the way CRI-O runs interactive execs). When ctx ends (the
 // client went away) the process is killed.
 func (m *Monitor) Exec(ctx context.Context, c *Container, process *specs.Process, s ExecStreams) (int, error) {
-	dir, err := os.MkdirTemp("", "floe-exec-")
+	dir, err := execDir(c)
 	if err != nil {
 		return -1, fmt.Errorf("container %s: exec: %w", c.ID, err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/failpoint"
 	"github.com/floe-cri/floe/internal/ids"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/nspin"
@@ -171,6 +172,7 @@ func (m *Manager) finish(key string, c *reserve.Creation, sb *Sandbox, err error
 	m.mu.Unlock()
 	sb.State = StateReady
 	sb.Unclaimed = !claimed
+	failpoint.Hit("sandbox.before-ready-save")
 	if err := m.opts.DB.Put(store.Sandboxes, sb.ID, sb); err != nil {
 		m.undo(sb)
 		m.mu.Lock()
@@ -296,6 +298,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	if err := m.opts.DB.Put(store.Sandboxes, id, sb); err != nil {
 		return fail("record sandbox", err)
 	}
+	failpoint.Hit("sandbox.after-record")
 	hostname := spec.Hostname
 	if hostname == "" {
 		// Like CRI-O and containerd: a pod without a hostname gets the
@@ -313,6 +316,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	if err := podfiles.Write(sb.Files(), hostname, resolv, m.opts.ShmSize); err != nil {
 		return fail("write pod files", err)
 	}
+	failpoint.Hit("sandbox.after-pod-files")
 	if sb.NetnsPath != "" {
 		if err := nspin.PrepareNetnsDir(m.opts.NetnsDir); err != nil {
 			return fail("prepare netns dir", err)
@@ -321,11 +325,13 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	if err := nspin.Pin(nspin.Request{NetPath: sb.NetnsPath, IPCPath: sb.IPCPath, UTSPath: sb.UTSPath, Hostname: hostname}); err != nil {
 		return fail("pin namespaces", err)
 	}
+	failpoint.Hit("sandbox.after-pin")
 	if spec.PIDMode == ModePod {
 		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(spec.CgroupParent), PodID: id})
 		if err != nil {
 			return fail("start pod init", err)
 		}
+		failpoint.Hit("sandbox.after-init-start")
 		sb.PodInit = init
 		if err := m.opts.DB.Put(store.Sandboxes, id, sb); err != nil {
 			return fail("record pod init", err)
@@ -349,6 +355,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 			sb.NetworkDown = true
 			return fail("set up pod network", err)
 		}
+		failpoint.Hit("sandbox.after-cni-add")
 		log.Info("pod network set up", "netns", sb.NetnsName, "ips", att.IPs, "network", att.NetworkName, "took", time.Since(start))
 	}
 	log.Info("sandbox created", "netns", sb.NetnsName)
@@ -423,6 +430,7 @@ func (m *Manager) release(ctx context.Context, sb *Sandbox) error {
 			return err
 		}
 		sb.NetworkDown = true
+		failpoint.Hit("sandbox.stop.after-cni-del")
 		m.log.Info("pod network torn down", "pod", sb.ID, "took", time.Since(start))
 	}
 	if err := nspin.Unpin(sb.NetnsPath, sb.IPCPath, sb.UTSPath); err != nil {
@@ -514,6 +522,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if err := podfiles.Remove(sb.Files()); err != nil {
 		return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 	}
+	failpoint.Hit("sandbox.remove.before-record-delete")
 	if err := m.opts.DB.Delete(store.Sandboxes, sb.ID); err != nil {
 		return err
 	}

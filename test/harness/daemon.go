@@ -111,6 +111,9 @@ type Daemon struct {
 	StorageRoot    string
 	StorageRunRoot string
 	RegistriesConf string
+	// Env is added to the daemon's environment at every Start, for example
+	// a failpoint (FLOE_TEST_CRASH_AT=<step>) for the next run only.
+	Env            []string
 	args           []string
 	killed         bool // Kill9 was used: mounts may legitimately remain
 	containersLeft bool // stopped with containers running: their rootfs stays mounted
@@ -236,6 +239,7 @@ func (d *Daemon) Start() {
 	}
 	defer logf.Close()
 	d.cmd = exec.Command(FloeBinary(d.t), d.args...)
+	d.cmd.Env = append(os.Environ(), d.Env...)
 	d.cmd.Stdout = logf
 	d.cmd.Stderr = logf
 	// Its own process group, so the test's signals do not reach it.
@@ -264,7 +268,7 @@ func (d *Daemon) Start() {
 		select {
 		case werr := <-d.waitErr:
 			d.waitErr <- werr
-			d.t.Fatalf("floe exited during startup: %v\n%s", werr, d.Log())
+			d.t.Fatalf("floe exited during startup: %v (processes holding its state lock: %v)\n%s", werr, FileHolders(filepath.Join(d.StateDir, "floe.lock")), d.Log())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -281,6 +285,42 @@ func (d *Daemon) PID() int {
 		d.t.Fatal("daemon not running")
 	}
 	return d.cmd.Process.Pid
+}
+
+// WaitExit waits up to limit for the daemon to exit by itself (a failpoint
+// killed it) and reports whether it did. The daemon counts as killed.
+func (d *Daemon) WaitExit(limit time.Duration) bool {
+	d.t.Helper()
+	if d.cmd == nil {
+		return true
+	}
+	select {
+	case err := <-d.waitErr:
+		d.waitErr <- err
+		d.killed = true
+		if d.conn != nil {
+			d.conn.Close()
+			d.conn = nil
+		}
+		d.cmd = nil
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}
+
+// Running reports whether the daemon process is still up.
+func (d *Daemon) Running() bool {
+	if d.cmd == nil {
+		return false
+	}
+	select {
+	case err := <-d.waitErr:
+		d.waitErr <- err
+		return false
+	default:
+		return true
+	}
 }
 
 // Signal sends sig to the running daemon.
@@ -439,5 +479,40 @@ func MustRun(t testing.TB, name string, args ...string) string {
 func RemoveBinary() {
 	if floeBin != "" {
 		os.RemoveAll(filepath.Dir(floeBin))
+	}
+}
+
+// FileHolders lists the processes ("pid cmdline") with path open.
+func FileHolders(path string) []string {
+	var out []string
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		fds, err := os.ReadDir(filepath.Join("/proc", p.Name(), "fd"))
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join("/proc", p.Name(), "fd", fd.Name())); err == nil && target == path {
+				cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+				out = append(out, p.Name()+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// WaitStateLockFree waits up to limit until no process has the daemon's
+// state lock file open (a killed daemon's children must not keep it) and
+// returns the holders left.
+func (d *Daemon) WaitStateLockFree(limit time.Duration) []string {
+	path := filepath.Join(d.StateDir, "floe.lock")
+	deadline := time.Now().Add(limit)
+	for {
+		h := FileHolders(path)
+		if len(h) == 0 || time.Now().After(deadline) {
+			return h
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

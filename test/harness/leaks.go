@@ -21,7 +21,9 @@ type HostState struct {
 	Processes map[string]bool
 	// Cgroups are the cgroup directories (any hierarchy) with "floe" in
 	// their path: container cgroups (floe-<id>) and test pod parents.
-	Cgroups  map[string]bool
+	Cgroups map[string]bool
+	// TempDirs are floe's per-exec scratch dirs left in the temp dir.
+	TempDirs map[string]bool
 	ipamDirs []string
 }
 
@@ -35,6 +37,7 @@ func Snapshot(t testing.TB, ipamDirs ...string) *HostState {
 		Veths:     set(vethNames(t)),
 		Processes: set(watchedProcesses()),
 		Cgroups:   set(floeCgroups()),
+		TempDirs:  set(floeTempDirs()),
 		ipamDirs:  ipamDirs,
 	}
 	return s
@@ -51,41 +54,66 @@ func CheckLeaks(t testing.TB, ipamDirs ...string) {
 // AssertNoLeaks compares the host with the snapshot.
 func (s *HostState) AssertNoLeaks(t testing.TB, extraIPAMDirs ...string) {
 	t.Helper()
-	for _, l := range s.Leaks(t, extraIPAMDirs...) {
-		t.Error(l)
+	for _, kind := range SortedKinds(s.Leaks(t, extraIPAMDirs...)) {
+		t.Errorf("leaked %s", kind)
 	}
 }
 
-// Leaks compares the host with the snapshot and describes, one line per
-// kind, what is there now and was not then. Tests that must wait for an
-// asynchronous cleanup (the kubelet's garbage collection) poll it.
-func (s *HostState) Leaks(t testing.TB, extraIPAMDirs ...string) []string {
+// Kind names of the host leaks, as Leaks reports them.
+const (
+	LeakNetns     = "netns files in /run/netns"
+	LeakMounts    = "mounts"
+	LeakVeths     = "veth links"
+	LeakProcesses = "processes"
+	LeakCgroups   = "cgroups"
+	LeakIPAM      = "IPAM reservations"
+	LeakTempDirs  = "temp dirs"
+)
+
+// Leaks compares the host with the snapshot and returns what is new, by
+// kind (only kinds with something in them).
+func (s *HostState) Leaks(t testing.TB, extraIPAMDirs ...string) map[string][]string {
 	t.Helper()
 	now := Snapshot(t)
-	var leaks []string
+	out := map[string][]string{}
 	report := func(kind string, before, after map[string]bool) {
-		var extra []string
-		for k := range after {
-			if !before[k] {
-				extra = append(extra, k)
-			}
-		}
-		sort.Strings(extra)
-		if len(extra) > 0 {
-			leaks = append(leaks, fmt.Sprintf("leaked %s: %s", kind, strings.Join(extra, ", ")))
+		if extra := newItems(before, after); len(extra) > 0 {
+			out[kind] = extra
 		}
 	}
-	report("netns files in /run/netns", s.Netns, now.Netns)
-	report("mounts", s.Mounts, now.Mounts)
-	report("veth links", s.Veths, now.Veths)
-	report("processes", s.Processes, now.Processes)
-	report("cgroups", s.Cgroups, now.Cgroups)
+	report(LeakNetns, s.Netns, now.Netns)
+	report(LeakMounts, s.Mounts, now.Mounts)
+	report(LeakVeths, s.Veths, now.Veths)
+	report(LeakProcesses, s.Processes, now.Processes)
+	report(LeakCgroups, s.Cgroups, now.Cgroups)
+	report(LeakTempDirs, s.TempDirs, now.TempDirs)
 	for _, dir := range append(append([]string{}, s.ipamDirs...), extraIPAMDirs...) {
-		if r := ipamReservations(dir); len(r) > 0 {
-			leaks = append(leaks, fmt.Sprintf("leaked IPAM reservations in %s: %s", dir, strings.Join(r, ", ")))
+		for _, r := range ipamReservations(dir) {
+			out[LeakIPAM] = append(out[LeakIPAM], filepath.Join(dir, r))
 		}
 	}
-	return leaks
+	return out
+}
+
+// SortedKinds formats leaks as "kind: item, item" lines in kind order.
+func SortedKinds(leaks map[string][]string) []string {
+	var out []string
+	for kind, items := range leaks {
+		out = append(out, fmt.Sprintf("%s: %s", kind, strings.Join(items, ", ")))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func newItems(before, after map[string]bool) []string {
+	var extra []string
+	for k := range after {
+		if !before[k] {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	return extra
 }
 
 func set(items []string) map[string]bool {
@@ -140,8 +168,9 @@ func vethNames(t testing.TB) []string {
 }
 
 // watchedProcesses lists processes a runtime could leak: its namespace
-// helper, conmon monitors, runc, pod init processes, and the test
-// registries of test/fixtures.
+// helper, conmon monitors, runc, pod init processes (floe-pod-init, or floe
+// re-executed as __floe-pod-init), CNI plugins, and the test registries of
+// test/fixtures.
 func watchedProcesses() []string {
 	var out []string
 	entries, _ := os.ReadDir("/proc")
@@ -157,7 +186,8 @@ func watchedProcesses() []string {
 		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
 		base := filepath.Base(args[0])
 		joined := strings.Join(args, " ")
-		if base == "conmon" || base == "runc" || base == "docker-registry" || strings.Contains(joined, "__floe-") {
+		cni := strings.HasPrefix(args[0], "/usr/lib/cni/") || strings.HasPrefix(args[0], "/opt/cni/bin/")
+		if base == "conmon" || base == "runc" || base == "docker-registry" || base == "floe-pod-init" || cni || strings.Contains(joined, "__floe-") {
 			out = append(out, fmt.Sprintf("%s(%s)", pid, joined))
 		}
 	}
@@ -195,5 +225,17 @@ func floeCgroups() []string {
 		}
 		return nil
 	})
+	return out
+}
+
+// floeTempDirs lists the temp dir's entries named like floe's scratch
+// dirs.
+func floeTempDirs() []string {
+	var out []string
+	for _, name := range readDirNames(os.TempDir()) {
+		if strings.HasPrefix(name, "floe-exec-") {
+			out = append(out, filepath.Join(os.TempDir(), name))
+		}
+	}
 	return out
 }

@@ -5,6 +5,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/test/fixtures"
 	"github.com/floe-cri/floe/test/harness"
+
+	"go.podman.io/storage"
 )
 
 // openService opens a Service on a store in a temp dir that trusts reg.
@@ -160,5 +163,67 @@ func TestContainerLayerLifecycle(t *testing.T) {
 	}
 	if m := mountsUnder(t, dir, nil); len(m) != 0 {
 		t.Errorf("mounts left after Close: %v", m)
+	}
+}
+
+// TestDeleteContainerLayerRemovesOrphanedLayer: containers/storage records
+// a container's writable layer before the container itself, so floe killed
+// between the two leaves a layer no container names (found by the crash
+// test). The layer carries the container's id, so the undo after the
+// restart (DeleteContainerLayer of that id) deletes it.
+func TestDeleteContainerLayerRemovesOrphanedLayer(t *testing.T) {
+	harness.RequireRoot(t)
+	checkImageLeaks(t)
+	reg := fixtures.StartRegistry(t, fixtures.RegistryOptions{})
+	bb := reg.PushBusybox(t, "busybox:1")
+	s, dir := openService(t, reg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := s.Pull(ctx, "busybox:1", nil); err != nil {
+		t.Fatalf("Pull: %v", err)
+	}
+	img, err := s.Status(bb.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// What the crash leaves: the layer, with the id floe gives it, and no
+	// container.
+	const ctr = "0ddba11e0ddba11e0ddba11e0ddba11e0ddba11e0ddba11e0ddba11e0ddba11e"
+	storeOpts := storage.StoreOptions{GraphRoot: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "runroot"), GraphDriverName: "overlay"}
+	raw, err := storage.GetStore(storeOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawImg, err := raw.Image(img.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.CreateLayer(ctr, rawImg.TopLayer, nil, "", true, nil); err != nil {
+		t.Fatalf("create the orphaned layer: %v", err)
+	}
+	raw.Shutdown(true)
+
+	s2, err := images.New(images.Options{
+		StorageRoot: storeOpts.GraphRoot, StorageRunRoot: storeOpts.RunRoot, Driver: "overlay",
+		RegistriesConf: filepath.Join(dir, "registries.conf"), RegistriesConfDir: filepath.Join(dir, "registries.d"),
+		PullProgressTimeout: time.Minute, StateDir: filepath.Join(dir, "state"), RunDir: filepath.Join(dir, "run"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.DeleteContainerLayer(ctr); err != nil {
+		t.Fatalf("DeleteContainerLayer of the orphaned layer: %v", err)
+	}
+	s2.Close()
+
+	raw, err = storage.GetStore(storeOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Shutdown(true)
+	if _, err := raw.Layer(ctr); !errors.Is(err, storage.ErrLayerUnknown) {
+		t.Errorf("the orphaned layer is still in the store: %v", err)
 	}
 }

@@ -459,7 +459,7 @@ func TestKubeletStaticPods(t *testing.T) {
 			if len(cs.Containers) > 0 {
 				left = append(left, fmt.Sprintf("%d containers in floe", len(cs.Containers)))
 			}
-			left = append(left, idle.Leaks(t)...)
+			left = append(left, harness.SortedKinds(idle.Leaks(t))...)
 			if len(left) == 0 {
 				break
 			}
