@@ -15,6 +15,9 @@ packages=(
   # Image tests and the pull benchmark: a local registry, htpasswd auth,
   # a static busybox for test images, skopeo and podman on the same store.
   docker-registry apache2-utils busybox-static skopeo podman
+  # critest (make conformance): the kit's scripts build its images with
+  # umoci and read the registry and ginkgo's report with curl and jq.
+  curl jq umoci
 )
 missing=()
 for p in "${packages[@]}"; do
