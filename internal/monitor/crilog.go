@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -54,24 +55,40 @@ func ParseLogLine(line []byte) (LogLine, error) {
 // ReadLog reassembles stdout and stderr from a CRI log: full lines get
 // their newline back, partial lines are joined to what follows.
 func ReadLog(r io.Reader) (stdout, stderr []byte, err error) {
+	stdout, stderr, _, err = readLogCapped(r, math.MaxInt)
+	return stdout, stderr, err
+}
+
+// readLogCapped is ReadLog keeping at most max bytes of stdout and stderr
+// together; truncated reports that there was more.
+func readLogCapped(r io.Reader, max int) (stdout, stderr []byte, truncated bool, err error) {
 	var out, errb bytes.Buffer
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
 		l, err := ParseLogLine(sc.Bytes())
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		b := &out
 		if l.Stream == "stderr" {
 			b = &errb
+		}
+		n := len(l.Content)
+		if !l.Partial {
+			n++ // the newline
+		}
+		if room := max - out.Len() - errb.Len(); n > room {
+			// n > room leaves no room for the newline: room <= len(Content).
+			b.Write(l.Content[:room])
+			return out.Bytes(), errb.Bytes(), true, nil
 		}
 		b.Write(l.Content)
 		if !l.Partial {
 			b.WriteByte('\n')
 		}
 	}
-	return out.Bytes(), errb.Bytes(), sc.Err()
+	return out.Bytes(), errb.Bytes(), false, sc.Err()
 }
 
 // ReopenLog asks conmon to reopen the container's log file, after the

@@ -1,15 +1,12 @@
 package monitor
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -184,33 +181,4 @@ func watchLogSize(path string, max int64, proc process) (stop func(), overflowed
 		<-finished
 	}
 	return stop, func() bool { stop(); return hit }
-}
-
-// readLogCapped is ReadLog keeping at most max bytes of stdout and stderr
-// together; truncated reports that there was more.
-func readLogCapped(r io.Reader, max int) (stdout, stderr []byte, truncated bool, err error) {
-	var out, errb bytes.Buffer
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		l, err := ParseLogLine(sc.Bytes())
-		if err != nil {
-			return nil, nil, false, err
-		}
-		b := &out
-		if l.Stream == "stderr" {
-			b = &errb
-		}
-		content := l.Content
-		if !l.Partial {
-			content = append(content, '\n')
-		}
-		room := max - out.Len() - errb.Len()
-		if len(content) > room {
-			b.Write(content[:room])
-			return out.Bytes(), errb.Bytes(), true, nil
-		}
-		b.Write(content)
-	}
-	return out.Bytes(), errb.Bytes(), false, sc.Err()
 }

@@ -632,11 +632,25 @@ func conmonAlive(c *Container) bool {
 	return len(cmdline) == 0 || bytes.Contains(cmdline, []byte(c.Bundle))
 }
 
+// isZombie reports whether pid is gone or a zombie.
 func isZombie(pid int) bool {
+	state, exists := procState(pid)
+	return !exists || state == 'Z'
+}
+
+// procState is the state letter of pid from /proc/PID/stat (R, S, Z, X,
+// ...); exists is false when the process is gone, and state is 0 when the
+// file cannot be parsed.
+func procState(pid int) (state byte, exists bool) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return true
+		return 0, false
 	}
+	// The command name may hold spaces and parens: the state is the first
+	// field after its closing paren.
 	i := bytes.LastIndexByte(data, ')')
-	return i > 0 && i+2 < len(data) && data[i+2] == 'Z'
+	if i <= 0 || i+2 >= len(data) {
+		return 0, true
+	}
+	return data[i+2], true
 }

@@ -77,19 +77,8 @@ func (p process) killAndWait(limit time.Duration) error {
 // The pid cannot be taken by a new process before it is reaped; a live
 // process under the same pid afterwards means ours is gone.
 func (p process) reaped() bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
-	if err != nil {
-		return true
-	}
-	// Fields after the command name (which may hold spaces and parens):
-	// the first is the state.
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return false
-	}
-	state := s[i+2]
-	return state != 'Z' && state != 'X'
+	state, exists := procState(p.pid)
+	return !exists || (state != 0 && state != 'Z' && state != 'X')
 }
 
 // signalWouldBeDropped reports whether sig sent now to pid would be lost:
