@@ -55,8 +55,12 @@ func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
 	// Metadata travels into CNI_ARGS ("K=V;K=V"), netns names and log
 	// lines: a ';' or '=' would let a pod name set another CNI argument
 	// (an IP, say).
-	for field, v := range map[string]string{"config.metadata.name": md.Name, "config.metadata.namespace": md.Namespace, "config.metadata.uid": md.Uid} {
-		if err := checkMetadataValue(field, v); err != nil {
+	// Checked in a fixed order, so a request with several bad fields always
+	// gets the same error.
+	for _, f := range []struct{ field, value string }{
+		{"config.metadata.name", md.Name}, {"config.metadata.namespace", md.Namespace}, {"config.metadata.uid", md.Uid},
+	} {
+		if err := checkMetadataValue(f.field, f.value); err != nil {
 			return sandbox.Spec{}, err
 		}
 	}
