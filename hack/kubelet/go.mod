@@ -7,6 +7,16 @@ go 1.26.0
 
 require k8s.io/kubernetes v1.37.2
 
+require (
+	github.com/Masterminds/semver/v3 v3.4.0 // indirect
+	github.com/go-task/slim-sprig/v3 v3.0.0 // indirect
+	github.com/google/pprof v0.0.0-20260402051712-545e8a4df936 // indirect
+	github.com/onsi/ginkgo/v2 v2.32.0 // indirect
+	golang.org/x/mod v0.37.0 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/tools v0.47.0 // indirect
+)
+
 // k8s.io/kubernetes points its staging modules at ./staging; outside its
 // repository they come from the module proxy at the matching v0 version.
 replace (
@@ -44,3 +54,5 @@ replace (
 	k8s.io/sample-controller => k8s.io/sample-controller v0.37.2
 	k8s.io/streaming => k8s.io/streaming v0.37.2
 )
+
+tool github.com/onsi/ginkgo/v2/ginkgo

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# SIG Node's e2e suite (test/e2e_node, [NodeConformance] without
+# Serial/Slow/Flaky/Disruptive/Feature) against a private floe, or, for
+# comparison, against Debian's containerd started the same way (make node-e2e).
+#
+#   [RUNTIME=floe|containerd] [FOCUS=re] [SKIP=re] [PROCS=4] hack/node-e2e.sh [ginkgo flags...]
+#
+# Builds (once, cached) the kubelet, e2e_node.test, ginkgo and agnhost
+# (hack/build-node-e2e.sh), pushes the suite's look-alike images to the
+# conformance registry (../shared/conformance/node-e2e/images.sh), serves the
+# runtime on its own socket, state and CNI network (bridge floene0,
+# 10.87.0.0/16), and runs the kit's node-e2e/run.sh under the integration
+# tests' host lock. Afterwards: the kit's cleanup.sh, the runtime stopped, and
+# a check that nothing was left (netns, veth, mount, IP, runtime process).
+#
+# Exit status: non-zero when a spec failed that is not listed in
+# hack/node-e2e-host-failures.txt (specs shown to fail on containerd here
+# too, with the reason), or when anything leaked.
+# Output: $NODE_E2E_OUT (default /tmp/floe-node-e2e-out/$RUNTIME):
+# summary.txt, e2e.log, report.json, the runtime's log.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KIT=${CONFORMANCE_KIT:-$ROOT/../shared/conformance}
+RUNTIME=${RUNTIME:-floe}
+OUT=${NODE_E2E_OUT:-/tmp/floe-node-e2e-out/$RUNTIME}
+KNOWN=$ROOT/hack/node-e2e-host-failures.txt
+[[ -x $KIT/node-e2e/run.sh ]] || { echo "conformance kit not found at $KIT (set CONFORMANCE_KIT)" >&2; exit 2; }
+case $RUNTIME in
+  floe) [[ -x $ROOT/bin/floe && -x $ROOT/bin/floe-pod-init ]] || { echo "build first: make build" >&2; exit 2; } ;;
+  containerd) command -v containerd >/dev/null || { apt-get update -qq; apt-get install -y -qq containerd; } ;;
+  *) echo "RUNTIME must be floe or containerd" >&2; exit 2 ;;
+esac
+command -v jq >/dev/null || { apt-get update -qq; apt-get install -y -qq jq; }
+BIN=$("$ROOT/hack/build-node-e2e.sh")
+
+. "$ROOT/hack/lib/private-floe.sh"
+D=$(mktemp -d /tmp/floe-node-e2e.XXXXXX)
+rm -rf "$OUT"; mkdir -p "$OUT"
+write_cni_conflist floe-node-e2e floene0 10.87.0.0/16
+
+exec 9>/run/floe-host-tests.lock
+flock 9
+
+"$KIT/registry-up.sh" >/dev/null
+curl -sf -o /dev/null http://127.0.0.1:5000/v2/e2e-test-images/nonewprivs/manifests/1.3 \
+  -H 'Accept: application/vnd.oci.image.manifest.v1+json' || "$KIT/images-build.sh" >"$OUT/images-build.log" 2>&1
+curl -sf -o /dev/null http://127.0.0.1:5000/v2/e2e-test-images/agnhost/manifests/2.66.1 \
+  -H 'Accept: application/vnd.oci.image.manifest.v1+json' || AGNHOST=$BIN/agnhost "$KIT/node-e2e/images.sh" >"$OUT/images.log" 2>&1
+host_snapshot >"$D/before"
+
+floe_pid="" ctrd_pid=""
+cleanup() {
+  "$KIT/node-e2e/cleanup.sh" || true
+  stop_private_floe
+  if [[ -n $ctrd_pid ]]; then stop_containerd; fi
+  cp "$D/floe.log" "$D/containerd.log" "$OUT/" 2>/dev/null || true
+  unmount_under "$D"
+  rm -rf "$D"
+}
+trap cleanup EXIT
+
+# containerd 1.6 as CRI-O's and floe's peer: private root, state and socket,
+# the same CNI network, registry mirrors as hosts.toml (see
+# shared/notes/host-and-libraries.md for why oom_score_adj is restricted).
+start_containerd() {
+  mkdir -p "$D/certs.d"
+  for r in registry.k8s.io k8s.gcr.io gcr.io docker.io quay.io; do
+    mkdir -p "$D/certs.d/$r"
+    printf 'server = "https://%s"\n[host."http://127.0.0.1:5000"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n' "$r" >"$D/certs.d/$r/hosts.toml"
+  done
+  cat >"$D/containerd.toml" <<CONF
+version = 2
+root = "$D/ctrd-root"
+state = "$D/ctrd-state"
+[grpc]
+  address = "$D/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+  sandbox_image = "registry.k8s.io/pause:3.10.2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$D/cni"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$D/certs.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      SystemdCgroup = false
+CONF
+  containerd --config "$D/containerd.toml" >"$D/containerd.log" 2>&1 &
+  ctrd_pid=$!
+  for _ in $(seq 100); do [[ -S $D/containerd.sock ]] && break; sleep 0.1; done
+  [[ -S $D/containerd.sock ]] || { tail -30 "$D/containerd.log"; echo "containerd did not start" >&2; return 1; }
+}
+# Its shims outlive it: they are found by their -address argument.
+stop_containerd() {
+  kill "$ctrd_pid" 2>/dev/null || true; wait "$ctrd_pid" 2>/dev/null || true; ctrd_pid=""
+  pgrep -f -- "-address $D/containerd.sock" | xargs -r kill -9 2>/dev/null || true
+}
+
+if [[ $RUNTIME == floe ]]; then
+  start_private_floe --registries-config "$KIT/registries.conf" --cgroup-manager cgroupfs
+  ep=unix://$D/floe.sock
+else
+  start_containerd
+  ep=unix://$D/containerd.sock
+fi
+
+start=$(date +%s)
+BIN=$BIN PROCS=${PROCS:-4} "$KIT/node-e2e/run.sh" "$ep" "$OUT/run" "$@" >"$OUT/e2e.log" 2>&1 || true
+secs=$(( $(date +%s) - start ))
+"$KIT/node-e2e/cleanup.sh" || true
+report=$OUT/run/report.json
+[[ -s $report ]] || { tail -30 "$OUT/e2e.log"; echo "the suite wrote no report" >&2; exit 1; }
+
+# Pods the kubelet did not remove before it stopped are removed here, so
+# the leak check below sees what the runtime itself leaves behind.
+for pod in $("$KIT/bin/crictl" --runtime-endpoint "$ep" pods -q 2>/dev/null); do
+  "$KIT/bin/crictl" --runtime-endpoint "$ep" stopp "$pod" >/dev/null 2>&1 || true
+  "$KIT/bin/crictl" --runtime-endpoint "$ep" rmp "$pod" >/dev/null 2>&1 || true
+done
+if [[ $RUNTIME == floe ]]; then stop_private_floe; else stop_containerd; fi
+sleep 1
+
+status=0
+host_snapshot >"$D/after"
+leaks=$( { comm -13 "$D/before" "$D/after"; ipam_left floe-node-e2e | sed 's/^/ip /'; } || true)
+[[ -z $leaks ]] || status=1
+
+its='[.[].SpecReports[] | select(.LeafNodeType=="It" and .NumAttempts>0)]'
+first='((.Failure.Message // "") | split("\n") | map(select(length>0)) | .[0] // "" | .[0:200])'
+name='"\(.ContainerHierarchyTexts | join(" ")) \(.LeafNodeText)"'
+n() { jq "$its | map(select($1)) | length" "$report"; }
+passed=$(n '.State=="passed"'); failed=$(n '.State!="passed" and .State!="skipped"'); skipped=$(n '.State=="skipped"')
+jq -r "$its | .[] | select(.State!=\"passed\" and .State!=\"skipped\") | $name" "$report" | sort >"$OUT/failed.txt"
+# The known list: one spec name per line, after a '# reason' comment.
+grep -v '^#' "$KNOWN" 2>/dev/null | sed '/^$/d' | sort -u >"$D/known" || true
+comm -23 "$OUT/failed.txt" "$D/known" >"$OUT/unexpected.txt"
+{
+  echo "# node e2e against $RUNTIME ($(date -u +%FT%TZ), ${secs}s) focus=${FOCUS:-NodeConformance} $*"
+  echo; echo "## failed, not known to fail on containerd here (spec | first line)"
+  while read -r spec; do
+    jq -r --arg s "$spec" "$its | .[] | select($name == \$s) | \"\(\$s) | \($first)\"" "$report"
+  done <"$OUT/unexpected.txt"
+  echo; echo "## failed, known to fail for any runtime on this host (hack/node-e2e-host-failures.txt)"
+  comm -12 "$OUT/failed.txt" "$D/known"
+  [[ -z $leaks ]] || { echo; echo "## left behind on the host"; echo "$leaks"; }
+  echo; echo "$passed passed, $failed failed ($(wc -l <"$OUT/unexpected.txt") unexpected), $skipped skipped"
+} >"$OUT/summary.txt"
+
+sed -n '/^## failed, not known/,/^## failed, known/p' "$OUT/summary.txt" | head -40
+[[ -z $leaks ]] || { echo "node e2e run left things behind:"; echo "$leaks"; } >&2
+tail -1 "$OUT/summary.txt"
+[[ -s $OUT/unexpected.txt ]] && status=1
+exit $status
