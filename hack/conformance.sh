@@ -31,6 +31,10 @@ flock 9
 
 registry_was_up=false
 curl -sf -o /dev/null http://127.0.0.1:5000/v2/ && registry_was_up=true
+# Started here, without the lock's descriptor (critest.sh would start it
+# with fd 9 inherited): a registry that outlives this run must not hold the
+# lock for ever.
+"$KIT/registry-up.sh" 9>&- >/dev/null
 host_snapshot >"$D/before"
 
 floe_pid=""

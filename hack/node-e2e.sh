@@ -3,8 +3,11 @@
 # Serial/Slow/Flaky/Disruptive/Feature) against a private floe, or, for
 # comparison, against Debian's containerd started the same way (make node-e2e).
 #
-#   [RUNTIME=floe|containerd] [FOCUS=re] [SKIP=re] [PROCS=4] hack/node-e2e.sh [ginkgo flags...]
+#   [RUNTIME=floe|containerd] [FOCUS=re] [SKIP=re] [SPECS=file] [PROCS=4] hack/node-e2e.sh [ginkgo flags...]
 #
+# SPECS names a file of full spec names, one a line (e.g. failed.txt of an
+# earlier run): only those run, e.g. to see which of floe's failures fail on
+# containerd as well.
 # Builds (once, cached) the kubelet, e2e_node.test, ginkgo and agnhost
 # (hack/build-node-e2e.sh), pushes the suite's look-alike images to the
 # conformance registry (../shared/conformance/node-e2e/images.sh), serves the
@@ -41,19 +44,26 @@ write_cni_conflist floe-node-e2e floene0 10.87.0.0/16
 exec 9>/run/floe-host-tests.lock
 flock 9
 
-"$KIT/registry-up.sh" >/dev/null
+# Started without the lock's descriptor: a registry that outlives this run
+# must not hold the lock for ever.
+registry_was_up=false
+curl -sf -o /dev/null http://127.0.0.1:5000/v2/ && registry_was_up=true
+"$KIT/registry-up.sh" 9>&- >/dev/null
 curl -sf -o /dev/null http://127.0.0.1:5000/v2/e2e-test-images/nonewprivs/manifests/1.3 \
   -H 'Accept: application/vnd.oci.image.manifest.v1+json' || "$KIT/images-build.sh" >"$OUT/images-build.log" 2>&1
 curl -sf -o /dev/null http://127.0.0.1:5000/v2/e2e-test-images/agnhost/manifests/2.66.1 \
   -H 'Accept: application/vnd.oci.image.manifest.v1+json' || AGNHOST=$BIN/agnhost "$KIT/node-e2e/images.sh" >"$OUT/images.log" 2>&1
 host_snapshot >"$D/before"
 
-floe_pid="" ctrd_pid=""
+floe_pid="" ctrd_pid="" registry_was_up=${registry_was_up:-true}
 cleanup() {
   "$KIT/node-e2e/cleanup.sh" || true
   stop_private_floe
   if [[ -n $ctrd_pid ]]; then stop_containerd; fi
   cp "$D/floe.log" "$D/containerd.log" "$OUT/" 2>/dev/null || true
+  if ! $registry_was_up && [[ -f /run/cri-conformance-registry.pid ]]; then
+    kill "$(cat /run/cri-conformance-registry.pid)" 2>/dev/null || true
+  fi
   unmount_under "$D"
   rm -rf "$D"
 }
@@ -106,6 +116,11 @@ else
   ep=unix://$D/containerd.sock
 fi
 
+if [[ -n ${SPECS:-} ]]; then
+  # An exact match of each name: regex metacharacters escaped.
+  FOCUS=$(sed -e 's/[][\\.^$*+?(){}|/]/\\&/g' -e 's/^/^/' -e 's/$/$/' "$SPECS" | paste -sd'|')
+  export FOCUS
+fi
 start=$(date +%s)
 BIN=$BIN PROCS=${PROCS:-4} "$KIT/node-e2e/run.sh" "$ep" "$OUT/run" "$@" >"$OUT/e2e.log" 2>&1 || true
 secs=$(( $(date +%s) - start ))
