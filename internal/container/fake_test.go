@@ -35,6 +35,7 @@ type fakeRuntime struct {
 	// Hooks, called without mu held; nil means no-op.
 	onCreate func(ctx context.Context, id string) error
 	onUpdate func(id string)
+	onStart  func(ctx context.Context, id string) error
 }
 
 type fakeContainer struct {
@@ -71,7 +72,12 @@ func (f *fakeRuntime) Create(ctx context.Context, opts monitor.CreateOptions) (*
 	return &monitor.Container{ID: opts.ID, Bundle: opts.Bundle, LogPath: opts.LogPath, Pid: f.nextPid, CreatedAt: time.Now()}, nil
 }
 
-func (f *fakeRuntime) Start(_ context.Context, c *monitor.Container) error {
+func (f *fakeRuntime) Start(ctx context.Context, c *monitor.Container) error {
+	if f.onStart != nil {
+		if err := f.onStart(ctx, c.ID); err != nil {
+			return err
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fc, err := f.get(c.ID)

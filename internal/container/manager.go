@@ -506,7 +506,12 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err != nil {
 		return err
 	}
-	if err := mon.Start(ctx, c.Monitor); err != nil {
+	// The caller going away (a closed connection, a kubelet timeout) must
+	// not kill `runc start` midway: once runc has opened the exec fifo the
+	// process runs, and a start cut short there would leave floe recording
+	// "created" for a running container. The runtime's command timeout
+	// still bounds it.
+	if err := mon.Start(context.WithoutCancel(ctx), c.Monitor); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	failpoint.Hit("container.after-start")

@@ -41,6 +41,29 @@ func TestUpdateResourcesKeepsAConcurrentExit(t *testing.T) {
 	}
 }
 
+// A StartContainer whose caller goes away while runc start runs (the
+// kubelet's deadline, a closed connection, a daemon killed right after)
+// must let runc start finish and record the container running: a start
+// killed midway may already have started the process.
+func TestStartOutlivesItsCaller(t *testing.T) {
+	h := newHarness(t)
+	id := h.create("c")
+	ctx, cancel := context.WithCancel(context.Background())
+	h.rt.onStart = func(runCtx context.Context, _ string) error {
+		cancel()
+		select {
+		case <-runCtx.Done():
+			return runCtx.Err() // what a killed `runc start` looks like
+		case <-time.After(50 * time.Millisecond):
+			return nil
+		}
+	}
+	if err := h.m.Start(ctx, id); err != nil {
+		t.Fatalf("start whose caller left: %v", err)
+	}
+	h.waitState(id, StateRunning)
+}
+
 func TestIllegalTransitionIsATypedErrorAndChangesNothing(t *testing.T) {
 	h := newHarness(t)
 	id := h.createStarted("c")
