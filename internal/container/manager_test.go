@@ -301,8 +301,8 @@ func TestCreateFailureIsUndone(t *testing.T) {
 	}
 	n := 0
 	h.db.ForEach(store.Containers, func(string, []byte) error { n++; return nil })
-	if n != 0 || len(h.imgs.layers) != 0 || len(h.m.creating) != 0 {
-		t.Errorf("left %d records, %d layers, %d creations", n, len(h.imgs.layers), len(h.m.creating))
+	if _, hidden := h.m.table.Len(); n != 0 || len(h.imgs.layers) != 0 || hidden != 0 {
+		t.Errorf("left %d records, %d layers, %d creations", n, len(h.imgs.layers), hidden)
 	}
 	// The name is free again.
 	h.rt.onCreate = nil

@@ -331,9 +331,12 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 			Cgroups:             cg,
 			Log:                 log,
 		},
-		CreateTimeout: cfg.Sandbox.CreateTimeout.Std(),
-		OnExit:        mets.ObserveExit,
-		Log:           log,
+		// Containers share the sandboxes' creation settings: one bound
+		// and one grace for every kubelet create retry.
+		CreateTimeout:  cfg.Sandbox.CreateTimeout.Std(),
+		AbandonedGrace: cfg.Sandbox.AbandonedGrace.Std(),
+		OnExit:         mets.ObserveExit,
+		Log:            log,
 	}), closeAll
 }
 
