@@ -19,6 +19,7 @@ import (
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/monitor"
+	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/store"
 )
@@ -263,7 +264,7 @@ func newHarness(t *testing.T) *harness {
 		rt:   newFakeRuntime(),
 		imgs: &fakeImages{dir: filepath.Join(dir, "layers"), layers: map[string]bool{}},
 		sbs: fakeSandboxes{&sandbox.Sandbox{
-			ID: testPod, State: sandbox.StateReady, RunDir: filepath.Join(dir, "pod"),
+			Meta: objects.Meta{ID: testPod}, State: sandbox.StateReady, RunDir: filepath.Join(dir, "pod"),
 			Spec: sandbox.Spec{Name: "pod", Namespace: "default"},
 		}},
 	}

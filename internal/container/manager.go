@@ -57,7 +57,7 @@ type Manager struct {
 	log  *slog.Logger
 
 	// table holds the records, their locks and the creations under way.
-	table *objects.Table[Container]
+	table *objects.Table[Container, *Container]
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -75,7 +75,7 @@ func New(opts Options) *Manager {
 		opts.Log = slog.Default()
 	}
 	m := &Manager{opts: opts, log: opts.Log, stop: make(chan struct{})}
-	m.table = objects.New(m.schema(), objects.Options{
+	m.table = objects.New[Container](m.schema(), objects.Options{
 		DB: opts.DB, CreateTimeout: opts.CreateTimeout, AbandonedGrace: opts.AbandonedGrace, Log: opts.Log,
 	})
 	return m
@@ -155,11 +155,11 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 		return nil, err
 	}
 	c := &Container{
-		ID: id, SandboxID: sb.ID, Spec: spec, SpecHash: hash, State: StateCreating,
+		Meta:      objects.Meta{ID: id, SpecHash: hash, CreatedAt: time.Now().UnixNano()},
+		SandboxID: sb.ID, Spec: spec, State: StateCreating,
 		Handler: sb.Spec.RuntimeHandler, ImageID: img.ID, ImageName: imageName(spec, img),
-		CreatedAt: time.Now().UnixNano(),
-		Bundle:    filepath.Join(m.opts.BundleDir, id),
-		LogPath:   logPath(sb, spec, id, filepath.Join(m.opts.BundleDir, id)),
+		Bundle:  filepath.Join(m.opts.BundleDir, id),
+		LogPath: logPath(sb, spec, id, filepath.Join(m.opts.BundleDir, id)),
 	}
 	c.ImageRef = img.RepoDigestFor(c.ImageName)
 	fail := func(step string, err error) (*Container, error) {
@@ -483,11 +483,8 @@ func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
 // Stop stops a container with its stop signal, then SIGKILL after timeout.
 // Stopping an unknown or exited container succeeds.
 func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Duration) error {
-	c, err := m.resolve(idOrPrefix)
-	if errdefs.KindOf(err) == errdefs.KindNotFound {
-		return nil
-	}
-	if err != nil {
+	c, err := m.table.Find(idOrPrefix)
+	if c == nil {
 		return err
 	}
 	if c.State == StateExited || c.Monitor == nil {
@@ -508,11 +505,8 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Dura
 // Remove kills the container if needed and deletes it with its rootfs,
 // bundle and record. Removing an unknown container succeeds.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
-	c, err := m.resolve(idOrPrefix)
-	if errdefs.KindOf(err) == errdefs.KindNotFound {
-		return nil
-	}
-	if err != nil {
+	c, err := m.table.Find(idOrPrefix)
+	if c == nil {
 		return err
 	}
 	if err := m.Stop(ctx, c.ID, 0); err != nil {

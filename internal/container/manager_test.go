@@ -10,6 +10,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/monitor"
+	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/store"
 )
@@ -106,7 +107,7 @@ func TestTransitionTable(t *testing.T) {
 	for _, from := range all[:4] {
 		for _, to := range all {
 			want := from == to || legal[[2]State{from, to}]
-			if got := allowed(from, to); got != want {
+			if got := transitions.Allowed(from, to); got != want {
 				t.Errorf("allowed(%s, %s) = %v, want %v", from, to, got, want)
 			}
 		}
@@ -342,7 +343,7 @@ func TestRestoreAfterRestart(t *testing.T) {
 	if _, err := h.imgs.CreateContainerLayer(fakeImageID, interrupted, ""); err != nil {
 		t.Fatal(err)
 	}
-	rec := &Container{ID: interrupted, SandboxID: testPod, Spec: spec("interrupted"), State: StateCreating, Bundle: bundle}
+	rec := &Container{Meta: objects.Meta{ID: interrupted}, SandboxID: testPod, Spec: spec("interrupted"), State: StateCreating, Bundle: bundle}
 	if err := db.Put(store.Containers, interrupted, rec); err != nil {
 		t.Fatal(err)
 	}

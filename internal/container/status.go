@@ -1,8 +1,6 @@
 package container
 
 import (
-	"slices"
-
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/store"
@@ -29,7 +27,7 @@ import (
 //
 // "creating" is seen only by the creating goroutine and, after a crash,
 // by Restore; "removed" is never stored: the record is deleted.
-var transitions = map[State][]State{
+var transitions = objects.Transitions[State]{
 	StateCreating: {StateCreated, stateRemoved},
 	StateCreated:  {StateRunning, StateExited, stateRemoved},
 	StateRunning:  {StateExited, stateRemoved},
@@ -55,10 +53,6 @@ func newTransitionError(id string, from, to State) *TransitionError {
 
 func (e *TransitionError) Error() string { return e.err.Error() }
 func (e *TransitionError) Unwrap() error { return e.err }
-
-func allowed(from, to State) bool {
-	return from == to || slices.Contains(transitions[from], to)
-}
 
 // eventFor is the lifecycle event a state change emits, if any. An
 // interrupted creation leaves without one: nobody saw it created.
@@ -88,17 +82,12 @@ var errUnchanged = objects.ErrUnchanged
 func (m *Manager) schema() objects.Schema[Container] {
 	return objects.Schema[Container]{
 		Kind: "container", IDField: "container_id", Bucket: store.Containers,
-		ID:           func(c *Container) string { return c.ID },
-		Key:          func(c *Container) string { return reservationKey(c.SandboxID, &c.Spec) },
-		Hash:         func(c *Container) string { return c.SpecHash },
-		CreatedAt:    func(c *Container) int64 { return c.CreatedAt },
-		Clone:        (*Container).clone,
-		Unclaimed:    func(c *Container) bool { return c.Unclaimed },
-		SetUnclaimed: func(c *Container, v bool) { c.Unclaimed = v },
-		Hidden:       func(c *Container) bool { return c.State == StateCreating },
-		Removed:      func(c *Container) bool { return c.State == stateRemoved },
+		Key:     func(c *Container) string { return reservationKey(c.SandboxID, &c.Spec) },
+		Clone:   (*Container).clone,
+		Hidden:  func(c *Container) bool { return c.State == StateCreating },
+		Removed: func(c *Container) bool { return c.State == stateRemoved },
 		Check: func(cur, next *Container) error {
-			if !allowed(cur.State, next.State) {
+			if !transitions.Allowed(cur.State, next.State) {
 				return newTransitionError(cur.ID, cur.State, next.State)
 			}
 			return nil

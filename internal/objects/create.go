@@ -31,7 +31,7 @@ type Creation[T any] struct {
 // earlier request is making or made. A caller that gives up does not stop
 // the creation: its retry (same key and hash) waits for it, or claims the
 // result kept for it. Another request for a reserved key is refused.
-func (t *Table[T]) Create(ctx context.Context, c Creation[T]) (string, error) {
+func (t *Table[T, P]) Create(ctx context.Context, c Creation[T]) (string, error) {
 	t.mu.Lock()
 	if cr, ok := t.inflight[c.Key]; ok {
 		if cr.Hash != c.Hash {
@@ -68,9 +68,9 @@ func (t *Table[T]) Create(ctx context.Context, c Creation[T]) (string, error) {
 
 // claim hands an unclaimed object of the same request to its retry; if
 // another retry was first, or the request differs, the name is taken.
-func (t *Table[T]) claim(id string, r *T, c Creation[T]) error {
+func (t *Table[T, P]) claim(id string, r *T, c Creation[T]) error {
 	taken := errdefs.AlreadyExists("%s name %q is already reserved for %s %s", t.s.Kind, c.Key, t.s.Kind, id)
-	if !t.s.Unclaimed(r) || t.s.Hash(r) != c.Hash {
+	if !P(r).meta().Unclaimed || P(r).meta().SpecHash != c.Hash {
 		return taken
 	}
 	if _, err := t.Update(id, t.claimUpdate); errors.Is(err, ErrUnchanged) {
@@ -82,26 +82,26 @@ func (t *Table[T]) claim(id string, r *T, c Creation[T]) error {
 	return nil
 }
 
-func (t *Table[T]) claimUpdate(r *T) error {
-	if !t.s.Unclaimed(r) {
+func (t *Table[T, P]) claimUpdate(r *T) error {
+	if !P(r).meta().Unclaimed {
 		return ErrUnchanged
 	}
-	t.s.SetUnclaimed(r, false)
+	P(r).meta().Unclaimed = false
 	return nil
 }
 
 // finish publishes the outcome of a creation: the record Make built
 // becomes visible, claimed when at least one caller still waits for it.
-func (t *Table[T]) finish(c Creation[T], cr *reserve.Creation, built *T, err error) {
+func (t *Table[T, P]) finish(c Creation[T], cr *reserve.Creation, built *T, err error) {
 	var r *T
 	if err == nil {
 		t.mu.Lock()
 		unclaimed := !cr.Claimed()
 		t.mu.Unlock()
-		r, err = t.Update(t.s.ID(built), func(r *T) error {
+		r, err = t.Update(P(built).meta().ID, func(r *T) error {
 			*r = *t.s.Clone(built)
 			c.Publish(r)
-			t.s.SetUnclaimed(r, unclaimed)
+			P(r).meta().Unclaimed = unclaimed
 			return nil
 		})
 		if err != nil {
@@ -113,30 +113,30 @@ func (t *Table[T]) finish(c Creation[T], cr *reserve.Creation, built *T, err err
 	// A retry that joined while the record was being written got this
 	// object too: it is claimed after all. Retries from now on find it
 	// through the key and claim it themselves.
-	lateClaim := err == nil && t.s.Unclaimed(r) && cr.Claimed()
+	lateClaim := err == nil && P(r).meta().Unclaimed && cr.Claimed()
 	t.mu.Unlock()
 	if lateClaim {
-		if claimed, cerr := t.Update(t.s.ID(r), t.claimUpdate); cerr == nil {
+		if claimed, cerr := t.Update(P(r).meta().ID, t.claimUpdate); cerr == nil {
 			r = claimed
 		} else if !errors.Is(cerr, ErrUnchanged) {
-			t.opts.Log.Error("record the claim of an object a retry joined late", "kind", t.s.Kind, "id", t.s.ID(r), "err", cerr)
+			t.opts.Log.Error("record the claim of an object a retry joined late", "kind", t.s.Kind, "id", P(r).meta().ID, "err", cerr)
 		}
 	}
 	cr.Finish(err)
-	if err == nil && t.s.Unclaimed(r) {
-		t.opts.Log.Warn("creation finished after its caller gave up; keeping it for the retry", "kind", t.s.Kind, "id", t.s.ID(r), "name", c.Key, "grace", t.opts.AbandonedGrace)
-		t.expire(t.s.ID(r), c.Abandon)
+	if err == nil && P(r).meta().Unclaimed {
+		t.opts.Log.Warn("creation finished after its caller gave up; keeping it for the retry", "kind", t.s.Kind, "id", P(r).meta().ID, "name", c.Key, "grace", t.opts.AbandonedGrace)
+		t.expire(P(r).meta().ID, c.Abandon)
 	}
 }
 
 // expire runs abandon after the grace period unless a retry claimed the
 // object meanwhile (or the table closed).
-func (t *Table[T]) expire(id string, abandon func(id string)) {
+func (t *Table[T, P]) expire(id string, abandon func(id string)) {
 	reserve.ExpireUnclaimed(&t.wg, t.stop, t.opts.AbandonedGrace, func() bool {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		r, ok := t.visible[id]
-		return ok && t.s.Unclaimed(r)
+		return ok && P(r).meta().Unclaimed
 	}, func() {
 		t.opts.Log.Warn("removing an object no retry claimed", "kind", t.s.Kind, "id", id)
 		abandon(id)

@@ -37,17 +37,9 @@ type Schema[T any] struct {
 	// Bucket is where the records are persisted.
 	Bucket string
 
-	ID func(*T) string
 	// Key is the name the kubelet reserves: one live object per key.
-	Key func(*T) string
-	// Hash identifies the content of the request that created the object.
-	Hash      func(*T) string
-	CreatedAt func(*T) int64
-	Clone     func(*T) *T
-	// Unclaimed and SetUnclaimed read and write the record's mark of a
-	// creation that finished after every caller had given up.
-	Unclaimed    func(*T) bool
-	SetUnclaimed func(*T, bool)
+	Key   func(*T) string
+	Clone func(*T) *T
 	// Hidden says the record's creation is not published (yet): Get and
 	// List do not see it. Removed says an update asks for the record to
 	// be deleted.
@@ -73,7 +65,7 @@ type Options struct {
 
 // Table holds one kind of record. Its lock is never held across calls to
 // the database or to anything outside the table.
-type Table[T any] struct {
+type Table[T any, P Record[T]] struct {
 	s    Schema[T]
 	opts Options
 
@@ -96,7 +88,7 @@ type Table[T any] struct {
 }
 
 // New returns an empty table; Load and Adopt fill it after a restart.
-func New[T any](s Schema[T], opts Options) *Table[T] {
+func New[T any, P Record[T]](s Schema[T], opts Options) *Table[T, P] {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -106,7 +98,7 @@ func New[T any](s Schema[T], opts Options) *Table[T] {
 	if opts.AbandonedGrace <= 0 {
 		opts.AbandonedGrace = 5 * time.Minute
 	}
-	return &Table[T]{
+	return &Table[T, P]{
 		s: s, opts: opts,
 		visible:  map[string]*T{},
 		hidden:   map[string]*T{},
@@ -117,22 +109,22 @@ func New[T any](s Schema[T], opts Options) *Table[T] {
 }
 
 // Close stops the expiry timers and waits for creations under way.
-func (t *Table[T]) Close() {
+func (t *Table[T, P]) Close() {
 	t.stopOnce.Do(func() { close(t.stop) })
 	t.wg.Wait()
 }
 
 // Lock takes the operation lock of one object.
-func (t *Table[T]) Lock(id string) (unlock func()) { return t.ops.Lock(id) }
+func (t *Table[T, P]) Lock(id string) (unlock func()) { return t.ops.Lock(id) }
 
 // Forget drops the locks of a removed object.
-func (t *Table[T]) Forget(id string) {
+func (t *Table[T, P]) Forget(id string) {
 	t.ops.Forget(id)
 	t.records.Forget(id)
 }
 
 // Get returns a copy of the visible record with this id or unique prefix.
-func (t *Table[T]) Get(idOrPrefix string) (*T, error) {
+func (t *Table[T, P]) Get(idOrPrefix string) (*T, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	id, err := ids.Lookup(t.visible, idOrPrefix, t.s.Kind, t.s.IDField)
@@ -142,22 +134,32 @@ func (t *Table[T]) Get(idOrPrefix string) (*T, error) {
 	return t.s.Clone(t.visible[id]), nil
 }
 
+// Find is Get for idempotent operations (stop, remove): no record with
+// that id is a nil record without an error.
+func (t *Table[T, P]) Find(idOrPrefix string) (*T, error) {
+	r, err := t.Get(idOrPrefix)
+	if errdefs.KindOf(err) == errdefs.KindNotFound {
+		return nil, nil
+	}
+	return r, err
+}
+
 // List returns copies of the claimed records that match, oldest first.
-func (t *Table[T]) List(match func(*T) bool) []*T {
+func (t *Table[T, P]) List(match func(*T) bool) []*T {
 	t.mu.Lock()
 	out := make([]*T, 0, len(t.visible))
 	for _, r := range t.visible {
-		if !t.s.Unclaimed(r) && match(r) {
+		if !P(r).meta().Unclaimed && match(r) {
 			out = append(out, t.s.Clone(r))
 		}
 	}
 	t.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return t.s.CreatedAt(out[i]) < t.s.CreatedAt(out[j]) })
+	sort.Slice(out, func(i, j int) bool { return P(out[i]).meta().CreatedAt < P(out[j]).meta().CreatedAt })
 	return out
 }
 
 // IDs returns the ids of the visible records that match, claimed or not.
-func (t *Table[T]) IDs(match func(*T) bool) []string {
+func (t *Table[T, P]) IDs(match func(*T) bool) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []string
@@ -171,8 +173,8 @@ func (t *Table[T]) IDs(match func(*T) bool) []string {
 
 // Add records a new object whose creation starts: the birth of a record,
 // which from then on only changes through Update. It must be hidden.
-func (t *Table[T]) Add(r *T) error {
-	id := t.s.ID(r)
+func (t *Table[T, P]) Add(r *T) error {
+	id := P(r).meta().ID
 	if !t.s.Hidden(r) {
 		return fmt.Errorf("%s %s: a new record must start hidden, in creation", t.s.Kind, id)
 	}
@@ -194,7 +196,7 @@ var ErrUnchanged = errors.New("record unchanged")
 // schema, persists the copy (deletes the record when it is removed), swaps
 // it in and tells Changed. When fn, the check or the database fails
 // nothing has changed. It returns a copy of the new record.
-func (t *Table[T]) Update(id string, fn func(*T) error) (*T, error) {
+func (t *Table[T, P]) Update(id string, fn func(*T) error) (*T, error) {
 	defer t.records.Lock(id)()
 	t.mu.Lock()
 	cur, ok := t.visible[id]
@@ -209,7 +211,7 @@ func (t *Table[T]) Update(id string, fn func(*T) error) (*T, error) {
 	if err := fn(next); err != nil {
 		return nil, err
 	}
-	if got := t.s.ID(next); got != id {
+	if got := P(next).meta().ID; got != id {
 		return nil, fmt.Errorf("%s %s: update changed the id to %q", t.s.Kind, id, got)
 	}
 	if t.s.Check != nil {
@@ -227,7 +229,7 @@ func (t *Table[T]) Update(id string, fn func(*T) error) (*T, error) {
 	return t.s.Clone(next), nil
 }
 
-func (t *Table[T]) persist(id string, next *T) error {
+func (t *Table[T, P]) persist(id string, next *T) error {
 	if t.s.Removed(next) {
 		if err := t.opts.DB.Delete(t.s.Bucket, id); err != nil {
 			return fmt.Errorf("delete record of %s %s: %w", t.s.Kind, id, err)
@@ -241,7 +243,7 @@ func (t *Table[T]) persist(id string, next *T) error {
 }
 
 // swap puts next in cur's place (or drops both when next is removed).
-func (t *Table[T]) swap(id string, cur, next *T) {
+func (t *Table[T, P]) swap(id string, cur, next *T) {
 	key := t.s.Key(cur)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -263,7 +265,7 @@ func (t *Table[T]) swap(id string, cur, next *T) {
 
 // Load reads every stored record, skipping (and logging) unreadable ones.
 // Pass each to Adopt, in the order the core needs.
-func (t *Table[T]) Load() ([]*T, error) {
+func (t *Table[T, P]) Load() ([]*T, error) {
 	var out []*T
 	err := t.opts.DB.ForEach(t.s.Bucket, func(id string, data []byte) error {
 		r := new(T)
@@ -283,8 +285,8 @@ func (t *Table[T]) Load() ([]*T, error) {
 // Adopt takes a loaded record back after a restart: a hidden one (an
 // interrupted creation) only for Update to undo it; a visible unclaimed
 // one gets a new grace period, expiring through abandon.
-func (t *Table[T]) Adopt(r *T, abandon func(id string)) {
-	id := t.s.ID(r)
+func (t *Table[T, P]) Adopt(r *T, abandon func(id string)) {
+	id := P(r).meta().ID
 	t.mu.Lock()
 	if t.s.Hidden(r) {
 		t.hidden[id] = r
@@ -293,14 +295,14 @@ func (t *Table[T]) Adopt(r *T, abandon func(id string)) {
 		t.byKey[t.s.Key(r)] = id
 	}
 	t.mu.Unlock()
-	if !t.s.Hidden(r) && t.s.Unclaimed(r) {
+	if !t.s.Hidden(r) && P(r).meta().Unclaimed {
 		t.expire(id, abandon)
 	}
 }
 
 // Len is the number of visible records and of hidden ones (creations
 // under way or not yet undone).
-func (t *Table[T]) Len() (visible, hidden int) {
+func (t *Table[T, P]) Len() (visible, hidden int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.visible), len(t.hidden)

@@ -16,24 +16,18 @@ import (
 
 // rec is a minimal record: states "new" (hidden), "up", "down", "gone".
 type rec struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Hash      string `json:"hash"`
-	State     string `json:"state"`
-	Unclaimed bool   `json:"unclaimed"`
-	CreatedAt int64  `json:"createdAt"`
+	Meta
+	Name  string `json:"name"`
+	State string `json:"state"`
 }
 
 func testSchema() Schema[rec] {
 	return Schema[rec]{
 		Kind: "thing", IDField: "thing_id", Bucket: store.Sandboxes,
-		ID: func(r *rec) string { return r.ID }, Key: func(r *rec) string { return r.Name },
-		Hash: func(r *rec) string { return r.Hash }, CreatedAt: func(r *rec) int64 { return r.CreatedAt },
-		Clone:        func(r *rec) *rec { c := *r; return &c },
-		Unclaimed:    func(r *rec) bool { return r.Unclaimed },
-		SetUnclaimed: func(r *rec, v bool) { r.Unclaimed = v },
-		Hidden:       func(r *rec) bool { return r.State == "new" },
-		Removed:      func(r *rec) bool { return r.State == "gone" },
+		Key:     func(r *rec) string { return r.Name },
+		Clone:   func(r *rec) *rec { c := *r; return &c },
+		Hidden:  func(r *rec) bool { return r.State == "new" },
+		Removed: func(r *rec) bool { return r.State == "gone" },
 		Check: func(cur, next *rec) error {
 			if cur.State == "down" && next.State == "up" {
 				return errdefs.FailedPrecondition("thing %s is down", cur.ID)
@@ -46,7 +40,7 @@ func testSchema() Schema[rec] {
 type fixture struct {
 	t      *testing.T
 	db     *store.DB
-	tab    *Table[rec]
+	tab    *Table[rec, *rec]
 	gone   chan string
 	makeIn chan struct{} // when set, Make waits for it
 	makes  atomic.Int32
@@ -65,7 +59,7 @@ func newFixture(t *testing.T, grace time.Duration) *fixture {
 }
 
 func (f *fixture) open(grace time.Duration) {
-	f.tab = New(testSchema(), Options{DB: f.db, AbandonedGrace: grace, CreateTimeout: time.Minute,
+	f.tab = New[rec](testSchema(), Options{DB: f.db, AbandonedGrace: grace, CreateTimeout: time.Minute,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
@@ -81,7 +75,7 @@ func (f *fixture) creation(name, hash string) Creation[rec] {
 		Key: name, Hash: hash,
 		Make: func(ctx context.Context, id string) (*rec, error) {
 			f.makes.Add(1)
-			r := &rec{ID: id, Name: name, Hash: hash, State: "new", CreatedAt: time.Now().UnixNano()}
+			r := &rec{Meta: Meta{ID: id, SpecHash: hash, CreatedAt: time.Now().UnixNano()}, Name: name, State: "new"}
 			if err := f.tab.Add(r); err != nil {
 				return nil, err
 			}
@@ -182,11 +176,11 @@ func TestRefusedUpdateChangesNothing(t *testing.T) {
 	if _, err := f.tab.Update(id, func(r *rec) error { r.State = "down"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.tab.Update(id, func(r *rec) error { r.State = "up"; r.Hash = "changed"; return nil })
+	_, err = f.tab.Update(id, func(r *rec) error { r.State = "up"; r.SpecHash = "changed"; return nil })
 	if errdefs.KindOf(err) != errdefs.KindFailedPrecondition {
 		t.Fatalf("down -> up: %v, want FailedPrecondition", err)
 	}
-	if r, _ := f.tab.Get(id); r.State != "down" || r.Hash != "h1" {
+	if r, _ := f.tab.Get(id); r.State != "down" || r.SpecHash != "h1" {
 		t.Errorf("a refused update changed the record: %+v", r)
 	}
 	if _, err := f.tab.Update(id, func(*rec) error { return ErrUnchanged }); !errors.Is(err, ErrUnchanged) {
@@ -202,7 +196,7 @@ func TestLoadAndAdoptAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.tab.Add(&rec{ID: "interrupted", Name: "x", State: "new"}); err != nil {
+	if err := f.tab.Add(&rec{Meta: Meta{ID: "interrupted"}, Name: "x", State: "new"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.tab.Update(up, func(r *rec) error { r.Unclaimed = true; return nil }); err != nil {

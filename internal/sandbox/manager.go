@@ -59,7 +59,7 @@ type Manager struct {
 	log  *slog.Logger
 
 	// table holds the records, their locks and the creations under way.
-	table *objects.Table[Sandbox]
+	table *objects.Table[Sandbox, *Sandbox]
 
 	containers Containers
 }
@@ -75,7 +75,7 @@ func New(opts Options) *Manager {
 	return &Manager{
 		opts: opts,
 		log:  opts.Log,
-		table: objects.New(schema(), objects.Options{
+		table: objects.New[Sandbox](schema(), objects.Options{
 			DB: opts.DB, CreateTimeout: opts.CreateTimeout, AbandonedGrace: opts.AbandonedGrace, Log: opts.Log,
 		}),
 	}
@@ -180,12 +180,10 @@ func (m *Manager) validate(spec *Spec) error {
 func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string) (*Sandbox, error) {
 	log := m.log.With("pod", id, "name", spec.Name, "namespace", spec.Namespace)
 	sb := &Sandbox{
-		ID:        id,
-		Spec:      spec,
-		SpecHash:  hash,
-		State:     StateCreating,
-		CreatedAt: time.Now().UnixNano(),
-		RunDir:    filepath.Join(m.opts.RunDir, "pods", id),
+		Meta:   objects.Meta{ID: id, SpecHash: hash, CreatedAt: time.Now().UnixNano()},
+		Spec:   spec,
+		State:  StateCreating,
+		RunDir: filepath.Join(m.opts.RunDir, "pods", id),
 	}
 	if spec.NetworkMode != ModeNode {
 		sb.NetnsName = netnsName(spec, id)
@@ -359,11 +357,8 @@ func (m *Manager) Get(idOrPrefix string) (*Sandbox, error) { return m.resolve(id
 // Stop releases the pod's network, namespaces and shm. Stopping an unknown
 // or already stopped sandbox succeeds.
 func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
-	sb, err := m.resolve(idOrPrefix)
-	if errdefs.KindOf(err) == errdefs.KindNotFound {
-		return nil
-	}
-	if err != nil {
+	sb, err := m.table.Find(idOrPrefix)
+	if sb == nil {
 		return err
 	}
 	defer m.table.Lock(sb.ID)()
@@ -395,11 +390,8 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 // Remove stops the sandbox if needed and deletes it. Removing an unknown
 // sandbox succeeds.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
-	sb, err := m.resolve(idOrPrefix)
-	if errdefs.KindOf(err) == errdefs.KindNotFound {
-		return nil
-	}
-	if err != nil {
+	sb, err := m.table.Find(idOrPrefix)
+	if sb == nil {
 		return err
 	}
 	if err := m.Stop(ctx, sb.ID); err != nil {

@@ -1,8 +1,6 @@
 package sandbox
 
 import (
-	"slices"
-
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/store"
@@ -25,7 +23,7 @@ import (
 //
 // "creating" is seen only by the creating goroutine and, after a crash,
 // by Restore; "removed" is never stored: the record is deleted.
-var transitions = map[State][]State{
+var transitions = objects.Transitions[State]{
 	StateCreating: {StateReady, stateRemoved},
 	StateReady:    {StateNotReady},
 	StateNotReady: {stateRemoved},
@@ -34,25 +32,16 @@ var transitions = map[State][]State{
 // stateRemoved is the state update is asked for to delete a record.
 const stateRemoved State = "removed"
 
-func allowed(from, to State) bool {
-	return from == to || slices.Contains(transitions[from], to)
-}
-
 // schema is how the object table handles sandbox records.
 func schema() objects.Schema[Sandbox] {
 	return objects.Schema[Sandbox]{
 		Kind: "pod sandbox", IDField: "pod_sandbox_id", Bucket: store.Sandboxes,
-		ID:           func(sb *Sandbox) string { return sb.ID },
-		Key:          func(sb *Sandbox) string { return sb.Spec.reservationKey() },
-		Hash:         func(sb *Sandbox) string { return sb.SpecHash },
-		CreatedAt:    func(sb *Sandbox) int64 { return sb.CreatedAt },
-		Clone:        (*Sandbox).clone,
-		Unclaimed:    func(sb *Sandbox) bool { return sb.Unclaimed },
-		SetUnclaimed: func(sb *Sandbox, v bool) { sb.Unclaimed = v },
-		Hidden:       func(sb *Sandbox) bool { return sb.State == StateCreating },
-		Removed:      func(sb *Sandbox) bool { return sb.State == stateRemoved },
+		Key:     func(sb *Sandbox) string { return sb.Spec.reservationKey() },
+		Clone:   (*Sandbox).clone,
+		Hidden:  func(sb *Sandbox) bool { return sb.State == StateCreating },
+		Removed: func(sb *Sandbox) bool { return sb.State == stateRemoved },
 		Check: func(cur, next *Sandbox) error {
-			if !allowed(cur.State, next.State) {
+			if !transitions.Allowed(cur.State, next.State) {
 				return errdefs.FailedPrecondition("pod sandbox %s is %s; it cannot become %s", cur.ID, cur.State, next.State)
 			}
 			return nil
