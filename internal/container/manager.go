@@ -65,8 +65,6 @@ type Manager struct {
 
 	events broadcaster // lifecycle events, see events.go
 
-	cgroupMu    sync.Mutex
-	cgroupPaths map[string]string // by container id, see cgroup.go
 }
 
 // New returns a Manager; call Restore before serving requests.
@@ -200,6 +198,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err != nil {
 		return fail("build OCI spec", err)
 	}
+	c.recordSpecFacts(s)
 	if err := writeBundle(c.Bundle, s); err != nil {
 		return fail("write bundle", err)
 	}
@@ -524,7 +523,6 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 		return err
 	}
 	m.table.Forget(c.ID)
-	m.forgetCgroup(c.ID)
 	m.log.Info("container removed", "container", c.ID, "pod", c.SandboxID)
 	return nil
 }
@@ -701,6 +699,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 			m.undo(c)
 			continue
 		}
+		m.backfillSpecFacts(c)
 		m.restoreProcess(ctx, c)
 	}
 	m.log.Info("restored containers", "count", len(records))

@@ -380,3 +380,31 @@ func TestRestoreAfterRestart(t *testing.T) {
 	}
 	h.waitState(created, StateRunning)
 }
+
+// The user and the cgroup are recorded at creation; records from before
+// get them from the bundle once, at the next start of floe.
+func TestSpecFactsAreRecordedOnce(t *testing.T) {
+	h := newHarness(t)
+	id := h.createStarted("c")
+	c, err := h.m.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.User == nil || c.CgroupsPath == "" {
+		t.Fatalf("user %v, cgroupsPath %q not recorded", c.User, c.CgroupsPath)
+	}
+	if p, err := h.m.CgroupPath(c); err != nil || p != c.CgroupsPath {
+		t.Errorf("cgroup path %q, %v; want %q", p, err, c.CgroupsPath)
+	}
+	want := *c.User
+	if _, err := h.m.update(id, func(c *Container) error {
+		c.User, c.CgroupsPath = nil, ""
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	if rec := h.stored(id); rec.User == nil || rec.User.UID != want.UID || rec.CgroupsPath != c.CgroupsPath {
+		t.Errorf("older record not filled in from the bundle: user %v, cgroupsPath %q", rec.User, rec.CgroupsPath)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/ocispec"
@@ -82,6 +84,11 @@ type Container struct {
 	Bundle     string `json:"bundle"`
 	Rootfs     string `json:"rootfs,omitempty"`
 	StopSignal int    `json:"stopSignal"`
+	// User is who the process runs as and CgroupsPath the OCI
+	// cgroupsPath, as the built spec says: recorded once at creation so
+	// status, stats and inspect need not read the bundle.
+	User        *specs.User `json:"user,omitempty"`
+	CgroupsPath string      `json:"cgroupsPath,omitempty"`
 	// Monitor is conmon's record; nil until conmon created the container.
 	Monitor *monitor.Container `json:"monitor,omitempty"`
 	// ImageMounts are the image mounts this container holds for its

@@ -106,6 +106,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		DefaultHandler: cfg.DefaultRuntime,
 		HostResolvConf: "/etc/resolv.conf",
 		CgroupDriver:   cfg.CgroupManager,
+		Cgroups:        cg,
 		PodInitExe:     podInitExe(log),
 		Log:            log,
 	})

@@ -38,8 +38,9 @@ type Options struct {
 	DefaultHandler string
 	HostResolvConf string
 	// CgroupDriver is how the kubelet's CgroupParent is read ("cgroupfs"
-	// or "systemd").
+	// or "systemd"); Cgroups is the host's layout, detected at startup.
 	CgroupDriver string
+	Cgroups      *cgroups.Support
 	// PodInitExe is the pod init program (cmd/floe-pod-init); empty
 	// re-executes floe itself as the init.
 	PodInitExe string
@@ -180,10 +181,11 @@ func (m *Manager) validate(spec *Spec) error {
 func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string) (*Sandbox, error) {
 	log := m.log.With("pod", id, "name", spec.Name, "namespace", spec.Namespace)
 	sb := &Sandbox{
-		Meta:   objects.Meta{ID: id, SpecHash: hash, CreatedAt: time.Now().UnixNano()},
-		Spec:   spec,
-		State:  StateCreating,
-		RunDir: filepath.Join(m.opts.RunDir, "pods", id),
+		Meta:       objects.Meta{ID: id, SpecHash: hash, CreatedAt: time.Now().UnixNano()},
+		Spec:       spec,
+		State:      StateCreating,
+		RunDir:     filepath.Join(m.opts.RunDir, "pods", id),
+		CgroupPath: cgroups.PodPath(m.opts.CgroupDriver, spec.CgroupParent),
 	}
 	if spec.NetworkMode != ModeNode {
 		sb.NetnsName = netnsName(spec, id)
@@ -232,7 +234,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	}
 	failpoint.Hit("sandbox.after-pin")
 	if spec.PIDMode == ModePod {
-		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(spec.CgroupParent), PodID: id})
+		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(sb), PodID: id})
 		if err != nil {
 			return fail("start pod init", err)
 		}
@@ -450,6 +452,10 @@ func (m *Manager) Restore(ctx context.Context) error {
 		return err
 	}
 	for _, sb := range records {
+		if sb.CgroupPath == "" {
+			// Records from before it was recorded at creation.
+			sb.CgroupPath = cgroups.PodPath(m.opts.CgroupDriver, sb.Spec.CgroupParent)
+		}
 		m.table.Adopt(sb, m.abandon)
 		switch {
 		case sb.State == StateCreating:
@@ -484,31 +490,15 @@ func released(sb *Sandbox, all bool) func(*Sandbox) error {
 	}
 }
 
-// podCgroupProcs are the cgroup.procs files of the pod's cgroup (created by
-// the kubelet) in every hierarchy where it exists, so the pod init is
-// accounted to the pod.
-func (m *Manager) podCgroupProcs(parent string) []string {
-	if parent == "" {
+// podCgroupProcs are the cgroup.procs files of the pod's cgroup (created
+// by the kubelet) in every hierarchy where it exists, so the pod init is
+// accounted to the pod. Under the systemd driver systemd owns the pod's
+// slice and the init is left where floe runs.
+func (m *Manager) podCgroupProcs(sb *Sandbox) []string {
+	if m.opts.Cgroups == nil || m.opts.CgroupDriver == cgroups.DriverSystemd {
 		return nil
 	}
-	path, err := cgroups.ParentPath(m.opts.CgroupDriver, parent)
-	if err != nil || !filepath.IsAbs(path) {
-		return nil
-	}
-	var out []string
-	candidates := []string{filepath.Join("/sys/fs/cgroup", path, "cgroup.procs")}
-	if !cgroups.IsUnified() {
-		candidates = nil
-		for _, ctrl := range []string{"cpu", "cpuacct", "memory", "pids", "blkio", "cpuset", "devices", "freezer"} {
-			candidates = append(candidates, filepath.Join("/sys/fs/cgroup", ctrl, path, "cgroup.procs"))
-		}
-	}
-	for _, c := range candidates {
-		if _, err := os.Stat(c); err == nil {
-			out = append(out, c)
-		}
-	}
-	return out
+	return m.opts.Cgroups.ProcsFiles(sb.CgroupPath)
 }
 
 func (m *Manager) pinsIntact(sb *Sandbox) bool {

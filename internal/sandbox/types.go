@@ -75,14 +75,18 @@ type Sandbox struct {
 	// Meta holds the id, the request's hash, the creation time and the
 	// unclaimed mark (see internal/objects).
 	objects.Meta
-	Spec      Spec                `json:"spec"`
-	State     State               `json:"state"`
-	NetnsName string              `json:"netnsName,omitempty"`
-	NetnsPath string              `json:"netnsPath,omitempty"`
-	IPCPath   string              `json:"ipcPath,omitempty"`
-	UTSPath   string              `json:"utsPath,omitempty"`
-	RunDir    string              `json:"runDir"`
-	Network   *network.Attachment `json:"network,omitempty"`
+	Spec      Spec   `json:"spec"`
+	State     State  `json:"state"`
+	NetnsName string `json:"netnsName,omitempty"`
+	NetnsPath string `json:"netnsPath,omitempty"`
+	IPCPath   string `json:"ipcPath,omitempty"`
+	UTSPath   string `json:"utsPath,omitempty"`
+	RunDir    string `json:"runDir"`
+	// CgroupPath is the pod's cgroup (the kubelet's CgroupParent)
+	// relative to each hierarchy's root, worked out once at creation;
+	// "" when the pod has none.
+	CgroupPath string              `json:"cgroupPath,omitempty"`
+	Network    *network.Attachment `json:"network,omitempty"`
 	// NetworkDown is set once DEL succeeded, so a repeated stop does not
 	// run DEL again.
 	NetworkDown bool `json:"networkDown,omitempty"`
