@@ -553,14 +553,24 @@ func (m *Manager) List(f Filter) []*Container {
 	return m.table.List(f.match)
 }
 
-// running returns the container and its monitor when it runs.
-func (m *Manager) running(idOrPrefix, action string) (*Container, Runtime, error) {
+// GetRunning returns a copy of a container that runs, or a
+// FailedPrecondition naming the action that needs it running.
+func (m *Manager) GetRunning(idOrPrefix, action string) (*Container, error) {
 	c, err := m.resolve(idOrPrefix)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if c.State != StateRunning {
-		return nil, nil, errdefs.FailedPrecondition("container %s is %s; %s needs a running container", c.ID, c.State, action)
+		return nil, errdefs.FailedPrecondition("container %s is %s; %s needs a running container", c.ID, c.State, action)
+	}
+	return c, nil
+}
+
+// running returns the container and its monitor when it runs.
+func (m *Manager) running(idOrPrefix, action string) (*Container, Runtime, error) {
+	c, err := m.GetRunning(idOrPrefix, action)
+	if err != nil {
+		return nil, nil, err
 	}
 	mon, err := m.monitorFor(c)
 	return c, mon, err
