@@ -405,6 +405,10 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 		}
 	}
 	defer m.table.Lock(sb.ID)()
+	// Re-read under the operation lock: a concurrent remove may have run.
+	if _, err := m.resolve(sb.ID); err != nil {
+		return nil
+	}
 	if err := podfiles.Remove(sb.Files()); err != nil {
 		return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 	}
