@@ -46,7 +46,10 @@ func (t *Table[T, P]) Create(ctx context.Context, c Creation[T]) (string, error)
 	if id, ok := t.byKey[c.Key]; ok {
 		r := t.visible[id]
 		t.mu.Unlock()
-		return id, t.claim(id, r, c)
+		if err := t.claim(id, r, c); err != nil {
+			return "", err
+		}
+		return id, nil
 	}
 	cr := reserve.New(ids.New(), c.Hash, ctx)
 	t.inflight[c.Key] = cr
