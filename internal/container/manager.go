@@ -396,7 +396,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	// process runs, and a start cut short there would leave floe recording
 	// "created" for a running container. The runtime's command timeout
 	// still bounds it.
-	if err := mon.Start(context.WithoutCancel(ctx), c.Monitor); err != nil {
+	if err := mon.Start(context.WithoutCancel(ctx), c.Monitor); err != nil && !m.startedMeanwhile(ctx, c, mon) {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	failpoint.Hit("container.after-start")
@@ -407,6 +407,20 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	m.follow(c.ID, mon, c.Monitor)
 	m.log.Info("container started", "container", c.ID, "pod", c.SandboxID)
 	return nil
+}
+
+// startedMeanwhile says whether a container whose start failed runs all
+// the same: the `runc start` of a StartContainer floe did not live to
+// see outlives the crash and may land after the restart found the
+// container created. The kubelet's retry then finds it running and
+// records that, rather than failing for ever.
+func (m *Manager) startedMeanwhile(ctx context.Context, c *Container, mon Runtime) bool {
+	st, _, err := mon.State(ctx, c.ID)
+	if err != nil || st != monitor.StatusRunning {
+		return false
+	}
+	m.log.Warn("container was already started by an earlier StartContainer floe did not live to record; recording it running", "container", c.ID, "pod", c.SandboxID)
+	return true
 }
 
 // follow waits for the container's exit in the background and records it.

@@ -65,6 +65,28 @@ func TestStartOutlivesItsCaller(t *testing.T) {
 	h.waitState(id, StateRunning)
 }
 
+// A start that an orphaned `runc start` carried out after the restart
+// (floe found the container created) is recorded by the kubelet's retry
+// instead of failing it.
+func TestStartOfAContainerStartedMeanwhileRecordsIt(t *testing.T) {
+	h := newHarness(t)
+	id := h.create("c")
+	h.rt.mu.Lock()
+	h.rt.ctrs[id].status = monitor.StatusRunning // the orphaned start
+	h.rt.mu.Unlock()
+	if err := h.m.Start(context.Background(), id); err != nil {
+		t.Fatalf("start of a container that runs: %v", err)
+	}
+	h.waitState(id, StateRunning)
+	// A start that fails while the container is not running still fails.
+	other := h.create("d")
+	h.rt.onStart = func(context.Context, string) error { return errors.New("runc start: boom") }
+	if err := h.m.Start(context.Background(), other); err == nil {
+		t.Fatal("a failed start of a created container succeeded")
+	}
+	h.waitState(other, StateCreated)
+}
+
 func TestIllegalTransitionIsATypedErrorAndChangesNothing(t *testing.T) {
 	h := newHarness(t)
 	id := h.createStarted("c")
