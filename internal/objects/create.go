@@ -25,6 +25,13 @@ type Creation[T any] struct {
 	Abandon func(id string)
 	// Err maps a failure of Make to what the callers get; nil keeps it.
 	Err func(error) error
+	// Begin, when set, is called before Make; the func it returns after
+	// the outcome is published (e.g. to hold off plugin syncs while the
+	// creation runs).
+	Begin func() (end func())
+	// Published, when set, is told of the published object before any
+	// caller hears of it (e.g. plugins' post-create events).
+	Published func(*T)
 }
 
 // Create carries out a creation, or hands the caller what an identical
@@ -58,6 +65,9 @@ func (t *Table[T, P]) Create(ctx context.Context, c Creation[T]) (string, error)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
+		if c.Begin != nil {
+			defer c.Begin()()
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.opts.CreateTimeout)
 		defer cancel()
 		r, err := c.Make(cctx, cr.ID)
@@ -124,6 +134,9 @@ func (t *Table[T, P]) finish(c Creation[T], cr *reserve.Creation, built *T, err 
 		} else if !errors.Is(cerr, ErrUnchanged) {
 			t.opts.Log.Error("record the claim of an object a retry joined late", "kind", t.s.Kind, "id", P(r).meta().ID, "err", cerr)
 		}
+	}
+	if err == nil && c.Published != nil {
+		c.Published(t.s.Clone(r))
 	}
 	cr.Finish(err)
 	if err == nil && P(r).meta().Unclaimed {

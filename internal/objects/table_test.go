@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -227,5 +228,28 @@ func TestLoadAndAdoptAfterRestart(t *testing.T) {
 	}
 	if v, h := f.tab.Len(); v != 0 || h != 0 {
 		t.Errorf("left %d visible and %d hidden records", v, h)
+	}
+}
+
+func TestBeginAndPublishedBracketTheCreation(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	var order []string
+	c := f.creation("a", "h1")
+	mk := c.Make
+	c.Make = func(ctx context.Context, id string) (*rec, error) {
+		order = append(order, "make")
+		return mk(ctx, id)
+	}
+	c.Begin = func() func() {
+		order = append(order, "begin")
+		return func() { order = append(order, "end") }
+	}
+	c.Published = func(r *rec) { order = append(order, "published "+r.State) }
+	if _, err := f.tab.Create(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	f.tab.Close() // waits for the creation goroutine, and so for end
+	if got := strings.Join(order, ", "); got != "begin, make, published up, end" {
+		t.Errorf("order: %s", got)
 	}
 }
