@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/floe-cri/floe/internal/errdefs"
-	"golang.org/x/sys/unix"
 )
 
 // Driver names, as spelled in floe's cgroup_manager setting and the
@@ -66,16 +65,6 @@ func CheckDriver(driver string) error {
 	default:
 		return fmt.Errorf("unknown cgroup_manager %q: want %q or %q", driver, DriverCgroupfs, DriverSystemd)
 	}
-}
-
-// IsUnified reports whether /sys/fs/cgroup is a pure cgroup v2 mount. A
-// hybrid host (v1 controllers plus an empty v2 tree) is not unified.
-func IsUnified() bool {
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
-		return false
-	}
-	return st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
 // ExpandSlice turns a systemd slice name into the cgroup path systemd

@@ -69,6 +69,8 @@ type Support struct {
 	// Mounts maps each usable controller to where its hierarchy is
 	// mounted (all to the root on v2).
 	Mounts map[string]string `json:"mounts"`
+	// Root is where runc looks for the hierarchies (/sys/fs/cgroup).
+	Root string `json:"root"`
 	// CPUs and Mems are the host's online CPUs and memory nodes in the
 	// kernel's list form ("0-3"), "" when unknown: a cpuset naming others
 	// is refused before runc fails writing it.
@@ -120,7 +122,7 @@ func Detect(p Paths) (*Support, error) {
 		return nil, fmt.Errorf("detect cgroups: %s: %w", p.Mountinfo, err)
 	}
 	root := filepath.Clean(p.Root)
-	s := &Support{Mounts: map[string]string{}}
+	s := &Support{Mounts: map[string]string{}, Root: root}
 	var unifiedAt string
 	for _, m := range mounts {
 		if m.fstype != "cgroup2" {

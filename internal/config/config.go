@@ -108,8 +108,8 @@ type NetworkConfig struct {
 // SandboxConfig configures pod sandboxes.
 type SandboxConfig struct {
 	ShmSize        Size     `toml:"shm_size" comment:"Size of each pod's /dev/shm tmpfs (bytes, or with a suffix: 64Mi, 1Gi)."`
-	AbandonedGrace Duration `toml:"abandoned_grace" comment:"How long a sandbox finished after its RunPodSandbox caller gave up is kept for the caller's retry before it is removed."`
-	CreateTimeout  Duration `toml:"create_timeout" comment:"Upper bound for creating one sandbox, independent of the caller's deadline."`
+	AbandonedGrace Duration `toml:"abandoned_grace" comment:"How long a sandbox or container finished after its RunPodSandbox/CreateContainer caller gave up is kept for the caller's retry before it is removed."`
+	CreateTimeout  Duration `toml:"create_timeout" comment:"Upper bound for creating one sandbox or container, independent of the caller's deadline."`
 }
 
 // Runtime is one OCI runtime handler.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/floe-cri/floe/internal/objects"
 )
 
 func TestBroadcasterDropsSlowSubscriberWithoutBlocking(t *testing.T) {
@@ -24,7 +26,7 @@ func TestBroadcasterDropsSlowSubscriberWithoutBlocking(t *testing.T) {
 	}()
 	start := time.Now()
 	for i := 1; i <= 50; i++ {
-		b.publish(Event{Type: EventCreated, Time: time.Unix(0, int64(i)), Container: &Container{ID: "c"}})
+		b.publish(Event{Type: EventCreated, Time: time.Unix(0, int64(i)), Container: &Container{Meta: objects.Meta{ID: "c"}}})
 		// Give the fast reader its turn, as a reading client has.
 		for len(fast.C) > 4 {
 			time.Sleep(time.Millisecond)

@@ -19,6 +19,7 @@ import (
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/monitor"
+	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/store"
 )
@@ -35,6 +36,7 @@ type fakeRuntime struct {
 	// Hooks, called without mu held; nil means no-op.
 	onCreate func(ctx context.Context, id string) error
 	onUpdate func(id string)
+	onStart  func(ctx context.Context, id string) error
 }
 
 type fakeContainer struct {
@@ -71,7 +73,12 @@ func (f *fakeRuntime) Create(ctx context.Context, opts monitor.CreateOptions) (*
 	return &monitor.Container{ID: opts.ID, Bundle: opts.Bundle, LogPath: opts.LogPath, Pid: f.nextPid, CreatedAt: time.Now()}, nil
 }
 
-func (f *fakeRuntime) Start(_ context.Context, c *monitor.Container) error {
+func (f *fakeRuntime) Start(ctx context.Context, c *monitor.Container) error {
+	if f.onStart != nil {
+		if err := f.onStart(ctx, c.ID); err != nil {
+			return err
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fc, err := f.get(c.ID)
@@ -257,7 +264,7 @@ func newHarness(t *testing.T) *harness {
 		rt:   newFakeRuntime(),
 		imgs: &fakeImages{dir: filepath.Join(dir, "layers"), layers: map[string]bool{}},
 		sbs: fakeSandboxes{&sandbox.Sandbox{
-			ID: testPod, State: sandbox.StateReady, RunDir: filepath.Join(dir, "pod"),
+			Meta: objects.Meta{ID: testPod}, State: sandbox.StateReady, RunDir: filepath.Join(dir, "pod"),
 			Spec: sandbox.Spec{Name: "pod", Namespace: "default"},
 		}},
 	}

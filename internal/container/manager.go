@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -19,12 +18,10 @@ import (
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/failpoint"
-	"github.com/floe-cri/floe/internal/ids"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/monitor"
+	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/ocispec"
-	"github.com/floe-cri/floe/internal/oplock"
-	"github.com/floe-cri/floe/internal/reserve"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/store"
 )
@@ -43,9 +40,12 @@ type Options struct {
 	// CgroupDriver is "cgroupfs" or "systemd".
 	CgroupDriver string
 	// BundleDir holds one bundle directory per container.
-	BundleDir     string
-	Spec          ocispec.Options
-	CreateTimeout time.Duration
+	BundleDir string
+	Spec      ocispec.Options
+	// CreateTimeout bounds one creation; AbandonedGrace is how long a
+	// container finished after its caller gave up waits for the retry.
+	CreateTimeout  time.Duration
+	AbandonedGrace time.Duration
 	// OnExit is told how each container ended (for metrics).
 	OnExit func(reason string, monitorLost bool)
 	Log    *slog.Logger
@@ -56,21 +56,8 @@ type Manager struct {
 	opts Options
 	log  *slog.Logger
 
-	// mu guards the maps; it is never held across calls to the runtime,
-	// conmon, the image store or the database.
-	mu         sync.Mutex
-	containers map[string]*Container
-	byKey      map[string]string
-	inflight   map[string]*reserve.Creation
-	// creating holds the records of creations in progress (state
-	// creating), hidden from Get and List; see add and update.
-	creating map[string]*Container
-
-	// ops serialises start/stop/remove/update of one container, across
-	// calls to the runtime; records serialises the changes of its record
-	// (update), never across a runtime call. ops is taken first.
-	ops     oplock.Set
-	records oplock.Set
+	// table holds the records, their locks and the creations under way.
+	table *objects.Table[Container, *Container]
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -78,8 +65,6 @@ type Manager struct {
 
 	events broadcaster // lifecycle events, see events.go
 
-	cgroupMu    sync.Mutex
-	cgroupPaths map[string]string // by container id, see cgroup.go
 }
 
 // New returns a Manager; call Restore before serving requests.
@@ -87,22 +72,17 @@ func New(opts Options) *Manager {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	if opts.CreateTimeout == 0 {
-		opts.CreateTimeout = 4 * time.Minute
-	}
-	return &Manager{
-		opts: opts, log: opts.Log,
-		containers: map[string]*Container{},
-		byKey:      map[string]string{},
-		inflight:   map[string]*reserve.Creation{},
-		creating:   map[string]*Container{},
-		stop:       make(chan struct{}),
-	}
+	m := &Manager{opts: opts, log: opts.Log, stop: make(chan struct{})}
+	m.table = objects.New[Container](m.schema(), objects.Options{
+		DB: opts.DB, CreateTimeout: opts.CreateTimeout, AbandonedGrace: opts.AbandonedGrace, Log: opts.Log,
+	})
+	return m
 }
 
 // Close stops the exit watchers and timers; containers keep running.
 func (m *Manager) Close() {
 	m.stopOnce.Do(func() { close(m.stop) })
+	m.table.Close()
 	m.wg.Wait()
 	m.events.close()
 }
@@ -128,113 +108,25 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, spec Spec) (stri
 	if sb.State != sandbox.StateReady {
 		return "", errdefs.FailedPrecondition("pod sandbox %s is not ready; cannot create container %q in it", sb.ID, spec.Name)
 	}
-	key, hash := reservationKey(sb.ID, &spec), spec.hash()
-	m.mu.Lock()
-	if c, ok := m.inflight[key]; ok {
-		if c.Hash != hash {
-			m.mu.Unlock()
-			return "", errdefs.AlreadyExists("container name %q is reserved for container %s, which is being created with a different configuration", key, c.ID)
-		}
-		c.AddWaiter(ctx)
-		m.mu.Unlock()
-		return c.Wait(ctx, "container")
-	}
-	if id, ok := m.byKey[key]; ok {
-		c := m.containers[id]
-		m.mu.Unlock()
-		taken := errdefs.AlreadyExists("container name %q is already reserved for container %s", key, id)
-		if !c.Unclaimed || c.SpecHash != hash {
-			return "", taken
-		}
-		// The retry of a request whose caller gave up takes its result;
-		// if another retry was first, the name is taken.
-		if _, err := m.update(id, claim); errors.Is(err, errUnchanged) {
-			return "", taken
-		} else if err != nil {
-			return "", err
-		}
-		return id, nil
-	}
-	cr := reserve.New(ids.New(), hash, ctx)
-	m.inflight[key] = cr
-	m.mu.Unlock()
-
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.CreateTimeout)
-		defer cancel()
-		c, err := m.create(cctx, cr.ID, sb, spec, hash)
-		m.finish(key, cr, c, err)
-	}()
-	return cr.Wait(ctx, "container")
-}
-
-// finish publishes the outcome of a creation: the record the creating
-// goroutine built becomes the created container, visible to everyone.
-func (m *Manager) finish(key string, cr *reserve.Creation, built *Container, err error) {
-	var c *Container
-	if err == nil {
-		m.mu.Lock()
-		unclaimed := !cr.Claimed()
-		m.mu.Unlock()
-		c, err = m.update(built.ID, func(c *Container) error {
-			*c = *built.clone()
-			c.State = StateCreated
-			c.Unclaimed = unclaimed
-			return nil
-		})
-		if err != nil {
-			m.undo(built)
-		}
-	}
-	m.mu.Lock()
-	delete(m.inflight, key)
-	// A retry that joined while the record was being written got this
-	// container too: it is claimed after all. Retries from now on find
-	// it through byKey and claim it themselves.
-	lateClaim := err == nil && c.Unclaimed && cr.Claimed()
-	m.mu.Unlock()
-	if lateClaim {
-		if claimed, cerr := m.update(c.ID, claim); cerr == nil {
-			c = claimed
-		} else if !errors.Is(cerr, errUnchanged) {
-			m.log.Error("record the claim of a container a retry joined late", "container", c.ID, "err", cerr)
-		}
-	}
-	cr.Finish(err)
-	if err == nil && c.Unclaimed {
-		m.log.Warn("container finished creating after its caller gave up; keeping it for the retry", "container", c.ID)
-		m.scheduleAbandonCheck(c.ID)
-	}
-}
-
-// claim is the update of an unclaimed container a retry takes.
-func claim(c *Container) error {
-	if !c.Unclaimed {
-		return errUnchanged
-	}
-	c.Unclaimed = false
-	return nil
-}
-
-// abandonedGrace is how long an unclaimed container waits for the retry.
-const abandonedGrace = 5 * time.Minute
-
-func (m *Manager) scheduleAbandonCheck(id string) {
-	reserve.ExpireUnclaimed(&m.wg, m.stop, abandonedGrace, func() bool {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		c, ok := m.containers[id]
-		return ok && c.Unclaimed
-	}, func() {
-		m.log.Warn("removing a container no retry claimed", "container", id)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := m.Remove(ctx, id); err != nil {
-			m.log.Error("remove abandoned container", "container", id, "err", err)
-		}
+	hash := spec.hash()
+	return m.table.Create(ctx, objects.Creation[Container]{
+		Key: reservationKey(sb.ID, &spec), Hash: hash,
+		Make: func(ctx context.Context, id string) (*Container, error) {
+			return m.create(ctx, id, sb, spec, hash)
+		},
+		Publish: func(c *Container) { c.State = StateCreated },
+		Undo:    m.undo,
+		Abandon: m.abandon,
 	})
+}
+
+// abandon removes a container no retry claimed.
+func (m *Manager) abandon(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Remove(ctx, id); err != nil {
+		m.log.Error("remove abandoned container", "container", id, "err", err)
+	}
 }
 
 // create does the work of Create. Every side effect is preceded by a
@@ -261,11 +153,11 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 		return nil, err
 	}
 	c := &Container{
-		ID: id, SandboxID: sb.ID, Spec: spec, SpecHash: hash, State: StateCreating,
+		Meta:      objects.Meta{ID: id, SpecHash: hash, CreatedAt: time.Now().UnixNano()},
+		SandboxID: sb.ID, Spec: spec, State: StateCreating,
 		Handler: sb.Spec.RuntimeHandler, ImageID: img.ID, ImageName: imageName(spec, img),
-		CreatedAt: time.Now().UnixNano(),
-		Bundle:    filepath.Join(m.opts.BundleDir, id),
-		LogPath:   logPath(sb, spec, id, filepath.Join(m.opts.BundleDir, id)),
+		Bundle:  filepath.Join(m.opts.BundleDir, id),
+		LogPath: logPath(sb, spec, id, filepath.Join(m.opts.BundleDir, id)),
 	}
 	c.ImageRef = img.RepoDigestFor(c.ImageName)
 	fail := func(step string, err error) (*Container, error) {
@@ -276,7 +168,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 		}
 		return nil, fmt.Errorf("%s for container %q: %w", step, spec.Name, err)
 	}
-	if err := m.add(c); err != nil {
+	if err := m.table.Add(c); err != nil {
 		return fail("record container", err)
 	}
 	failpoint.Hit("container.after-record")
@@ -306,6 +198,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err != nil {
 		return fail("build OCI spec", err)
 	}
+	c.recordSpecFacts(s)
 	if err := writeBundle(c.Bundle, s); err != nil {
 		return fail("write bundle", err)
 	}
@@ -468,15 +361,7 @@ func (m *Manager) release(ctx context.Context, c *Container) error {
 }
 
 // resolve finds a container by id or unique prefix.
-func (m *Manager) resolve(idOrPrefix string) (*Container, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	id, err := ids.Lookup(m.containers, idOrPrefix, "container", "container_id")
-	if err != nil {
-		return nil, err
-	}
-	return m.containers[id].clone(), nil
-}
+func (m *Manager) resolve(idOrPrefix string) (*Container, error) { return m.table.Get(idOrPrefix) }
 
 // Get returns a copy of one container.
 func (m *Manager) Get(idOrPrefix string) (*Container, error) { return m.resolve(idOrPrefix) }
@@ -495,7 +380,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err != nil {
 		return err
 	}
-	defer m.ops.Lock(c.ID)()
+	defer m.table.Lock(c.ID)()
 	if c, err = m.resolve(c.ID); err != nil {
 		return err
 	}
@@ -506,7 +391,12 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err != nil {
 		return err
 	}
-	if err := mon.Start(ctx, c.Monitor); err != nil {
+	// The caller going away (a closed connection, a kubelet timeout) must
+	// not kill `runc start` midway: once runc has opened the exec fifo the
+	// process runs, and a start cut short there would leave floe recording
+	// "created" for a running container. The runtime's command timeout
+	// still bounds it.
+	if err := mon.Start(context.WithoutCancel(ctx), c.Monitor); err != nil && !m.startedMeanwhile(ctx, c, mon) {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	failpoint.Hit("container.after-start")
@@ -517,6 +407,20 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	m.follow(c.ID, mon, c.Monitor)
 	m.log.Info("container started", "container", c.ID, "pod", c.SandboxID)
 	return nil
+}
+
+// startedMeanwhile says whether a container whose start failed runs all
+// the same: the `runc start` of a StartContainer floe did not live to
+// see outlives the crash and may land after the restart found the
+// container created. The kubelet's retry then finds it running and
+// records that, rather than failing for ever.
+func (m *Manager) startedMeanwhile(ctx context.Context, c *Container, mon Runtime) bool {
+	st, _, err := mon.State(ctx, c.ID)
+	if err != nil || st != monitor.StatusRunning {
+		return false
+	}
+	m.log.Warn("container was already started by an earlier StartContainer floe did not live to record; recording it running", "container", c.ID, "pod", c.SandboxID)
+	return true
 }
 
 // follow waits for the container's exit in the background and records it.
@@ -556,7 +460,7 @@ func removed(c *Container) error {
 
 // recordExit stores how a container ended.
 func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
-	defer m.ops.Lock(id)()
+	defer m.table.Lock(id)()
 	c, err := m.update(id, func(c *Container) error {
 		if c.State == StateExited {
 			return errUnchanged
@@ -592,11 +496,8 @@ func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
 // Stop stops a container with its stop signal, then SIGKILL after timeout.
 // Stopping an unknown or exited container succeeds.
 func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Duration) error {
-	c, err := m.resolve(idOrPrefix)
-	if errdefs.KindOf(err) == errdefs.KindNotFound {
-		return nil
-	}
-	if err != nil {
+	c, err := m.table.Find(idOrPrefix)
+	if c == nil {
 		return err
 	}
 	if c.State == StateExited || c.Monitor == nil {
@@ -617,17 +518,14 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Dura
 // Remove kills the container if needed and deletes it with its rootfs,
 // bundle and record. Removing an unknown container succeeds.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
-	c, err := m.resolve(idOrPrefix)
-	if errdefs.KindOf(err) == errdefs.KindNotFound {
-		return nil
-	}
-	if err != nil {
+	c, err := m.table.Find(idOrPrefix)
+	if c == nil {
 		return err
 	}
 	if err := m.Stop(ctx, c.ID, 0); err != nil {
 		return err
 	}
-	defer m.ops.Lock(c.ID)()
+	defer m.table.Lock(c.ID)()
 	if c, err = m.resolve(c.ID); err != nil {
 		return nil
 	}
@@ -638,9 +536,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if _, err := m.update(c.ID, removed); err != nil {
 		return err
 	}
-	m.ops.Forget(c.ID)
-	m.records.Forget(c.ID)
-	m.forgetCgroup(c.ID)
+	m.table.Forget(c.ID)
 	m.log.Info("container removed", "container", c.ID, "pod", c.SandboxID)
 	return nil
 }
@@ -659,14 +555,7 @@ func (m *Manager) StopPod(ctx context.Context, sandboxID string, timeout time.Du
 // RemovePod removes every container of a pod (for RemovePodSandbox).
 func (m *Manager) RemovePod(ctx context.Context, sandboxID string) error {
 	var errs []error
-	m.mu.Lock()
-	var victims []string
-	for _, c := range m.containers {
-		if c.SandboxID == sandboxID {
-			victims = append(victims, c.ID)
-		}
-	}
-	m.mu.Unlock()
+	victims := m.table.IDs(func(c *Container) bool { return c.SandboxID == sandboxID })
 	for _, id := range victims {
 		errs = append(errs, m.Remove(ctx, id))
 	}
@@ -675,26 +564,27 @@ func (m *Manager) RemovePod(ctx context.Context, sandboxID string) error {
 
 // List returns copies of the claimed containers matching f, oldest first.
 func (m *Manager) List(f Filter) []*Container {
-	m.mu.Lock()
-	out := make([]*Container, 0, len(m.containers))
-	for _, c := range m.containers {
-		if !c.Unclaimed && f.match(c) {
-			out = append(out, c.clone())
-		}
+	return m.table.List(f.match)
+}
+
+// GetRunning returns a copy of a container that runs, or a
+// FailedPrecondition naming the action that needs it running.
+func (m *Manager) GetRunning(idOrPrefix, action string) (*Container, error) {
+	c, err := m.resolve(idOrPrefix)
+	if err != nil {
+		return nil, err
 	}
-	m.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
-	return out
+	if c.State != StateRunning {
+		return nil, errdefs.FailedPrecondition("container %s is %s; %s needs a running container", c.ID, c.State, action)
+	}
+	return c, nil
 }
 
 // running returns the container and its monitor when it runs.
 func (m *Manager) running(idOrPrefix, action string) (*Container, Runtime, error) {
-	c, err := m.resolve(idOrPrefix)
+	c, err := m.GetRunning(idOrPrefix, action)
 	if err != nil {
 		return nil, nil, err
-	}
-	if c.State != StateRunning {
-		return nil, nil, errdefs.FailedPrecondition("container %s is %s; %s needs a running container", c.ID, c.State, action)
 	}
 	mon, err := m.monitorFor(c)
 	return c, mon, err
@@ -741,7 +631,7 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, r ocis
 	// Under the container's lock, like every change of its record: an
 	// exit recorded between reading the record and saving it would
 	// otherwise be overwritten with "running".
-	defer m.ops.Lock(c.ID)()
+	defer m.table.Lock(c.ID)()
 	c, mon, err := m.running(c.ID, "a resource update")
 	if err != nil {
 		return err
@@ -787,22 +677,37 @@ func (m *Manager) restoreStarted(ctx context.Context, c *Container, mon Runtime)
 	m.follow(c.ID, mon, c.Monitor)
 }
 
+// restoreProcess catches up with what the container's process did while
+// floe was down: its exit, or a start floe did not live to record; a
+// running one is followed again.
+func (m *Manager) restoreProcess(ctx context.Context, c *Container) {
+	if c.State != StateRunning && c.State != StateCreated {
+		return
+	}
+	mon, err := m.monitorFor(c)
+	if err != nil {
+		return
+	}
+	exit, err := mon.ExitStatus(c.Monitor)
+	switch {
+	case err != nil:
+		m.log.Error("read container exit after restart", "container", c.ID, "err", err)
+	case exit != nil:
+		m.recordExit(c.ID, exit, nil)
+	case c.State == StateRunning:
+		m.follow(c.ID, mon, c.Monitor)
+	case c.State == StateCreated:
+		m.restoreStarted(ctx, c, mon)
+	}
+}
+
 // Restore loads the database after a (re)start: interrupted creations are
 // undone, containers that exited while floe was down get their exit from
 // conmon's exit file, running ones are followed again.
 func (m *Manager) Restore(ctx context.Context) error {
-	var records []*Container
-	err := m.opts.DB.ForEach(store.Containers, func(id string, data []byte) error {
-		c := &Container{}
-		if err := json.Unmarshal(data, c); err != nil {
-			m.log.Error("skipping unreadable container record", "container", id, "err", err)
-			return nil
-		}
-		records = append(records, c)
-		return nil
-	})
+	records, err := m.table.Load()
 	if err != nil {
-		return fmt.Errorf("load containers: %w", err)
+		return err
 	}
 	for _, c := range records {
 		// The image store's mounts outlived floe; it only has to learn
@@ -812,39 +717,14 @@ func (m *Manager) Restore(ctx context.Context) error {
 		}
 	}
 	for _, c := range records {
+		m.table.Adopt(c, m.abandon)
 		if c.State == StateCreating {
 			m.log.Warn("undoing a container whose creation was interrupted", "container", c.ID)
-			m.mu.Lock()
-			m.creating[c.ID] = c
-			m.mu.Unlock()
 			m.undo(c)
 			continue
 		}
-		m.mu.Lock()
-		m.containers[c.ID] = c
-		m.byKey[reservationKey(c.SandboxID, &c.Spec)] = c.ID
-		m.mu.Unlock()
-		if c.Unclaimed {
-			m.scheduleAbandonCheck(c.ID)
-		}
-		if c.State != StateRunning && c.State != StateCreated {
-			continue
-		}
-		mon, err := m.monitorFor(c)
-		if err != nil {
-			continue
-		}
-		exit, err := mon.ExitStatus(c.Monitor)
-		switch {
-		case err != nil:
-			m.log.Error("read container exit after restart", "container", c.ID, "err", err)
-		case exit != nil:
-			m.recordExit(c.ID, exit, nil)
-		case c.State == StateRunning:
-			m.follow(c.ID, mon, c.Monitor)
-		case c.State == StateCreated:
-			m.restoreStarted(ctx, c, mon)
-		}
+		m.backfillSpecFacts(c)
+		m.restoreProcess(ctx, c)
 	}
 	m.log.Info("restored containers", "count", len(records))
 	return nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/monitor"
+	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/store"
 )
@@ -39,6 +40,51 @@ func TestUpdateResourcesKeepsAConcurrentExit(t *testing.T) {
 	if c, _ := h.m.Get(id); c.Spec.OCI.Resources.CPUShares != 512 {
 		t.Errorf("resources not recorded: %+v", c.Spec.OCI.Resources)
 	}
+}
+
+// A StartContainer whose caller goes away while runc start runs (the
+// kubelet's deadline, a closed connection, a daemon killed right after)
+// must let runc start finish and record the container running: a start
+// killed midway may already have started the process.
+func TestStartOutlivesItsCaller(t *testing.T) {
+	h := newHarness(t)
+	id := h.create("c")
+	ctx, cancel := context.WithCancel(context.Background())
+	h.rt.onStart = func(runCtx context.Context, _ string) error {
+		cancel()
+		select {
+		case <-runCtx.Done():
+			return runCtx.Err() // what a killed `runc start` looks like
+		case <-time.After(50 * time.Millisecond):
+			return nil
+		}
+	}
+	if err := h.m.Start(ctx, id); err != nil {
+		t.Fatalf("start whose caller left: %v", err)
+	}
+	h.waitState(id, StateRunning)
+}
+
+// A start that an orphaned `runc start` carried out after the restart
+// (floe found the container created) is recorded by the kubelet's retry
+// instead of failing it.
+func TestStartOfAContainerStartedMeanwhileRecordsIt(t *testing.T) {
+	h := newHarness(t)
+	id := h.create("c")
+	h.rt.mu.Lock()
+	h.rt.ctrs[id].status = monitor.StatusRunning // the orphaned start
+	h.rt.mu.Unlock()
+	if err := h.m.Start(context.Background(), id); err != nil {
+		t.Fatalf("start of a container that runs: %v", err)
+	}
+	h.waitState(id, StateRunning)
+	// A start that fails while the container is not running still fails.
+	other := h.create("d")
+	h.rt.onStart = func(context.Context, string) error { return errors.New("runc start: boom") }
+	if err := h.m.Start(context.Background(), other); err == nil {
+		t.Fatal("a failed start of a created container succeeded")
+	}
+	h.waitState(other, StateCreated)
 }
 
 func TestIllegalTransitionIsATypedErrorAndChangesNothing(t *testing.T) {
@@ -83,7 +129,7 @@ func TestTransitionTable(t *testing.T) {
 	for _, from := range all[:4] {
 		for _, to := range all {
 			want := from == to || legal[[2]State{from, to}]
-			if got := allowed(from, to); got != want {
+			if got := transitions.Allowed(from, to); got != want {
 				t.Errorf("allowed(%s, %s) = %v, want %v", from, to, got, want)
 			}
 		}
@@ -278,8 +324,8 @@ func TestCreateFailureIsUndone(t *testing.T) {
 	}
 	n := 0
 	h.db.ForEach(store.Containers, func(string, []byte) error { n++; return nil })
-	if n != 0 || len(h.imgs.layers) != 0 || len(h.m.creating) != 0 {
-		t.Errorf("left %d records, %d layers, %d creations", n, len(h.imgs.layers), len(h.m.creating))
+	if _, hidden := h.m.table.Len(); n != 0 || len(h.imgs.layers) != 0 || hidden != 0 {
+		t.Errorf("left %d records, %d layers, %d creations", n, len(h.imgs.layers), hidden)
 	}
 	// The name is free again.
 	h.rt.onCreate = nil
@@ -319,7 +365,7 @@ func TestRestoreAfterRestart(t *testing.T) {
 	if _, err := h.imgs.CreateContainerLayer(fakeImageID, interrupted, ""); err != nil {
 		t.Fatal(err)
 	}
-	rec := &Container{ID: interrupted, SandboxID: testPod, Spec: spec("interrupted"), State: StateCreating, Bundle: bundle}
+	rec := &Container{Meta: objects.Meta{ID: interrupted}, SandboxID: testPod, Spec: spec("interrupted"), State: StateCreating, Bundle: bundle}
 	if err := db.Put(store.Containers, interrupted, rec); err != nil {
 		t.Fatal(err)
 	}
@@ -355,4 +401,32 @@ func TestRestoreAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitState(created, StateRunning)
+}
+
+// The user and the cgroup are recorded at creation; records from before
+// get them from the bundle once, at the next start of floe.
+func TestSpecFactsAreRecordedOnce(t *testing.T) {
+	h := newHarness(t)
+	id := h.createStarted("c")
+	c, err := h.m.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.User == nil || c.CgroupsPath == "" {
+		t.Fatalf("user %v, cgroupsPath %q not recorded", c.User, c.CgroupsPath)
+	}
+	if p, err := h.m.CgroupPath(c); err != nil || p != c.CgroupsPath {
+		t.Errorf("cgroup path %q, %v; want %q", p, err, c.CgroupsPath)
+	}
+	want := *c.User
+	if _, err := h.m.update(id, func(c *Container) error {
+		c.User, c.CgroupsPath = nil, ""
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	if rec := h.stored(id); rec.User == nil || rec.User.UID != want.UID || rec.CgroupsPath != c.CgroupsPath {
+		t.Errorf("older record not filled in from the bundle: user %v, cgroupsPath %q", rec.User, rec.CgroupsPath)
+	}
 }

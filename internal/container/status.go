@@ -1,11 +1,8 @@
 package container
 
 import (
-	"errors"
-	"fmt"
-	"slices"
-
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/store"
 )
 
@@ -30,7 +27,7 @@ import (
 //
 // "creating" is seen only by the creating goroutine and, after a crash,
 // by Restore; "removed" is never stored: the record is deleted.
-var transitions = map[State][]State{
+var transitions = objects.Transitions[State]{
 	StateCreating: {StateCreated, stateRemoved},
 	StateCreated:  {StateRunning, StateExited, stateRemoved},
 	StateRunning:  {StateExited, stateRemoved},
@@ -57,10 +54,6 @@ func newTransitionError(id string, from, to State) *TransitionError {
 func (e *TransitionError) Error() string { return e.err.Error() }
 func (e *TransitionError) Unwrap() error { return e.err }
 
-func allowed(from, to State) bool {
-	return from == to || slices.Contains(transitions[from], to)
-}
-
 // eventFor is the lifecycle event a state change emits, if any. An
 // interrupted creation leaves without one: nobody saw it created.
 func eventFor(from, to State) (EventType, bool) {
@@ -81,91 +74,46 @@ func eventFor(from, to State) (EventType, bool) {
 }
 
 // errUnchanged lets an update function decline to change anything.
-var errUnchanged = errors.New("container record unchanged")
+var errUnchanged = objects.ErrUnchanged
 
-// add records a new container in state creating: the birth of a record,
-// which from then on only changes through update. It is private to the
-// creating goroutine (hidden from Get and List) until update makes it
-// created.
-func (m *Manager) add(c *Container) error {
-	if c.State != StateCreating {
-		return newTransitionError(c.ID, "", c.State)
+// schema is how the object table handles container records: its Check
+// is the transitions table above and its Changed emits the lifecycle
+// events.
+func (m *Manager) schema() objects.Schema[Container] {
+	return objects.Schema[Container]{
+		Kind: "container", IDField: "container_id", Bucket: store.Containers,
+		Key:     func(c *Container) string { return reservationKey(c.SandboxID, &c.Spec) },
+		Clone:   (*Container).clone,
+		Hidden:  func(c *Container) bool { return c.State == StateCreating },
+		Removed: func(c *Container) bool { return c.State == stateRemoved },
+		Check: func(cur, next *Container) error {
+			if !transitions.Allowed(cur.State, next.State) {
+				return newTransitionError(cur.ID, cur.State, next.State)
+			}
+			return nil
+		},
+		Changed: m.changed,
 	}
-	defer m.records.Lock(c.ID)()
-	if err := m.opts.DB.Put(store.Containers, c.ID, c); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	m.creating[c.ID] = c.clone()
-	m.mu.Unlock()
-	return nil
 }
 
-// update is the one way a container's record changes. Under the record's
-// lock it applies fn to a copy of the current record, checks the state
-// change against the transitions table, persists the copy (deletes the
-// record when it becomes removed), swaps it in for the old one and emits
-// the event of the transition. When fn or the database fails nothing has
-// changed. It returns a copy of the new record.
-//
-// The record lock is held only for this; callers that also hold the
-// container's operation lock (m.ops) take it first.
-func (m *Manager) update(id string, fn func(*Container) error) (*Container, error) {
-	defer m.records.Lock(id)()
-	m.mu.Lock()
-	cur, ok := m.containers[id]
+// changed emits the event of a transition.
+func (m *Manager) changed(cur, next *Container) {
+	t, ok := eventFor(cur.State, next.State)
 	if !ok {
-		cur, ok = m.creating[id]
+		return
 	}
-	m.mu.Unlock()
-	if !ok {
-		return nil, errdefs.NotFound("container %q not found", id)
-	}
-	next := cur.clone()
-	if err := fn(next); err != nil {
-		return nil, err
-	}
-	if next.ID != id {
-		return nil, fmt.Errorf("container %s: update changed the id to %q", id, next.ID)
-	}
-	if !allowed(cur.State, next.State) {
-		return nil, newTransitionError(id, cur.State, next.State)
-	}
-	key := reservationKey(cur.SandboxID, &cur.Spec)
+	// A deleted container is reported as it was last recorded.
+	snapshot := next
 	if next.State == stateRemoved {
-		if err := m.opts.DB.Delete(store.Containers, id); err != nil {
-			return nil, fmt.Errorf("delete record of container %s: %w", id, err)
-		}
-		m.mu.Lock()
-		delete(m.containers, id)
-		delete(m.creating, id)
-		if m.byKey[key] == id {
-			delete(m.byKey, key)
-		}
-		m.mu.Unlock()
-	} else {
-		if err := m.opts.DB.Put(store.Containers, id, next); err != nil {
-			return nil, fmt.Errorf("record container %s: %w", id, err)
-		}
-		m.mu.Lock()
-		if next.State == StateCreating {
-			m.creating[id] = next
-		} else {
-			delete(m.creating, id)
-			m.containers[id] = next
-			if cur.State == StateCreating {
-				m.byKey[key] = id
-			}
-		}
-		m.mu.Unlock()
+		snapshot = cur
 	}
-	if t, ok := eventFor(cur.State, next.State); ok {
-		// A deleted container is reported as it was last recorded.
-		snapshot := next
-		if next.State == stateRemoved {
-			snapshot = cur
-		}
-		m.emit(t, snapshot)
-	}
-	return next.clone(), nil
+	m.emit(t, snapshot)
+}
+
+// update is the one way a container's record changes (see
+// objects.Table.Update): under the record's lock, checked against the
+// transitions table, persisted, then the event. Callers that also hold
+// the container's operation lock take that first.
+func (m *Manager) update(id string, fn func(*Container) error) (*Container, error) {
+	return m.table.Update(id, fn)
 }

@@ -7,14 +7,14 @@
 package container
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/floe-cri/floe/internal/monitor"
+	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/ocispec"
 )
 
@@ -59,29 +59,22 @@ type Spec struct {
 	Raw []byte `json:"raw,omitempty"`
 }
 
-func (s *Spec) hash() string {
-	b, _ := json.Marshal(s)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
+func (s *Spec) hash() string { return objects.Hash(s) }
 
 // Container is the durable record of one container.
 type Container struct {
-	ID        string `json:"id"`
+	// Meta holds the id, the request's hash, the creation time and the
+	// unclaimed mark (see internal/objects).
+	objects.Meta
 	SandboxID string `json:"sandboxId"`
 	Spec      Spec   `json:"spec"`
-	SpecHash  string `json:"specHash"`
 	State     State  `json:"state"`
-	// Unclaimed marks a container whose creation finished after every
-	// caller had given up; see internal/reserve.
-	Unclaimed bool   `json:"unclaimed,omitempty"`
 	Handler   string `json:"handler"`
 	ImageID   string `json:"imageId"`
 	ImageRef  string `json:"imageRef"` // repo digest, or the ID without one
 	// ImageName is what ContainerStatus.image.image reports (see
 	// imageName); empty in records from before it existed.
 	ImageName  string `json:"imageName,omitempty"`
-	CreatedAt  int64  `json:"createdAt"`
 	StartedAt  int64  `json:"startedAt,omitempty"`
 	FinishedAt int64  `json:"finishedAt,omitempty"`
 	ExitCode   int32  `json:"exitCode"`
@@ -91,6 +84,11 @@ type Container struct {
 	Bundle     string `json:"bundle"`
 	Rootfs     string `json:"rootfs,omitempty"`
 	StopSignal int    `json:"stopSignal"`
+	// User is who the process runs as and CgroupsPath the OCI
+	// cgroupsPath, as the built spec says: recorded once at creation so
+	// status, stats and inspect need not read the bundle.
+	User        *specs.User `json:"user,omitempty"`
+	CgroupsPath string      `json:"cgroupsPath,omitempty"`
 	// Monitor is conmon's record; nil until conmon created the container.
 	Monitor *monitor.Container `json:"monitor,omitempty"`
 	// ImageMounts are the image mounts this container holds for its
@@ -144,21 +142,8 @@ type Filter struct {
 }
 
 func (f Filter) match(c *Container) bool {
-	if f.IDPrefix != "" && !strings.HasPrefix(c.ID, f.IDPrefix) {
-		return false
-	}
-	if f.SandboxID != "" && !strings.HasPrefix(c.SandboxID, f.SandboxID) {
-		return false
-	}
-	if f.State != "" && c.State != f.State {
-		return false
-	}
-	for k, v := range f.Labels {
-		if got, ok := c.Spec.Labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
+	return strings.HasPrefix(c.SandboxID, f.SandboxID) && (f.State == "" || c.State == f.State) &&
+		objects.Match(c.ID, f.IDPrefix, c.Spec.Labels, f.Labels)
 }
 
 // ReportedImage is the image name ContainerStatus and ListContainers give.

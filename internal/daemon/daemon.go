@@ -106,6 +106,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		DefaultHandler: cfg.DefaultRuntime,
 		HostResolvConf: "/etc/resolv.conf",
 		CgroupDriver:   cfg.CgroupManager,
+		Cgroups:        cg,
 		PodInitExe:     podInitExe(log),
 		Log:            log,
 	})
@@ -331,9 +332,12 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 			Cgroups:             cg,
 			Log:                 log,
 		},
-		CreateTimeout: cfg.Sandbox.CreateTimeout.Std(),
-		OnExit:        mets.ObserveExit,
-		Log:           log,
+		// Containers share the sandboxes' creation settings: one bound
+		// and one grace for every kubelet create retry.
+		CreateTimeout:  cfg.Sandbox.CreateTimeout.Std(),
+		AbandonedGrace: cfg.Sandbox.AbandonedGrace.Std(),
+		OnExit:         mets.ObserveExit,
+		Log:            log,
 	}), closeAll
 }
 

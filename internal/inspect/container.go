@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -100,16 +99,7 @@ func ContainerReport(cfg *config.Config, c *container.Container, sb *sandbox.San
 		}
 		r.Mounts = append(r.Mounts, src+" -> "+m.ContainerPath+" ("+ro+")")
 	}
-	if data, err := os.ReadFile(filepath.Join(c.Bundle, "config.json")); err == nil {
-		var spec struct {
-			Linux struct {
-				CgroupsPath string `json:"cgroupsPath"`
-			} `json:"linux"`
-		}
-		if json.Unmarshal(data, &spec) == nil {
-			r.CgroupsPath = spec.Linux.CgroupsPath
-		}
-	}
+	r.CgroupsPath = c.CgroupsPath
 	return r
 }
 

@@ -4,8 +4,8 @@
 // for it; and whether anyone was still waiting when it finished decides if
 // the result was handed out ("claimed") or must be kept for a later retry.
 //
-// Callers keep their own maps and lock; the methods marked "caller holds
-// its lock" must be called under it.
+// internal/objects keeps the maps and the lock; the methods marked "caller
+// holds its lock" must be called under it.
 package reserve
 
 import (

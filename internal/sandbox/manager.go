@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,21 +9,17 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/failpoint"
-	"github.com/floe-cri/floe/internal/ids"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/nspin"
-	"github.com/floe-cri/floe/internal/oplock"
+	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/podfiles"
 	"github.com/floe-cri/floe/internal/podinit"
-	"github.com/floe-cri/floe/internal/reserve"
 	"github.com/floe-cri/floe/internal/store"
 )
 
@@ -43,8 +38,9 @@ type Options struct {
 	DefaultHandler string
 	HostResolvConf string
 	// CgroupDriver is how the kubelet's CgroupParent is read ("cgroupfs"
-	// or "systemd").
+	// or "systemd"); Cgroups is the host's layout, detected at startup.
 	CgroupDriver string
+	Cgroups      *cgroups.Support
 	// PodInitExe is the pod init program (cmd/floe-pod-init); empty
 	// re-executes floe itself as the init.
 	PodInitExe string
@@ -63,22 +59,10 @@ type Manager struct {
 	opts Options
 	log  *slog.Logger
 
-	// mu guards the maps below. It is never held across CNI, mounts, the
-	// helper process or database writes, so lists stay prompt while one
-	// sandbox is slow.
-	mu        sync.Mutex
-	sandboxes map[string]*Sandbox          // every known sandbox, by id
-	byKey     map[string]string            // reservation key -> sandbox id
-	inflight  map[string]*reserve.Creation // reservation key -> creation under way
+	// table holds the records, their locks and the creations under way.
+	table *objects.Table[Sandbox, *Sandbox]
 
 	containers Containers
-
-	// ops serialises stop/remove/update of one object.
-	ops oplock.Set
-
-	stopOnce sync.Once
-	stop     chan struct{}
-	wg       sync.WaitGroup
 }
 
 // SetContainers connects the container core (created after this one).
@@ -90,20 +74,17 @@ func New(opts Options) *Manager {
 		opts.Log = slog.Default()
 	}
 	return &Manager{
-		opts:      opts,
-		log:       opts.Log,
-		sandboxes: map[string]*Sandbox{},
-		byKey:     map[string]string{},
-		inflight:  map[string]*reserve.Creation{},
-		stop:      make(chan struct{}),
+		opts: opts,
+		log:  opts.Log,
+		table: objects.New[Sandbox](schema(), objects.Options{
+			DB: opts.DB, CreateTimeout: opts.CreateTimeout, AbandonedGrace: opts.AbandonedGrace, Log: opts.Log,
+		}),
 	}
 }
 
-// Close stops background work (abandoned-sandbox timers) and waits for it.
-func (m *Manager) Close() {
-	m.stopOnce.Do(func() { close(m.stop) })
-	m.wg.Wait()
-}
+// Close stops background work (abandoned-sandbox timers, creations under
+// way) and waits for it.
+func (m *Manager) Close() { m.table.Close() }
 
 // Run creates a sandbox, or returns the one a previous identical request
 // created after its caller gave up.
@@ -111,104 +92,31 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (string, error) {
 	if err := m.validate(&spec); err != nil {
 		return "", err
 	}
-	key, hash := spec.reservationKey(), spec.hash()
-
-	m.mu.Lock()
-	if c, ok := m.inflight[key]; ok {
-		if c.Hash != hash {
-			m.mu.Unlock()
-			return "", errdefs.AlreadyExists("pod sandbox name %q is reserved for sandbox %s, which is being created with a different configuration", key, c.ID)
-		}
-		c.AddWaiter(ctx)
-		m.mu.Unlock()
-		m.log.Info("retry of a sandbox creation in progress: waiting for it", "pod", c.ID, "name", key)
-		return c.Wait(ctx, "sandbox")
-	}
-	if id, ok := m.byKey[key]; ok {
-		sb := m.sandboxes[id]
-		if sb.Unclaimed && sb.SpecHash == hash {
-			sb.Unclaimed = false
-			rec := sb.clone()
-			m.mu.Unlock()
-			if err := m.opts.DB.Put(store.Sandboxes, id, rec); err != nil {
-				return "", err
-			}
-			m.log.Info("handed a sandbox finished after its caller's deadline to the retry", "pod", id, "name", key)
-			return id, nil
-		}
-		m.mu.Unlock()
-		return "", errdefs.AlreadyExists("pod sandbox name %q is already reserved for sandbox %s", key, id)
-	}
-	c := reserve.New(ids.New(), hash, ctx)
-	m.inflight[key] = c
-	m.mu.Unlock()
-
+	hash := spec.hash()
 	// The creation runs on its own context: a caller that times out must
 	// not leave a half-made sandbox, and its retry should get the result.
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.CreateTimeout)
-		defer cancel()
-		sb, err := m.create(cctx, c.ID, spec, hash)
-		m.finish(key, c, sb, err)
-	}()
-	return c.Wait(ctx, "sandbox")
-}
-
-// finish publishes a finished creation. The sandbox is claimed when at
-// least one caller is still waiting; otherwise it is kept unclaimed for the
-// retry and removed after the grace period.
-func (m *Manager) finish(key string, c *reserve.Creation, sb *Sandbox, err error) {
-	if err != nil {
-		m.mu.Lock()
-		delete(m.inflight, key)
-		m.mu.Unlock()
-		c.Finish(classify(err))
-		return
-	}
-	m.mu.Lock()
-	claimed := c.Claimed()
-	m.mu.Unlock()
-	sb.State = StateReady
-	sb.Unclaimed = !claimed
-	failpoint.Hit("sandbox.before-ready-save")
-	if err := m.opts.DB.Put(store.Sandboxes, sb.ID, sb); err != nil {
-		m.undo(sb)
-		m.mu.Lock()
-		delete(m.inflight, key)
-		m.mu.Unlock()
-		c.Finish(fmt.Errorf("record sandbox %s: %w", sb.ID, err))
-		return
-	}
-	m.mu.Lock()
-	m.sandboxes[sb.ID] = sb
-	m.byKey[key] = sb.ID
-	delete(m.inflight, key)
-	m.mu.Unlock()
-	c.Finish(nil)
-	if !claimed {
-		m.log.Warn("sandbox finished after its caller gave up; keeping it for the retry", "pod", sb.ID, "name", key, "grace", m.opts.AbandonedGrace)
-		m.scheduleAbandonCheck(sb.ID)
-	}
-}
-
-// scheduleAbandonCheck removes the sandbox after the grace period unless a
-// retry claimed it.
-func (m *Manager) scheduleAbandonCheck(id string) {
-	reserve.ExpireUnclaimed(&m.wg, m.stop, m.opts.AbandonedGrace, func() bool {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		sb, ok := m.sandboxes[id]
-		return ok && sb.Unclaimed
-	}, func() {
-		m.log.Warn("removing a sandbox no retry claimed", "pod", id)
-		ctx, cancel := context.WithTimeout(context.Background(), m.opts.CreateTimeout)
-		defer cancel()
-		if err := m.Remove(ctx, id); err != nil {
-			m.log.Error("remove abandoned sandbox", "pod", id, "err", err)
-		}
+	return m.table.Create(ctx, objects.Creation[Sandbox]{
+		Key: spec.reservationKey(), Hash: hash,
+		Make: func(ctx context.Context, id string) (*Sandbox, error) {
+			return m.create(ctx, id, spec, hash)
+		},
+		Publish: func(sb *Sandbox) {
+			failpoint.Hit("sandbox.before-ready-save")
+			sb.State = StateReady
+		},
+		Undo:    m.undo,
+		Abandon: m.abandon,
+		Err:     classify,
 	})
+}
+
+// abandon removes a sandbox no retry claimed.
+func (m *Manager) abandon(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.CreateTimeout)
+	defer cancel()
+	if err := m.Remove(ctx, id); err != nil {
+		m.log.Error("remove abandoned sandbox", "pod", id, "err", err)
+	}
 }
 
 func validIP(s string) bool { return net.ParseIP(s) != nil }
@@ -273,12 +181,11 @@ func (m *Manager) validate(spec *Spec) error {
 func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string) (*Sandbox, error) {
 	log := m.log.With("pod", id, "name", spec.Name, "namespace", spec.Namespace)
 	sb := &Sandbox{
-		ID:        id,
-		Spec:      spec,
-		SpecHash:  hash,
-		State:     StateCreating,
-		CreatedAt: time.Now().UnixNano(),
-		RunDir:    filepath.Join(m.opts.RunDir, "pods", id),
+		Meta:       objects.Meta{ID: id, SpecHash: hash, CreatedAt: time.Now().UnixNano()},
+		Spec:       spec,
+		State:      StateCreating,
+		RunDir:     filepath.Join(m.opts.RunDir, "pods", id),
+		CgroupPath: cgroups.PodPath(m.opts.CgroupDriver, spec.CgroupParent),
 	}
 	if spec.NetworkMode != ModeNode {
 		sb.NetnsName = netnsName(spec, id)
@@ -295,7 +202,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		m.undo(sb)
 		return nil, fmt.Errorf("%s for pod %s/%s: %w", step, spec.Namespace, spec.Name, err)
 	}
-	if err := m.opts.DB.Put(store.Sandboxes, id, sb); err != nil {
+	if err := m.table.Add(sb); err != nil {
 		return fail("record sandbox", err)
 	}
 	failpoint.Hit("sandbox.after-record")
@@ -327,13 +234,13 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	}
 	failpoint.Hit("sandbox.after-pin")
 	if spec.PIDMode == ModePod {
-		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(spec.CgroupParent), PodID: id})
+		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(sb), PodID: id})
 		if err != nil {
 			return fail("start pod init", err)
 		}
 		failpoint.Hit("sandbox.after-init-start")
 		sb.PodInit = init
-		if err := m.opts.DB.Put(store.Sandboxes, id, sb); err != nil {
+		if err := m.save(sb); err != nil {
 			return fail("record pod init", err)
 		}
 		log.Info("pod init started for the shared PID namespace", "pid", init.Pid)
@@ -346,7 +253,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		// Record the configuration before ADD: if floe dies during ADD,
 		// Restore runs DEL with it and nothing stays allocated.
 		sb.Network = att
-		if err := m.opts.DB.Put(store.Sandboxes, id, sb); err != nil {
+		if err := m.save(sb); err != nil {
 			return fail("record sandbox network", err)
 		}
 		start := time.Now()
@@ -396,7 +303,8 @@ func (m *Manager) undo(sb *Sandbox) {
 		m.log.Error("undo sandbox: remove pod dir", "pod", sb.ID, "err", err)
 		return
 	}
-	if err := m.opts.DB.Delete(store.Sandboxes, sb.ID); err != nil {
+	// Not found: the creation failed before its first record.
+	if _, err := m.update(sb.ID, removed); err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
 		m.log.Error("undo sandbox: delete record", "pod", sb.ID, "err", err)
 	}
 }
@@ -443,15 +351,7 @@ func (m *Manager) release(ctx context.Context, sb *Sandbox) error {
 }
 
 // resolve finds a sandbox by id or unique id prefix.
-func (m *Manager) resolve(idOrPrefix string) (*Sandbox, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	id, err := ids.Lookup(m.sandboxes, idOrPrefix, "pod sandbox", "pod_sandbox_id")
-	if err != nil {
-		return nil, err
-	}
-	return m.sandboxes[id].clone(), nil
-}
+func (m *Manager) resolve(idOrPrefix string) (*Sandbox, error) { return m.table.Get(idOrPrefix) }
 
 // Get returns a copy of one sandbox.
 func (m *Manager) Get(idOrPrefix string) (*Sandbox, error) { return m.resolve(idOrPrefix) }
@@ -459,14 +359,11 @@ func (m *Manager) Get(idOrPrefix string) (*Sandbox, error) { return m.resolve(id
 // Stop releases the pod's network, namespaces and shm. Stopping an unknown
 // or already stopped sandbox succeeds.
 func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
-	sb, err := m.resolve(idOrPrefix)
-	if errdefs.KindOf(err) == errdefs.KindNotFound {
-		return nil
-	}
-	if err != nil {
+	sb, err := m.table.Find(idOrPrefix)
+	if sb == nil {
 		return err
 	}
-	defer m.ops.Lock(sb.ID)()
+	defer m.table.Lock(sb.ID)()
 	// Re-read under the operation lock: a concurrent stop may have run.
 	if sb, err = m.resolve(sb.ID); err != nil {
 		return nil
@@ -480,19 +377,11 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 	if releaseErr == nil {
 		releaseErr = m.release(ctx, sb)
 	}
-	if releaseErr == nil {
-		sb.State = StateNotReady
-	}
 	// Persist progress (NetworkDown) even on failure so the retry skips
 	// what is already done.
-	if err := m.opts.DB.Put(store.Sandboxes, sb.ID, sb); err != nil {
+	if _, err := m.update(sb.ID, released(sb, releaseErr == nil)); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	if _, ok := m.sandboxes[sb.ID]; ok {
-		m.sandboxes[sb.ID] = sb
-	}
-	m.mu.Unlock()
 	if releaseErr != nil {
 		return fmt.Errorf("stop pod sandbox %s: %w", sb.ID, releaseErr)
 	}
@@ -503,11 +392,8 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 // Remove stops the sandbox if needed and deletes it. Removing an unknown
 // sandbox succeeds.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
-	sb, err := m.resolve(idOrPrefix)
-	if errdefs.KindOf(err) == errdefs.KindNotFound {
-		return nil
-	}
-	if err != nil {
+	sb, err := m.table.Find(idOrPrefix)
+	if sb == nil {
 		return err
 	}
 	if err := m.Stop(ctx, sb.ID); err != nil {
@@ -518,21 +404,19 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 			return fmt.Errorf("remove containers of pod sandbox %s: %w", sb.ID, err)
 		}
 	}
-	defer m.ops.Lock(sb.ID)()
+	defer m.table.Lock(sb.ID)()
+	// Re-read under the operation lock: a concurrent remove may have run.
+	if _, err := m.resolve(sb.ID); err != nil {
+		return nil
+	}
 	if err := podfiles.Remove(sb.Files()); err != nil {
 		return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 	}
 	failpoint.Hit("sandbox.remove.before-record-delete")
-	if err := m.opts.DB.Delete(store.Sandboxes, sb.ID); err != nil {
+	if _, err := m.update(sb.ID, removed); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	delete(m.sandboxes, sb.ID)
-	if m.byKey[sb.Spec.reservationKey()] == sb.ID {
-		delete(m.byKey, sb.Spec.reservationKey())
-	}
-	m.mu.Unlock()
-	m.ops.Forget(sb.ID)
+	m.table.Forget(sb.ID)
 	m.log.Info("sandbox removed", "pod", sb.ID)
 	return nil
 }
@@ -545,38 +429,21 @@ func (m *Manager) UpdateConfig(idOrPrefix string, update func(raw []byte) ([]byt
 	if err != nil {
 		return err
 	}
-	defer m.ops.Lock(sb.ID)()
-	if sb, err = m.resolve(sb.ID); err != nil {
-		return err
-	}
-	raw, err := update(sb.Spec.Raw)
-	if err != nil {
-		return err
-	}
-	sb.Spec.Raw = raw
-	if err := m.opts.DB.Put(store.Sandboxes, sb.ID, sb); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	if _, ok := m.sandboxes[sb.ID]; ok {
-		m.sandboxes[sb.ID] = sb
-	}
-	m.mu.Unlock()
-	return nil
+	defer m.table.Lock(sb.ID)()
+	_, err = m.update(sb.ID, func(r *Sandbox) error {
+		raw, err := update(r.Spec.Raw)
+		if err != nil {
+			return err
+		}
+		r.Spec.Raw = raw
+		return nil
+	})
+	return err
 }
 
 // List returns copies of the claimed sandboxes that match f, oldest first.
 func (m *Manager) List(f Filter) []*Sandbox {
-	m.mu.Lock()
-	out := make([]*Sandbox, 0, len(m.sandboxes))
-	for _, sb := range m.sandboxes {
-		if !sb.Unclaimed && f.match(sb) {
-			out = append(out, sb.clone())
-		}
-	}
-	m.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
-	return out
+	return m.table.List(f.match)
 }
 
 // Restore loads the database after a (re)start. Half-created sandboxes are
@@ -584,73 +451,58 @@ func (m *Manager) List(f Filter) []*Sandbox {
 // are released and reported not ready; unclaimed ones get a new grace
 // period.
 func (m *Manager) Restore(ctx context.Context) error {
-	var records []*Sandbox
-	err := m.opts.DB.ForEach(store.Sandboxes, func(id string, data []byte) error {
-		sb := &Sandbox{}
-		if err := json.Unmarshal(data, sb); err != nil {
-			m.log.Error("skipping unreadable sandbox record", "pod", id, "err", err)
-			return nil
-		}
-		records = append(records, sb)
-		return nil
-	})
+	records, err := m.table.Load()
 	if err != nil {
-		return fmt.Errorf("load sandboxes: %w", err)
+		return err
 	}
 	for _, sb := range records {
+		if sb.CgroupPath == "" {
+			// Records from before it was recorded at creation.
+			sb.CgroupPath = cgroups.PodPath(m.opts.CgroupDriver, sb.Spec.CgroupParent)
+		}
+		m.table.Adopt(sb, m.abandon)
 		switch {
 		case sb.State == StateCreating:
 			m.log.Warn("undoing a sandbox whose creation was interrupted", "pod", sb.ID)
-			m.undo(sb)
-			continue
+			m.undo(sb.clone())
 		case sb.State == StateReady && !m.pinsIntact(sb):
 			m.log.Warn("sandbox lost its namespaces while floe was down; marking it not ready", "pod", sb.ID)
-			if err := m.release(ctx, sb); err != nil {
+			cp := sb.clone()
+			err := m.release(ctx, cp)
+			if err != nil {
 				m.log.Error("release sandbox after restart", "pod", sb.ID, "err", err)
-			} else {
-				sb.State = StateNotReady
 			}
-			if err := m.opts.DB.Put(store.Sandboxes, sb.ID, sb); err != nil {
+			if _, err := m.update(sb.ID, released(cp, err == nil)); err != nil {
 				return err
 			}
 		}
-		m.mu.Lock()
-		m.sandboxes[sb.ID] = sb
-		m.byKey[sb.Spec.reservationKey()] = sb.ID
-		m.mu.Unlock()
-		if sb.Unclaimed {
-			m.scheduleAbandonCheck(sb.ID)
-		}
 	}
-	m.log.Info("restored sandboxes", "count", len(m.sandboxes))
+	visible, _ := m.table.Len()
+	m.log.Info("restored sandboxes", "count", visible)
 	return nil
 }
 
-// podCgroupProcs are the cgroup.procs files of the pod's cgroup (created by
-// the kubelet) in every hierarchy where it exists, so the pod init is
-// accounted to the pod.
-func (m *Manager) podCgroupProcs(parent string) []string {
-	if parent == "" {
+// released is the update after a release of sb (a copy of the record):
+// it keeps its progress, and it is not ready once all was released.
+func released(sb *Sandbox, all bool) func(*Sandbox) error {
+	return func(r *Sandbox) error {
+		r.NetworkDown = sb.NetworkDown
+		if all {
+			r.State = StateNotReady
+		}
 		return nil
 	}
-	path, err := cgroups.ParentPath(m.opts.CgroupDriver, parent)
-	if err != nil || !filepath.IsAbs(path) {
+}
+
+// podCgroupProcs are the cgroup.procs files of the pod's cgroup (created
+// by the kubelet) in every hierarchy where it exists, so the pod init is
+// accounted to the pod. Under the systemd driver systemd owns the pod's
+// slice and the init is left where floe runs.
+func (m *Manager) podCgroupProcs(sb *Sandbox) []string {
+	if m.opts.Cgroups == nil || m.opts.CgroupDriver == cgroups.DriverSystemd {
 		return nil
 	}
-	var out []string
-	candidates := []string{filepath.Join("/sys/fs/cgroup", path, "cgroup.procs")}
-	if !cgroups.IsUnified() {
-		candidates = nil
-		for _, ctrl := range []string{"cpu", "cpuacct", "memory", "pids", "blkio", "cpuset", "devices", "freezer"} {
-			candidates = append(candidates, filepath.Join("/sys/fs/cgroup", ctrl, path, "cgroup.procs"))
-		}
-	}
-	for _, c := range candidates {
-		if _, err := os.Stat(c); err == nil {
-			out = append(out, c)
-		}
-	}
-	return out
+	return m.opts.Cgroups.ProcsFiles(sb.CgroupPath)
 }
 
 func (m *Manager) pinsIntact(sb *Sandbox) bool {

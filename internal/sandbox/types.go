@@ -7,12 +7,10 @@
 package sandbox
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 
 	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/podfiles"
 	"github.com/floe-cri/floe/internal/podinit"
 )
@@ -70,29 +68,25 @@ func (s *Spec) reservationKey() string {
 
 // hash identifies the request's content, so a retry of the same request can
 // be told from a different pod that reuses the name.
-func (s *Spec) hash() string {
-	b, _ := json.Marshal(s)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
+func (s *Spec) hash() string { return objects.Hash(s) }
 
 // Sandbox is the durable record of one pod sandbox.
 type Sandbox struct {
-	ID        string `json:"id"`
+	// Meta holds the id, the request's hash, the creation time and the
+	// unclaimed mark (see internal/objects).
+	objects.Meta
 	Spec      Spec   `json:"spec"`
-	SpecHash  string `json:"specHash"`
 	State     State  `json:"state"`
-	CreatedAt int64  `json:"createdAt"` // unix nanoseconds
-	// Unclaimed marks a sandbox whose creation finished after every caller
-	// had given up; it is hidden from lists and handed to the retry, or
-	// removed after the grace period.
-	Unclaimed bool                `json:"unclaimed,omitempty"`
-	NetnsName string              `json:"netnsName,omitempty"`
-	NetnsPath string              `json:"netnsPath,omitempty"`
-	IPCPath   string              `json:"ipcPath,omitempty"`
-	UTSPath   string              `json:"utsPath,omitempty"`
-	RunDir    string              `json:"runDir"`
-	Network   *network.Attachment `json:"network,omitempty"`
+	NetnsName string `json:"netnsName,omitempty"`
+	NetnsPath string `json:"netnsPath,omitempty"`
+	IPCPath   string `json:"ipcPath,omitempty"`
+	UTSPath   string `json:"utsPath,omitempty"`
+	RunDir    string `json:"runDir"`
+	// CgroupPath is the pod's cgroup (the kubelet's CgroupParent)
+	// relative to each hierarchy's root, worked out once at creation;
+	// "" when the pod has none.
+	CgroupPath string              `json:"cgroupPath,omitempty"`
+	Network    *network.Attachment `json:"network,omitempty"`
 	// NetworkDown is set once DEL succeeded, so a repeated stop does not
 	// run DEL again.
 	NetworkDown bool `json:"networkDown,omitempty"`
@@ -125,16 +119,5 @@ type Filter struct {
 }
 
 func (f Filter) match(s *Sandbox) bool {
-	if f.IDPrefix != "" && !(len(s.ID) >= len(f.IDPrefix) && s.ID[:len(f.IDPrefix)] == f.IDPrefix) {
-		return false
-	}
-	if f.State != "" && s.State != f.State {
-		return false
-	}
-	for k, v := range f.Labels {
-		if got, ok := s.Spec.Labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
+	return (f.State == "" || s.State == f.State) && objects.Match(s.ID, f.IDPrefix, s.Spec.Labels, f.Labels)
 }

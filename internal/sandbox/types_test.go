@@ -3,6 +3,8 @@ package sandbox
 import (
 	"strings"
 	"testing"
+
+	"github.com/floe-cri/floe/internal/objects"
 )
 
 func TestNetnsNameIsReadableSafeAndBounded(t *testing.T) {
@@ -32,7 +34,7 @@ func TestSpecHashTellsRetriesFromNewPods(t *testing.T) {
 }
 
 func TestFilter(t *testing.T) {
-	sb := &Sandbox{ID: "abcdef", State: StateReady, Spec: Spec{Labels: map[string]string{"app": "web"}}}
+	sb := &Sandbox{Meta: objects.Meta{ID: "abcdef"}, State: StateReady, Spec: Spec{Labels: map[string]string{"app": "web"}}}
 	cases := []struct {
 		f    Filter
 		want bool

@@ -364,8 +364,7 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 	return nil
 }
 
-// readBundleSpec reads the bundle's config.json (for the user and the
-// verbose status).
+// readBundleSpec reads the bundle's config.json (for the verbose status).
 func readBundleSpec(bundle string) (*specs.Spec, error) {
 	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
@@ -452,9 +451,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	// The kubelet compares these with the pod spec (in-place resize) and
 	// reports the user the process really runs as.
 	st.Resources = &runtimeapi.ContainerResources{Linux: criResources(c.Spec.OCI)}
-	spec, specErr := readBundleSpec(c.Bundle)
-	if specErr == nil && spec.Process != nil {
-		u := spec.Process.User
+	if u := c.User; u != nil {
 		groups := []int64{}
 		for _, g := range u.AdditionalGids {
 			groups = append(groups, int64(g))
@@ -471,7 +468,8 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 			info["pid"] = c.Monitor.Pid
 			info["conmonPid"] = c.Monitor.ConmonPid
 		}
-		if specErr == nil {
+		// The whole spec only for the verbose view, read when asked.
+		if spec, err := readBundleSpec(c.Bundle); err == nil {
 			info["runtimeSpec"] = spec
 		}
 		b, err := json.Marshal(info)

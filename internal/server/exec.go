@@ -45,12 +45,9 @@ func (s *Server) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*ru
 // streamable checks that the container exists and runs, and that the
 // streaming server is up.
 func (s *Server) streamable(id, action string) (*container.Container, error) {
-	c, err := s.deps.Containers.Get(id)
+	c, err := s.deps.Containers.GetRunning(id, action)
 	if err != nil {
 		return nil, err
-	}
-	if c.State != container.StateRunning {
-		return nil, errdefs.FailedPrecondition("container %s is %s; %s needs a running container", c.ID, c.State, action)
 	}
 	if s.deps.Streaming == nil {
 		return nil, errdefs.FailedPrecondition("the streaming server is not running")

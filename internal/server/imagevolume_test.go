@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/internal/container"
+	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/ocispec"
 )
 
@@ -57,7 +58,7 @@ func TestImageVolumeTranslation(t *testing.T) {
 
 func TestImageVolumeStatusReportsTheImageID(t *testing.T) {
 	c := &container.Container{
-		ID: "c1",
+		Meta: objects.Meta{ID: "c1"},
 		Spec: container.Spec{OCI: ocispec.Container{Mounts: []ocispec.Mount{
 			{ContainerPath: "/data", HostPath: "/srv/data"},
 			{ContainerPath: "/mnt/v", Readonly: true, Image: "busybox:1", ImageSubPath: "etc"},

@@ -3,11 +3,9 @@ package server
 import (
 	"context"
 	"errors"
-	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/stats"
 )
@@ -60,7 +58,7 @@ func (s *Server) podStats(sb *sandbox.Sandbox) *runtimeapi.PodSandboxStats {
 		return out
 	}
 	out.Linux.Containers = s.podContainerStats(sb.ID)
-	if path := s.podCgroupPath(sb.Spec.CgroupParent); path != "" && s.deps.Stats != nil {
+	if path := sb.CgroupPath; path != "" && s.deps.Stats != nil {
 		cg, err := s.deps.Stats.Read(path)
 		if err != nil {
 			if !errors.Is(err, stats.ErrNoCgroup) {
@@ -99,24 +97,6 @@ func (s *Server) podStats(sb *sandbox.Sandbox) *runtimeapi.PodSandboxStats {
 		}
 	}
 	return out
-}
-
-// podCgroupPath is where the pod's CgroupParent lives in each hierarchy
-// ("" when the pod has none).
-func (s *Server) podCgroupPath(parent string) string {
-	if parent == "" {
-		return ""
-	}
-	p, err := cgroups.ParentPath(s.deps.Config.CgroupManager, parent)
-	if err != nil {
-		return ""
-	}
-	if !strings.HasPrefix(p, "/") { // a systemd slice name
-		if p, err = cgroups.ExpandSlice(p); err != nil {
-			return ""
-		}
-	}
-	return p
 }
 
 func u64(v uint64) *runtimeapi.UInt64Value { return &runtimeapi.UInt64Value{Value: v} }
