@@ -117,8 +117,9 @@ else
 fi
 
 if [[ -n ${SPECS:-} ]]; then
-  # An exact match of each name: regex metacharacters escaped.
-  FOCUS=$(sed -e 's/[][\\.^$*+?(){}|/]/\\&/g' -e 's/^/^/' -e 's/$/$/' "$SPECS" | paste -sd'|')
+  # An exact match of each name (ginkgo puts the suite's description before
+  # it), regex metacharacters escaped.
+  FOCUS=$(sed -e 's/[][\\.^$*+?(){}|/]/\\&/g' -e 's/^/(^| )/' -e 's/$/$/' "$SPECS" | paste -sd'|')
   export FOCUS
 fi
 start=$(date +%s)
