@@ -38,9 +38,10 @@ host_snapshot() {
 }
 
 # start_private_floe [floe serve flags...]: starts bin/floe on $D's paths
-# with its log in $D/floe.log; sets floe_pid.
+# with its log in $D/floe.log, configured by $FLOE_CONFIG (default: the
+# built-in defaults); sets floe_pid.
 start_private_floe() {
-  "$ROOT/bin/floe" serve --config /dev/null \
+  "$ROOT/bin/floe" serve --config "${FLOE_CONFIG:-/dev/null}" \
     --socket "$D/floe.sock" --state-dir "$D/state" --run-dir "$D/run" \
     --inspect-socket "$D/inspect.sock" --metrics-address "" \
     --cni-config-dir "$D/cni" --log-level debug "$@" >"$D/floe.log" 2>&1 &
