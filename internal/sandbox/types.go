@@ -15,6 +15,7 @@ import (
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/podfiles"
 	"github.com/floe-cri/floe/internal/podinit"
+	"github.com/floe-cri/floe/internal/userns"
 )
 
 // State of a sandbox, as the kubelet sees it.
@@ -56,6 +57,9 @@ type Spec struct {
 	NetworkMode    NamespaceMode         `json:"networkMode"`
 	IPCMode        NamespaceMode         `json:"ipcMode"`
 	PIDMode        NamespaceMode         `json:"pidMode"`
+	// UserNS are the mappings of the pod's own user namespace (CRI
+	// userns_options mode POD); nil runs the pod in the host's.
+	UserNS *userns.Mappings `json:"userns,omitempty"`
 	// Raw is the original CRI PodSandboxConfig in deterministic protobuf
 	// encoding, kept for the container service, which needs the pod's
 	// security context and sysctls when it builds container specs.
@@ -86,13 +90,16 @@ type Sandbox struct {
 	// Unclaimed marks a sandbox whose creation finished after every caller
 	// had given up; it is hidden from lists and handed to the retry, or
 	// removed after the grace period.
-	Unclaimed bool                `json:"unclaimed,omitempty"`
-	NetnsName string              `json:"netnsName,omitempty"`
-	NetnsPath string              `json:"netnsPath,omitempty"`
-	IPCPath   string              `json:"ipcPath,omitempty"`
-	UTSPath   string              `json:"utsPath,omitempty"`
-	RunDir    string              `json:"runDir"`
-	Network   *network.Attachment `json:"network,omitempty"`
+	Unclaimed bool   `json:"unclaimed,omitempty"`
+	NetnsName string `json:"netnsName,omitempty"`
+	NetnsPath string `json:"netnsPath,omitempty"`
+	// UserPath pins the pod's user namespace, which owns its network,
+	// IPC and UTS namespaces (and the PID namespace of its init).
+	UserPath string              `json:"userPath,omitempty"`
+	IPCPath  string              `json:"ipcPath,omitempty"`
+	UTSPath  string              `json:"utsPath,omitempty"`
+	RunDir   string              `json:"runDir"`
+	Network  *network.Attachment `json:"network,omitempty"`
 	// NetworkDown is set once DEL succeeded, so a repeated stop does not
 	// run DEL again.
 	NetworkDown bool `json:"networkDown,omitempty"`
