@@ -102,7 +102,7 @@ func TestContainerAndMountUserns(t *testing.T) {
 		u   *runtimeapi.UserNamespace
 		pod *userns.Mappings
 	}{
-		"other mappings": {other, pod},
+		"other mappings":           {other, pod},
 		"POD in a host-userns pod": {same, nil},
 		"NODE in a userns pod":     {&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}, pod},
 		"CONTAINER":                {&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_CONTAINER}, pod},
