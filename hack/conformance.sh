@@ -20,6 +20,9 @@ OUT=${CONFORMANCE_OUT:-/tmp/floe-conformance-out}
 command -v jq >/dev/null || { apt-get update -qq; apt-get install -y -qq jq; }
 
 D=$(mktemp -d /tmp/floe-conformance.XXXXXX)
+# Searchable by others: containers of pods in a user namespace are
+# mounted by their unprivileged root, which must reach the run dir.
+chmod 711 "$D"
 rm -rf "$OUT"; mkdir -p "$OUT" "$D/cni" "$D/ipam"
 cat >"$D/cni/10-conformance.conflist" <<EOF
 {
