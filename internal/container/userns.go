@@ -79,9 +79,12 @@ func (m *Manager) applyUserns(c *Container, sb *sandbox.Sandbox, s *specs.Spec) 
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return err
 	}
-	// MkdirAll leaves an existing bundle's mode alone.
-	if err := os.Chmod(c.Bundle, 0o711); err != nil {
-		return err
+	// MkdirAll leaves existing modes alone; the pod's root must search
+	// the bundle and the directory of bundles (listing stays root's).
+	for _, d := range []string{filepath.Dir(c.Bundle), c.Bundle} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return err
+		}
 	}
 	root := filepath.Join(dir, "rootfs")
 	if err := userns.Bind(c.Rootfs, root); err != nil {

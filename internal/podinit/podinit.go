@@ -328,6 +328,19 @@ done:
 	cmd.Args[0] = "floe-pod-init" // what ps shows
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{readyW} // fd 3
+	if attr.Cloneflags&syscall.CLONE_NEWUSER != 0 {
+		// The init is executed from inside its new user namespace, as an
+		// unprivileged host uid that may not search the binary's directory
+		// (a 0700 temporary one in tests): open it here, as root, and
+		// execute it through the descriptor, which skips the path walk.
+		exe, err := os.Open(initExe)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "open pod init binary: %v\n", err)
+			os.Exit(1)
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, exe) // fd 4
+		cmd.Path = "/proc/self/fd/4"
+	}
 	cmd.Dir = "/"
 	// A mount namespace of its own too: the init confines itself to an
 	// empty root (see confine).
