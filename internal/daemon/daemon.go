@@ -236,7 +236,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	enableUserns(handlerFeatures, usernsSupport, log)
 	srv := server.New(server.Deps{Config: cfg, Cgroups: cg, Sandboxes: sandboxes, Containers: containers, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
-		HandlerFeatures: handlerFeatures, Userns: usernsSupport, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
+		HandlerFeatures: handlerFeatures, Userns: usernsSupport, SubIDs: loadSubIDs(log), Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

@@ -27,3 +27,14 @@ func enableUserns(features map[string]ocifeatures.Features, support userns.Suppo
 	}
 	log.Info("pod user namespaces available", "mechanism", support.Mechanism)
 }
+
+// loadSubIDs reads the ranges io.kubernetes.cri-o.userns-mode=auto hands
+// out; without them that annotation is refused.
+func loadSubIDs(log *slog.Logger) *userns.Allocator {
+	a, err := userns.LoadSubIDs(userns.SubIDUser, "/etc/subuid", "/etc/subgid")
+	if err != nil {
+		log.Info("automatic pod user namespaces (userns-mode=auto) unavailable", "reason", err)
+		return nil
+	}
+	return a
+}

@@ -313,7 +313,11 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	if err != nil {
 		return fail("read host resolv.conf", err)
 	}
-	if err := podfiles.Write(sb.Files(), hostname, resolv, m.opts.ShmSize); err != nil {
+	shm := m.opts.ShmSize
+	if spec.ShmSize > 0 {
+		shm = spec.ShmSize
+	}
+	if err := podfiles.Write(sb.Files(), hostname, resolv, shm); err != nil {
 		return fail("write pod files", err)
 	}
 	failpoint.Hit("sandbox.after-pod-files")

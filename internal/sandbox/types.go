@@ -60,6 +60,13 @@ type Spec struct {
 	// UserNS are the mappings of the pod's own user namespace (CRI
 	// userns_options mode POD); nil runs the pod in the host's.
 	UserNS *userns.Mappings `json:"userns,omitempty"`
+	// UserNSAuto marks mappings floe picked (userns-mode=auto): a retry
+	// of the request may be given other ids, so they are no part of the
+	// request's identity (hash).
+	UserNSAuto bool `json:"usernsAuto,omitempty"`
+	// ShmSize overrides the node's /dev/shm size for this pod (the
+	// io.kubernetes.cri-o.ShmSize annotation); 0 keeps it.
+	ShmSize int64 `json:"shmSize,omitempty"`
 	// Raw is the original CRI PodSandboxConfig in deterministic protobuf
 	// encoding, kept for the container service, which needs the pod's
 	// security context and sysctls when it builds container specs.
@@ -75,7 +82,11 @@ func (s *Spec) reservationKey() string {
 // hash identifies the request's content, so a retry of the same request can
 // be told from a different pod that reuses the name.
 func (s *Spec) hash() string {
-	b, _ := json.Marshal(s)
+	c := *s
+	if c.UserNSAuto {
+		c.UserNS = nil
+	}
+	b, _ := json.Marshal(&c)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

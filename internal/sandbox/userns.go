@@ -71,3 +71,18 @@ func sysIDMaps(maps []userns.IDMap) []syscall.SysProcIDMap {
 	}
 	return out
 }
+
+// UserNamespaces returns the mappings of every pod floe knows, unclaimed
+// ones included, so ids handed out automatically never overlap a live
+// pod's.
+func (m *Manager) UserNamespaces() []*userns.Mappings {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*userns.Mappings
+	for _, sb := range m.sandboxes {
+		if sb.Spec.UserNS != nil {
+			out = append(out, sb.Spec.UserNS)
+		}
+	}
+	return out
+}

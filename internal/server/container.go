@@ -56,6 +56,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err := mountUserns(req.Config.GetMounts(), sb.Spec.UserNS); err != nil {
 		return nil, err
 	}
+	devs, err := s.annotationDevices(sb)
+	if err != nil {
+		return nil, err
+	}
+	spec.OCI.Devices = append(spec.OCI.Devices, devs...)
 	if err := s.checkHandlerSupports(sb.Spec.RuntimeHandler, &spec); err != nil {
 		return nil, err
 	}

@@ -29,6 +29,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err != nil {
 		return nil, err
 	}
+	release, err := s.applyPodAnnotations(&spec)
+	defer release()
+	if err != nil {
+		return nil, err
+	}
 	if err := s.checkPodUserns(&spec); err != nil {
 		return nil, err
 	}

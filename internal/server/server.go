@@ -51,6 +51,9 @@ type Deps struct {
 	HandlerFeatures map[string]ocifeatures.Features
 	// Userns is whether pods may have a user namespace here, and how.
 	Userns userns.Support
+	// SubIDs hands out ids for io.kubernetes.cri-o.userns-mode=auto; nil
+	// when user "containers" has no subordinate ids.
+	SubIDs *userns.Allocator
 	// Stats reads cgroup usage.
 	Stats *stats.Reader
 	// Streaming serves the URLs Exec, Attach and PortForward return.
