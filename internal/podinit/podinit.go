@@ -329,6 +329,10 @@ done:
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{readyW} // fd 3
 	if attr.Cloneflags&syscall.CLONE_NEWUSER != 0 {
+		// The clone keeps the launcher's host ids, which the namespace
+		// does not map (it shows them as nobody): become its root before
+		// the exec, or the init starts without capabilities in it.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 		// The init is executed from inside its new user namespace, as an
 		// unprivileged host uid that may not search the binary's directory
 		// (a 0700 temporary one in tests): open it here, as root, and
