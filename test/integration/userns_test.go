@@ -48,6 +48,9 @@ func TestUserNamespacePod(t *testing.T) {
 		e.d.Runtime.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.podID})
 	})
 	withUserns := func(cfg *runtimeapi.ContainerConfig) *runtimeapi.ContainerConfig {
+		// The test image's default user is 1000; the pod's root is the
+		// point here.
+		e.sc(cfg).RunAsUser = i64(0)
 		e.sc(cfg).NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER, UsernsOptions: usernsOptions(host)}
 		return cfg
 	}
