@@ -111,12 +111,17 @@ func runcRunDetached(ctx context.Context, id, bundle string) error {
 // It may run on other goroutines, so it reports failures with Errorf and
 // returns "" (callers stop at the next check).
 func (cb *containerBench) pod(b *testing.B, sharePID bool) string {
+	return cb.podWith(b, sharePID, nil)
+}
+
+// podWith is pod with the pod's user namespace options (nil: the host's).
+func (cb *containerBench) podWith(b *testing.B, sharePID bool, userns *runtimeapi.UserNamespace) string {
 	ctx := context.Background()
 	pid := runtimeapi.NamespaceMode_CONTAINER
 	if sharePID {
 		pid = runtimeapi.NamespaceMode_POD
 	}
-	ns := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Ipc: runtimeapi.NamespaceMode_POD, Pid: pid}
+	ns := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Ipc: runtimeapi.NamespaceMode_POD, Pid: pid, UsernsOptions: userns}
 	cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "bench", Namespace: "bench", Uid: harness.Short()},
 		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns}}}
 	resp, err := cb.d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})

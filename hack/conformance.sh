@@ -21,6 +21,9 @@ command -v jq >/dev/null || { apt-get update -qq; apt-get install -y -qq jq; }
 
 . "$ROOT/hack/lib/private-floe.sh"
 D=$(mktemp -d /tmp/floe-conformance.XXXXXX)
+# Searchable by others: containers of pods in a user namespace are
+# mounted by their unprivileged root, which must reach the run dir.
+chmod 711 "$D"
 rm -rf "$OUT"; mkdir -p "$OUT"
 write_cni_conflist floe-conformance floecf0 10.86.0.0/16
 

@@ -38,6 +38,7 @@ BIN=$("$ROOT/hack/build-node-e2e.sh")
 
 . "$ROOT/hack/lib/private-floe.sh"
 D=$(mktemp -d /tmp/floe-node-e2e.XXXXXX)
+chmod 711 "$D"   # pods in a user namespace: their root must reach the run dir
 rm -rf "$OUT"; mkdir -p "$OUT"
 write_cni_conflist floe-node-e2e floene0 10.87.0.0/16
 

@@ -212,6 +212,9 @@ func status(args []string) error {
 		if in.Cgroups != nil {
 			fmt.Fprintf(w, "Cgroups\t%s\n", in.Cgroups.Summary())
 		}
+		if in.UserNamespaces != nil {
+			fmt.Fprintf(w, "Pod user namespaces\t%s\n", in.UserNamespaces)
+		}
 		fmt.Fprintf(w, "State / run dir\t%s  %s\n", in.StateDir, in.RunDir)
 		for name, r := range in.Runtimes {
 			root := r.Root

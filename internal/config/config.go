@@ -118,6 +118,9 @@ type Runtime struct {
 	RuntimeRoot string `toml:"runtime_root" comment:"State root passed as --root; empty keeps the runtime's own default so 'runc list' works without flags."`
 	RuntimeType string `toml:"runtime_type" comment:"Only \"oci\" is supported."`
 	MonitorPath string `toml:"monitor_path" comment:"Path of conmon, the per-container monitor."`
+	// AllowedAnnotations names the CRI-O pod annotations pods of this
+	// handler may use; the rest are ignored (and logged).
+	AllowedAnnotations []string `toml:"allowed_annotations" comment:"CRI-O pod annotations honoured for pods of this handler: io.kubernetes.cri-o.userns-mode (auto, auto:size=N: ids from the /etc/subuid and /etc/subgid ranges of user containers), io.kubernetes.cri-o.ShmSize, io.kubernetes.cri-o.Devices. Others are ignored with a log line."`
 }
 
 // ContainersConfig configures containers.

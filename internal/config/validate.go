@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/floe-cri/floe/internal/podannotations"
 )
 
 // Validate checks every value and names the first key that is wrong and
@@ -94,6 +96,11 @@ func (c *Config) Validate() error {
 		}
 		if rt.RuntimeType != "" && rt.RuntimeType != "oci" {
 			return fmt.Errorf("key \"runtimes.%s.runtime_type\": %q is not allowed; only \"oci\"", name, rt.RuntimeType)
+		}
+		for _, a := range rt.AllowedAnnotations {
+			if !podannotations.IsKnown(a) {
+				return fmt.Errorf("key \"runtimes.%s.allowed_annotations\": %q is not an annotation floe honours; known: %s", name, a, strings.Join(podannotations.Known, ", "))
+			}
 		}
 	}
 	if err := c.validateImages(); err != nil {

@@ -177,7 +177,7 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 		return fail("mount image volumes", err)
 	}
 	storeName := fmt.Sprintf("%s_%s_%s_%s", spec.Name, sb.Spec.Name, sb.Spec.Namespace, id[:12])
-	if c.Rootfs, err = m.opts.Images.CreateContainerLayer(img.ID, id, storeName); err != nil {
+	if c.Rootfs, err = m.createRootfs(sb, img.ID, id, storeName); err != nil {
 		return fail("create rootfs", err)
 	}
 	failpoint.Hit("container.after-rootfs")
@@ -197,6 +197,9 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	s, err := ocispec.Build(oc, m.opts.Spec)
 	if err != nil {
 		return fail("build OCI spec", err)
+	}
+	if err := m.applyUserns(c, sb, s); err != nil {
+		return fail("prepare user namespace mounts", err)
 	}
 	c.recordSpecFacts(s)
 	if err := writeBundle(c.Bundle, s); err != nil {
@@ -273,6 +276,7 @@ func (m *Manager) ociContainer(c *Container, sb *sandbox.Sandbox, img *images.Im
 		}
 		ns.PIDPath = fmt.Sprintf("/proc/%d/ns/pid", target.Monitor.Pid)
 	}
+	usernsNamespaces(sb, &ns)
 	oc.Namespaces = ns
 	parent, err := cgroups.ParentPath(m.opts.CgroupDriver, sb.Spec.CgroupParent)
 	if err != nil {
@@ -347,6 +351,9 @@ func (m *Manager) release(ctx context.Context, c *Container) error {
 		if err := mon.Delete(ctx, mc); err != nil {
 			return fmt.Errorf("delete runtime container: %w", err)
 		}
+	}
+	if err := releaseUserns(c); err != nil {
+		return fmt.Errorf("release user namespace mounts: %w", err)
 	}
 	if err := m.releaseImageMounts(c); err != nil {
 		return fmt.Errorf("release image volumes: %w", err)

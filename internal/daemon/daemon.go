@@ -33,6 +33,7 @@ import (
 	"github.com/floe-cri/floe/internal/store"
 	"github.com/floe-cri/floe/internal/streaming"
 	"github.com/floe-cri/floe/internal/unixsock"
+	"github.com/floe-cri/floe/internal/userns"
 	"github.com/floe-cri/floe/internal/version"
 )
 
@@ -216,8 +217,9 @@ func Run(cfg *config.Config, reload Reloader) error {
 		return err
 	}
 	defer stream.Close()
+	usernsSupport := userns.Probe(cfg.RunDir, imgs.SupportsIDMappedLayers)
 	insp, err := inspect.Serve(cfg.InspectSocketPath(), inspect.Handler(inspect.Sources{
-		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
+		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, Userns: &usernsSupport, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
 	}), log)
 	if err != nil {
 		return err
@@ -233,8 +235,9 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 		handlerFeatures[name] = f
 	}
+	enableUserns(handlerFeatures, usernsSupport, log)
 	srv := server.New(server.Deps{Config: cfg, Cgroups: cg, Sandboxes: sandboxes, Containers: containers, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
-		HandlerFeatures: handlerFeatures, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
+		HandlerFeatures: handlerFeatures, Userns: usernsSupport, SubIDs: loadSubIDs(log), Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/idtools"
+	"go.podman.io/storage/types"
 
 	"github.com/floe-cri/floe/internal/errdefs"
 )
@@ -98,4 +100,67 @@ func (s *Service) DeleteContainerLayer(containerID string) error {
 func isUnknownContainer(err error) bool {
 	return errors.Is(err, storage.ErrContainerUnknown) || errors.Is(err, storage.ErrNotAContainer) ||
 		errors.Is(err, storage.ErrLayerUnknown) || errors.Is(err, storage.ErrNotALayer)
+}
+
+// IDMap is one range of a user namespace mapping, as containers/storage
+// takes it.
+type IDMap struct{ ContainerID, HostID, Size int }
+
+// CreateMappedContainerLayer is CreateContainerLayer for a container of a
+// pod in a user namespace: the store mounts the image's layers idmapped
+// (no copy, no chown) under an upper layer owned by the pod's root, so
+// the rootfs shows the image's owners inside the namespace. It refuses
+// when the store's driver cannot shift ids at mount time, rather than
+// let the store fall back to a chowned copy of the whole image.
+func (s *Service) CreateMappedContainerLayer(ref, containerID, name string, uids, gids []IDMap) (string, error) {
+	img, _, _, err := s.lookup(ref)
+	if err != nil {
+		return "", err
+	}
+	uidMap, gidMap := toIDTools(uids), toIDTools(gids)
+	if ok, reason := s.SupportsIDMappedLayers(); !ok {
+		return "", errdefs.FailedPrecondition("container layer for a pod in a user namespace: %s", reason)
+	}
+	var names []string
+	if name != "" {
+		names = []string{name}
+	}
+	opts := &storage.ContainerOptions{IDMappingOptions: types.IDMappingOptions{UIDMap: uidMap, GIDMap: gidMap}}
+	if _, err := s.store.CreateContainer(containerID, names, img.ID, containerID, "", opts); err != nil {
+		if errors.Is(err, storage.ErrDuplicateID) || errors.Is(err, storage.ErrDuplicateName) {
+			return "", errdefs.AlreadyExists("container layer %s (%s): %v", containerID, name, err)
+		}
+		return "", fmt.Errorf("create id-mapped container layer %s on image %s: %w", containerID, img.ID, err)
+	}
+	mp, err := s.store.Mount(containerID, "")
+	if err != nil {
+		if derr := s.store.DeleteContainer(containerID); derr != nil {
+			s.log.Warn("cannot remove a container layer that failed to mount", "container", containerID, "err", derr)
+		}
+		return "", fmt.Errorf("mount id-mapped container layer %s: %w", containerID, err)
+	}
+	s.log.Debug("id-mapped container layer mounted", "container", containerID, "image", img.ID, "mountpoint", mp)
+	return mp, nil
+}
+
+// SupportsIDMappedLayers reports whether the store's driver shifts ids at
+// mount time (overlay on idmapped lower layers, kernel 5.19+), and why not.
+func (s *Service) SupportsIDMappedLayers() (bool, string) {
+	d, err := s.store.GraphDriver()
+	if err != nil {
+		return false, fmt.Sprintf("storage driver: %v", err)
+	}
+	probe := []idtools.IDMap{{ContainerID: 0, HostID: 1 << 20, Size: 65536}}
+	if !d.SupportsShifting(probe, probe) {
+		return false, fmt.Sprintf("storage driver %s cannot mount layers idmapped on this kernel", d.String())
+	}
+	return true, ""
+}
+
+func toIDTools(maps []IDMap) []idtools.IDMap {
+	out := make([]idtools.IDMap, len(maps))
+	for i, m := range maps {
+		out[i] = idtools.IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size}
+	}
+	return out
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/unixsock"
+	"github.com/floe-cri/floe/internal/userns"
 	"github.com/floe-cri/floe/internal/version"
 )
 
@@ -53,8 +54,12 @@ type Info struct {
 	// set limits with; limits outside it are left out or refused.
 	Cgroups *cgroups.Support `json:"cgroups,omitempty"`
 	// DefaultIDMappings are the user-namespace mappings pods get when
-	// they ask for none; floe runs pods without user namespaces.
+	// they ask for none: none, a pod without userns_options mode POD runs
+	// in the host's user namespace.
 	DefaultIDMappings []string `json:"defaultIdMappings"`
+	// UserNamespaces says whether pods may run in a user namespace of
+	// their own (hostUsers: false), by which mechanism, or why not.
+	UserNamespaces *userns.Support `json:"userNamespaces,omitempty"`
 	// Extra holds sections other services add (storage driver and root,
 	// default id mappings) once they exist.
 	Extra map[string]any `json:"extra,omitempty"`
@@ -114,6 +119,7 @@ type Sources struct {
 	Images         *images.Service
 	Network        *network.Manager
 	Cgroups        *cgroups.Support
+	Userns         *userns.Support
 	MetricsAddress func() string
 	StreamingAddr  func() string
 	Log            *slog.Logger
@@ -236,7 +242,7 @@ func info(src Sources) *Info {
 		StateDir: cfg.StateDir, RunDir: cfg.RunDir, CgroupDriver: cfg.CgroupManager,
 		NetnsDir: cfg.Network.NetnsDir, CNIConfigDir: cfg.Network.CNIConfigDir,
 		DefaultRuntime: cfg.DefaultRuntime, Runtimes: map[string]Runtime{},
-		Cgroups: src.Cgroups,
+		Cgroups: src.Cgroups, UserNamespaces: src.Userns,
 	}
 	if src.MetricsAddress != nil {
 		in.MetricsAddress = src.MetricsAddress()

@@ -25,6 +25,8 @@ import (
 // Request says which namespaces to create and where to pin them. An empty
 // path means that namespace is not created (the pod uses the host's).
 type Request struct {
+	// UserPath is only for PinProcess: Pin never makes a user namespace.
+	UserPath string
 	NetPath  string
 	IPCPath  string
 	UTSPath  string

@@ -171,6 +171,23 @@ func (t *Table[T, P]) IDs(match func(*T) bool) []string {
 	return out
 }
 
+// All returns copies of every record that matches, hidden (creations in
+// progress or interrupted) and unclaimed ones included: for what must not
+// be handed out twice, like a pod's automatically chosen ids.
+func (t *Table[T, P]) All(match func(*T) bool) []*T {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*T
+	for _, set := range []map[string]*T{t.visible, t.hidden} {
+		for _, r := range set {
+			if match(r) {
+				out = append(out, t.s.Clone(r))
+			}
+		}
+	}
+	return out
+}
+
 // Add records a new object whose creation starts: the birth of a record,
 // which from then on only changes through Update. It must be hidden.
 func (t *Table[T, P]) Add(r *T) error {

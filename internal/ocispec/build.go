@@ -126,6 +126,10 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 			RootfsPropagation: rootfsPropagation,
 		},
 	}
+	if c.Namespaces.UserPath != "" {
+		spec.Linux.UIDMappings = c.Namespaces.UIDMappings
+		spec.Linux.GIDMappings = c.Namespaces.GIDMappings
+	}
 	// A container that gets a UTS namespace of its own (no pod namespace
 	// to join) is given the pod's hostname; a joined one already has it.
 	if c.Namespaces.UTSPath == "" && !c.Namespaces.HostNetwork {
@@ -152,6 +156,9 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 // shares one or uses the host's). A host namespace is simply left out.
 func namespaces(ns Namespaces) []specs.LinuxNamespace {
 	out := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	if ns.UserPath != "" {
+		out = append(out, specs.LinuxNamespace{Type: specs.UserNamespace, Path: ns.UserPath})
+	}
 	add := func(t specs.LinuxNamespaceType, host bool, path string, ownIfNoPath bool) {
 		switch {
 		case host:

@@ -15,6 +15,8 @@ package ocispec
 import (
 	"log/slog"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/floe-cri/floe/internal/cgroups"
 )
 
@@ -140,10 +142,15 @@ type Resources struct {
 // Namespaces says which pod namespaces the container joins. An empty path
 // with the Host flag unset gives the container a namespace of its own.
 type Namespaces struct {
-	NetPath     string
-	IPCPath     string
-	UTSPath     string
-	PIDPath     string // the pod init's /proc/PID/ns/pid when the pod shares PIDs
+	NetPath string
+	IPCPath string
+	UTSPath string
+	PIDPath string // the pod init's /proc/PID/ns/pid when the pod shares PIDs
+	// UserPath is the pod's pinned user namespace; runc 1.1 also needs
+	// its mappings (it does not read them from the namespace).
+	UserPath    string
+	UIDMappings []specs.LinuxIDMapping
+	GIDMappings []specs.LinuxIDMapping
 	HostNetwork bool
 	HostIPC     bool
 	HostPID     bool

@@ -81,6 +81,13 @@ type Options struct {
 	// whose pid never reached the daemon's records (a crash between the
 	// launch and the write) is still found, and `ps` shows its pod.
 	PodID string
+	// ExtraNamespaces are more CLONE_NEW* flags for the init (a pod in a
+	// user namespace: user, net, ipc, uts), so those namespaces are
+	// created together and all owned by the new user namespace; the
+	// caller pins them from /proc/PID/ns. UIDMap and GIDMap are the user
+	// namespace's mappings, written by the launcher.
+	ExtraNamespaces uintptr
+	UIDMap, GIDMap  []syscall.SysProcIDMap
 }
 
 // Start launches a pod init in a new PID namespace and returns it once it
@@ -101,6 +108,12 @@ func Start(ctx context.Context, opts Options) (*Init, error) {
 	args := []string{LauncherArg}
 	if opts.InitExe != "" {
 		args = append(args, initExeFlag+opts.InitExe)
+	}
+	if opts.ExtraNamespaces != 0 {
+		args = append(args, nsFlag+strconv.FormatUint(uint64(opts.ExtraNamespaces), 10))
+	}
+	if len(opts.UIDMap) > 0 {
+		args = append(args, uidMapFlag+formatIDMaps(opts.UIDMap), gidMapFlag+formatIDMaps(opts.GIDMap))
 	}
 	if opts.PodID != "" {
 		args = append(args, podFlag+opts.PodID)
@@ -200,7 +213,31 @@ func zombie(pid int) bool {
 const (
 	initExeFlag = "--init="
 	podFlag     = "--pod="
+	nsFlag      = "--ns="
+	uidMapFlag  = "--uidmap="
+	gidMapFlag  = "--gidmap="
 )
+
+// formatIDMaps renders mappings as C:H:S[,C:H:S...] for the launcher.
+func formatIDMaps(maps []syscall.SysProcIDMap) string {
+	parts := make([]string, len(maps))
+	for i, m := range maps {
+		parts[i] = fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size)
+	}
+	return strings.Join(parts, ",")
+}
+
+func parseIDMaps(s string) ([]syscall.SysProcIDMap, error) {
+	var out []syscall.SysProcIDMap
+	for _, part := range strings.Split(s, ",") {
+		var m syscall.SysProcIDMap
+		if _, err := fmt.Sscanf(part, "%d:%d:%d", &m.ContainerID, &m.HostID, &m.Size); err != nil {
+			return nil, fmt.Errorf("id mapping %q: %w", part, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
 
 // Find returns the running inits started for podID, found by the pod id on
 // their command line: the way to end an init that was launched but never
@@ -243,6 +280,31 @@ func launcherMain(args []string) {
 		initExe = strings.TrimPrefix(args[0], initExeFlag)
 		args = args[1:]
 	}
+	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Setsid: true}
+	for len(args) > 0 {
+		var err error
+		switch a := args[0]; {
+		case strings.HasPrefix(a, nsFlag):
+			var extra uint64
+			extra, err = strconv.ParseUint(strings.TrimPrefix(a, nsFlag), 10, 64)
+			attr.Cloneflags |= uintptr(extra)
+		case strings.HasPrefix(a, uidMapFlag):
+			attr.UidMappings, err = parseIDMaps(strings.TrimPrefix(a, uidMapFlag))
+		case strings.HasPrefix(a, gidMapFlag):
+			attr.GidMappings, err = parseIDMaps(strings.TrimPrefix(a, gidMapFlag))
+			// The launcher is root on the host, so the init may keep
+			// setgroups(2), which it needs to drop its groups.
+			attr.GidMappingsEnableSetgroups = true
+		default:
+			goto done
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		args = args[1:]
+	}
+done:
 	var initArgs []string
 	if len(args) > 0 && strings.HasPrefix(args[0], podFlag) {
 		initArgs = append(initArgs, args[0])
@@ -266,10 +328,27 @@ func launcherMain(args []string) {
 	cmd.Args[0] = "floe-pod-init" // what ps shows
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{readyW} // fd 3
+	if attr.Cloneflags&syscall.CLONE_NEWUSER != 0 {
+		// The clone keeps the launcher's host ids, which the namespace
+		// does not map (it shows them as nobody): become its root before
+		// the exec, or the init starts without capabilities in it.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+		// The init is executed from inside its new user namespace, as an
+		// unprivileged host uid that may not search the binary's directory
+		// (a 0700 temporary one in tests): open it here, as root, and
+		// execute it through the descriptor, which skips the path walk.
+		exe, err := os.Open(initExe)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "open pod init binary: %v\n", err)
+			os.Exit(1)
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, exe) // fd 4
+		cmd.Path = "/proc/self/fd/4"
+	}
 	cmd.Dir = "/"
 	// A mount namespace of its own too: the init confines itself to an
 	// empty root (see confine).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Setsid: true}
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "start pod init: %v\n", err)
 		os.Exit(1)
@@ -339,6 +418,8 @@ const nobody = 65534
 // read-only tmpfs, then becomes nobody, which drops every capability (on
 // all threads: Go's Setuid applies to the whole process).
 func confine() error {
+	// Read now: /proc is out of reach once the root is the empty tmpfs.
+	inUserns := inUserNamespace()
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
@@ -364,13 +445,26 @@ func confine() error {
 	if err := syscall.Setgroups(nil); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}
-	if err := syscall.Setgid(nobody); err != nil {
+	// In a pod user namespace whose mapping leaves nobody out, the init
+	// stays the namespace's root: an unprivileged host uid already.
+	if err := syscall.Setgid(nobody); err != nil && !(errors.Is(err, unix.EINVAL) && inUserns) {
 		return fmt.Errorf("setgid: %w", err)
 	}
-	if err := syscall.Setuid(nobody); err != nil {
+	if err := syscall.Setuid(nobody); err != nil && !(errors.Is(err, unix.EINVAL) && inUserns) {
 		return fmt.Errorf("setuid: %w", err)
 	}
 	return nil
+}
+
+// inUserNamespace reports whether this process runs in a user namespace
+// other than the host's (whose uid_map is the identity over all ids).
+func inUserNamespace() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
 
 // reap collects every exited child; one SIGCHLD may stand for several.

@@ -220,7 +220,11 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	if err != nil {
 		return fail("read host resolv.conf", err)
 	}
-	if err := podfiles.Write(sb.Files(), hostname, resolv, m.opts.ShmSize); err != nil {
+	shm := m.opts.ShmSize
+	if spec.ShmSize > 0 {
+		shm = spec.ShmSize
+	}
+	if err := podfiles.Write(sb.Files(), hostname, resolv, shm); err != nil {
 		return fail("write pod files", err)
 	}
 	failpoint.Hit("sandbox.after-pod-files")
@@ -229,11 +233,17 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 			return fail("prepare netns dir", err)
 		}
 	}
-	if err := nspin.Pin(nspin.Request{NetPath: sb.NetnsPath, IPCPath: sb.IPCPath, UTSPath: sb.UTSPath, Hostname: hostname}); err != nil {
+	if spec.UserNS != nil {
+		if err := m.pinInUserns(ctx, sb, hostname); err != nil {
+			return fail("pin namespaces in the pod's user namespace", err)
+		}
+		failpoint.Hit("sandbox.after-pin")
+	} else if err := nspin.Pin(nspin.Request{NetPath: sb.NetnsPath, IPCPath: sb.IPCPath, UTSPath: sb.UTSPath, Hostname: hostname}); err != nil {
 		return fail("pin namespaces", err)
+	} else {
+		failpoint.Hit("sandbox.after-pin")
 	}
-	failpoint.Hit("sandbox.after-pin")
-	if spec.PIDMode == ModePod {
+	if spec.PIDMode == ModePod && spec.UserNS == nil {
 		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(sb), PodID: id})
 		if err != nil {
 			return fail("start pod init", err)
@@ -315,7 +325,7 @@ func (m *Manager) release(ctx context.Context, sb *Sandbox) error {
 	inits := []*podinit.Init{}
 	if sb.PodInit != nil {
 		inits = append(inits, sb.PodInit)
-	} else if sb.Spec.PIDMode == ModePod {
+	} else if sb.Spec.PIDMode == ModePod || sb.Spec.UserNS != nil {
 		// A crash between launching the init and recording it: the init
 		// carries the pod id, so it is found all the same.
 		found, err := podinit.Find(sb.ID)
@@ -341,7 +351,7 @@ func (m *Manager) release(ctx context.Context, sb *Sandbox) error {
 		failpoint.Hit("sandbox.stop.after-cni-del")
 		m.log.Info("pod network torn down", "pod", sb.ID, "took", time.Since(start))
 	}
-	if err := nspin.Unpin(sb.NetnsPath, sb.IPCPath, sb.UTSPath); err != nil {
+	if err := nspin.Unpin(sb.NetnsPath, sb.IPCPath, sb.UTSPath, sb.UserPath); err != nil {
 		return fmt.Errorf("unpin namespaces: %w", err)
 	}
 	if err := podfiles.UnmountShm(sb.Files()); err != nil {
@@ -509,7 +519,7 @@ func (m *Manager) pinsIntact(sb *Sandbox) bool {
 	if sb.PodInit != nil && !sb.PodInit.Alive() {
 		return false
 	}
-	for _, p := range []string{sb.NetnsPath, sb.IPCPath, sb.UTSPath} {
+	for _, p := range []string{sb.NetnsPath, sb.IPCPath, sb.UTSPath, sb.UserPath} {
 		if p != "" && !nspin.IsPinned(p) {
 			return false
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/podfiles"
 	"github.com/floe-cri/floe/internal/podinit"
+	"github.com/floe-cri/floe/internal/userns"
 )
 
 // State of a sandbox, as the kubelet sees it.
@@ -54,6 +55,16 @@ type Spec struct {
 	NetworkMode    NamespaceMode         `json:"networkMode"`
 	IPCMode        NamespaceMode         `json:"ipcMode"`
 	PIDMode        NamespaceMode         `json:"pidMode"`
+	// UserNS are the mappings of the pod's own user namespace (CRI
+	// userns_options mode POD); nil runs the pod in the host's.
+	UserNS *userns.Mappings `json:"userns,omitempty"`
+	// UserNSAuto marks mappings floe picked (userns-mode=auto): a retry
+	// of the request may be given other ids, so they are no part of the
+	// request's identity (hash).
+	UserNSAuto bool `json:"usernsAuto,omitempty"`
+	// ShmSize overrides the node's /dev/shm size for this pod (the
+	// io.kubernetes.cri-o.ShmSize annotation); 0 keeps it.
+	ShmSize int64 `json:"shmSize,omitempty"`
 	// Raw is the original CRI PodSandboxConfig in deterministic protobuf
 	// encoding, kept for the container service, which needs the pod's
 	// security context and sysctls when it builds container specs.
@@ -68,7 +79,15 @@ func (s *Spec) reservationKey() string {
 
 // hash identifies the request's content, so a retry of the same request can
 // be told from a different pod that reuses the name.
-func (s *Spec) hash() string { return objects.Hash(s) }
+func (s *Spec) hash() string {
+	c := *s
+	// Ids floe picked for an "auto" user namespace are not part of the
+	// request: a kubelet retry must still find its pod.
+	if c.UserNSAuto {
+		c.UserNS = nil
+	}
+	return objects.Hash(&c)
+}
 
 // Sandbox is the durable record of one pod sandbox.
 type Sandbox struct {
@@ -79,9 +98,12 @@ type Sandbox struct {
 	State     State  `json:"state"`
 	NetnsName string `json:"netnsName,omitempty"`
 	NetnsPath string `json:"netnsPath,omitempty"`
-	IPCPath   string `json:"ipcPath,omitempty"`
-	UTSPath   string `json:"utsPath,omitempty"`
-	RunDir    string `json:"runDir"`
+	// UserPath pins the pod's user namespace, which owns its network,
+	// IPC and UTS namespaces (and the PID namespace of its init).
+	UserPath string `json:"userPath,omitempty"`
+	IPCPath  string `json:"ipcPath,omitempty"`
+	UTSPath  string `json:"utsPath,omitempty"`
+	RunDir   string `json:"runDir"`
 	// CgroupPath is the pod's cgroup (the kubelet's CgroupParent)
 	// relative to each hierarchy's root, worked out once at creation;
 	// "" when the pod has none.

@@ -50,6 +50,17 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		return nil, fmt.Errorf("decode sandbox config of %s: %w", sb.ID, err)
 	}
 	spec.OCI.Sysctls = podCfg.GetLinux().GetSysctls()
+	if err := containerUserns(req.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions(), sb.Spec.UserNS); err != nil {
+		return nil, err
+	}
+	if err := mountUserns(req.Config.GetMounts(), sb.Spec.UserNS); err != nil {
+		return nil, err
+	}
+	devs, err := s.annotationDevices(sb)
+	if err != nil {
+		return nil, err
+	}
+	spec.OCI.Devices = append(spec.OCI.Devices, devs...)
 	if err := s.checkHandlerSupports(sb.Spec.RuntimeHandler, &spec); err != nil {
 		return nil, err
 	}
@@ -173,9 +184,8 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		if m.HostPath == "" {
 			return spec, invalid(field+".host_path", "is required unless image is set")
 		}
-		if len(m.UidMappings) > 0 || len(m.GidMappings) > 0 {
-			return spec, errdefs.FailedPrecondition("%s: idmapped mounts (uidMappings/gidMappings) are not supported by floe", field)
-		}
+		// uidMappings/gidMappings are checked against the pod's user
+		// namespace in CreateContainer (mountUserns).
 		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly, Options: m.MountOptions}
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
@@ -355,9 +365,6 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 		}
 	}
 	if ns := sc.NamespaceOptions; ns != nil {
-		if err := refuseUserns("config.linux.security_context.namespace_options.userns_options", ns.UsernsOptions); err != nil {
-			return err
-		}
 		spec.PIDMode = string(namespaceMode(ns.Pid))
 		spec.TargetID = ns.TargetId
 	}
@@ -606,14 +613,4 @@ func criImageSpec(c *container.Container) *runtimeapi.ImageSpec {
 		Image: c.ReportedImage(), UserSpecifiedImage: c.Spec.UserImage,
 		Annotations: c.Spec.ImageAnnotations, RuntimeHandler: c.Spec.ImageRuntimeHandler,
 	}
-}
-
-// refuseUserns refuses a pod user namespace: floe's runtime handlers have
-// no idmapped mounts, so Status reports no user namespace support and the
-// kubelet should not ask. NODE (the host's) is what floe gives anyway.
-func refuseUserns(field string, u *runtimeapi.UserNamespace) error {
-	if u == nil || u.Mode == runtimeapi.NamespaceMode_NODE {
-		return nil
-	}
-	return errdefs.FailedPrecondition("%s: user namespaces (mode %s) are not supported by floe", field, u.Mode)
 }

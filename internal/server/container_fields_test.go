@@ -29,12 +29,6 @@ func TestContainerSpecRefusesWhatFloeCannotHonour(t *testing.T) {
 		field string
 	}{
 		{"CDI devices", func(c *runtimeapi.ContainerConfig) { c.CDIDevices = []*runtimeapi.CDIDevice{{Name: "vendor/gpu=0"}} }, errdefs.KindFailedPrecondition, "config.CDI_devices"},
-		{"user namespace", func(c *runtimeapi.ContainerConfig) {
-			c.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}}
-		}, errdefs.KindFailedPrecondition, "userns_options"},
-		{"idmapped mount", func(c *runtimeapi.ContainerConfig) {
-			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/v", HostPath: "/tmp", UidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 1}}}}
-		}, errdefs.KindFailedPrecondition, "config.mounts[0]"},
 		{"ambient capabilities", func(c *runtimeapi.ContainerConfig) {
 			c.Linux.SecurityContext.Capabilities = &runtimeapi.Capability{AddAmbientCapabilities: []string{"NET_BIND_SERVICE"}}
 		}, errdefs.KindFailedPrecondition, "add_ambient_capabilities"},

@@ -60,6 +60,7 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 			"podCIDR":         s.deps.Network.PodCIDR(),
 			"handlerFeatures": s.deps.HandlerFeatures,
 			"cgroups":         s.deps.Cgroups,
+			"userNamespaces":  s.deps.Userns,
 		}
 		b, err := json.Marshal(info)
 		if err != nil {

@@ -29,6 +29,14 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err != nil {
 		return nil, err
 	}
+	release, err := s.applyPodAnnotations(&spec)
+	defer release()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkPodUserns(&spec); err != nil {
+		return nil, err
+	}
 	id, err := s.deps.Sandboxes.Run(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -94,7 +102,7 @@ func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
 	if linux := cfg.GetLinux(); linux != nil {
 		spec.CgroupParent = linux.CgroupParent
 		if ns := linux.GetSecurityContext().GetNamespaceOptions(); ns != nil {
-			if err := refuseUserns("config.linux.security_context.namespace_options.userns_options", ns.UsernsOptions); err != nil {
+			if spec.UserNS, err = podUserns(ns.UsernsOptions); err != nil {
 				return sandbox.Spec{}, err
 			}
 			spec.NetworkMode = namespaceMode(ns.Network)

@@ -66,21 +66,3 @@ func TestIDAttrsNameThePodAndContainer(t *testing.T) {
 		t.Errorf("version attrs = %v", got)
 	}
 }
-
-func TestSandboxSpecRefusesUserNamespace(t *testing.T) {
-	req := &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{
-		Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "n", Uid: "u"},
-		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD,
-				Uids: []*runtimeapi.IDMapping{{HostId: 65536, Length: 65536}}}},
-		}},
-	}}
-	_, err := sandboxSpec(req)
-	if status.Code(toStatus(err)) != codes.FailedPrecondition || !strings.Contains(err.Error(), "userns_options") {
-		t.Errorf("pod user namespace: %v", err)
-	}
-	req.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}
-	if _, err := sandboxSpec(req); err != nil {
-		t.Errorf("host user namespace: %v", err)
-	}
-}

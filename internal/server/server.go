@@ -31,6 +31,7 @@ import (
 	"github.com/floe-cri/floe/internal/ocifeatures"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/stats"
+	"github.com/floe-cri/floe/internal/userns"
 )
 
 // Deps are the domain services the handlers call.
@@ -48,6 +49,11 @@ type Deps struct {
 	// HandlerFeatures are what each runtime handler's features document
 	// says it supports, probed at startup.
 	HandlerFeatures map[string]ocifeatures.Features
+	// Userns is whether pods may have a user namespace here, and how.
+	Userns userns.Support
+	// SubIDs hands out ids for io.kubernetes.cri-o.userns-mode=auto; nil
+	// when user "containers" has no subordinate ids.
+	SubIDs *userns.Allocator
 	// Stats reads cgroup usage.
 	Stats *stats.Reader
 	// Streaming serves the URLs Exec, Attach and PortForward return.

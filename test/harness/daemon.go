@@ -140,6 +140,12 @@ func StartDaemon(t testing.TB, o Options) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Searchable (not listable) by others: runc mounts the rootfs of a
+	// container in a pod user namespace as the pod's unprivileged root,
+	// which must reach it under the run dir.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	suffix := Short()
 	d := &Daemon{
 		t:             t,
