@@ -46,6 +46,8 @@ type Options struct {
 	BundleDir     string
 	Spec          ocispec.Options
 	CreateTimeout time.Duration
+	// Devices resolves CDI devices; nil refuses containers asking for any.
+	Devices Devices
 	// OnExit is told how each container ended (for metrics).
 	OnExit func(reason string, monitorLost bool)
 	Log    *slog.Logger
@@ -77,6 +79,7 @@ type Manager struct {
 	wg       sync.WaitGroup
 
 	events broadcaster // lifecycle events, see events.go
+	hooks  Hooks       // NRI plugins, see extensions.go
 
 	cgroupMu    sync.Mutex
 	cgroupPaths map[string]string // by container id, see cgroup.go
@@ -97,6 +100,7 @@ func New(opts Options) *Manager {
 		inflight:   map[string]*reserve.Creation{},
 		creating:   map[string]*Container{},
 		stop:       make(chan struct{}),
+		hooks:      noHooks{},
 	}
 }
 
@@ -119,6 +123,9 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, spec Spec) (stri
 	// Limits the host's cgroups cannot hold are refused here, before
 	// anything is reserved or made; Build drops the default-valued ones.
 	if _, _, err := ocispec.LinuxResources(spec.OCI.Resources, m.opts.Spec.Cgroups); err != nil {
+		return "", err
+	}
+	if err := m.checkDevices(&spec); err != nil {
 		return "", err
 	}
 	sb, err := m.opts.Sandboxes.Get(sandboxID)
@@ -164,8 +171,13 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, spec Spec) (stri
 		defer m.wg.Done()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.CreateTimeout)
 		defer cancel()
+		unblock := m.hooks.BlockSync()
 		c, err := m.create(cctx, cr.ID, sb, spec, hash)
 		m.finish(key, cr, c, err)
+		unblock()
+		if err == nil {
+			m.hooks.PostCreateContainer(cctx, c)
+		}
 	}()
 	return cr.Wait(ctx, "container")
 }
@@ -306,6 +318,9 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err != nil {
 		return fail("build OCI spec", err)
 	}
+	if err := m.extendSpec(ctx, c, s); err != nil {
+		return fail("apply CDI devices and NRI adjustments", err)
+	}
 	if err := writeBundle(c.Bundle, s); err != nil {
 		return fail("write bundle", err)
 	}
@@ -439,6 +454,8 @@ func (m *Manager) undo(c *Container) {
 	if err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
 		m.log.Error("undo container: delete record", "container", c.ID, "err", err)
 	}
+	// Plugins may have seen its CreateContainer.
+	m.hooks.RemoveContainer(ctx, c)
 }
 
 // release deletes the runc container (killing it), its rootfs and bundle.
@@ -506,6 +523,9 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err != nil {
 		return err
 	}
+	if err := m.hooks.StartContainer(ctx, c); err != nil {
+		return err
+	}
 	if err := mon.Start(ctx, c.Monitor); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
@@ -516,6 +536,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	}
 	m.follow(c.ID, mon, c.Monitor)
 	m.log.Info("container started", "container", c.ID, "pod", c.SandboxID)
+	m.hooks.PostStartContainer(ctx, c)
 	return nil
 }
 
@@ -586,6 +607,7 @@ func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
 	if m.opts.OnExit != nil {
 		m.opts.OnExit(c.Reason, exit == nil)
 	}
+	m.hooks.StopContainer(context.Background(), c)
 	m.log.Info("container exited", "container", id, "pod", c.SandboxID, "code", c.ExitCode, "reason", c.Reason)
 }
 
@@ -641,6 +663,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	m.ops.Forget(c.ID)
 	m.records.Forget(c.ID)
 	m.forgetCgroup(c.ID)
+	m.hooks.RemoveContainer(ctx, c)
 	m.log.Info("container removed", "container", c.ID, "pod", c.SandboxID)
 	return nil
 }
@@ -751,13 +774,19 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, r ocis
 		return err
 	}
 	ocispec.LogDropped(m.log.With("container", c.ID, "pod", c.SandboxID), dropped)
+	if res, err = m.hooks.UpdateContainer(ctx, c, res); err != nil {
+		return err
+	}
 	if err := mon.Update(ctx, c.Monitor, res); err != nil {
 		return fmt.Errorf("update container %s: %w", c.ID, err)
 	}
-	_, err = m.update(c.ID, func(c *Container) error {
+	updated, err := m.update(c.ID, func(c *Container) error {
 		c.Spec.OCI.Resources = r
 		return nil
 	})
+	if err == nil {
+		m.hooks.PostUpdateContainer(ctx, updated)
+	}
 	return err
 }
 

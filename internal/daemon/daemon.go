@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/floe-cri/floe/internal/cdi"
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/container"
@@ -146,7 +147,11 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 	}()
 
-	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, cg, mets, log)
+	devices, err := cdi.New(cfg.CDI.SpecDirs)
+	if err != nil {
+		return err
+	}
+	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, cg, mets, devices, log)
 	defer closeMonitors()
 	if containers != nil {
 		defer containers.Close()
@@ -287,7 +292,7 @@ func podInitExe(log *slog.Logger) string {
 // startContainers sets up one conmon monitor per runtime handler and the
 // container core. Without a usable monitor floe still serves pods and
 // images, and container RPCs say why they cannot work.
-func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, cg *cgroups.Support, mets *metrics.Metrics, log *slog.Logger) (*container.Manager, func()) {
+func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, cg *cgroups.Support, mets *metrics.Metrics, devices *cdi.Registry, log *slog.Logger) (*container.Manager, func()) {
 	monitors := map[string]*monitor.Monitor{}
 	closeAll := func() {
 		for _, m := range monitors {
@@ -332,6 +337,7 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 			Log:                 log,
 		},
 		CreateTimeout: cfg.Sandbox.CreateTimeout.Std(),
+		Devices:       devices,
 		OnExit:        mets.ObserveExit,
 		Log:           log,
 	}), closeAll

@@ -111,6 +111,9 @@ type Daemon struct {
 	StorageRoot    string
 	StorageRunRoot string
 	RegistriesConf string
+	// NRISocket is where the daemon's NRI plugins connect (its own, so
+	// test daemons never take the node's /var/run/nri/nri.sock).
+	NRISocket string
 	// Env is added to the daemon's environment at every Start, for example
 	// a failpoint (FLOE_TEST_CRASH_AT=<step>) for the next run only.
 	Env            []string
@@ -156,6 +159,7 @@ func StartDaemon(t testing.TB, o Options) *Daemon {
 		StorageRoot:    filepath.Join(dir, "storage"),
 		StorageRunRoot: filepath.Join(dir, "storage-run"),
 		RegistriesConf: filepath.Join(dir, "registries.conf"),
+		NRISocket:      filepath.Join(dir, "nri.sock"),
 	}
 	// One /24 per daemon from 10.234.0.0/16, picked from the random suffix.
 	var n [1]byte
@@ -193,7 +197,10 @@ run_root = %q
 config_path = %q
 config_dir = %q
 override_path = %q
-`, d.StorageRoot, d.StorageRunRoot, d.RegistriesConf, filepath.Join(dir, "registries.conf.d"), filepath.Join(dir, "floe-registries.conf"))
+
+[nri]
+socket_path = %q
+`, d.StorageRoot, d.StorageRunRoot, d.RegistriesConf, filepath.Join(dir, "registries.conf.d"), filepath.Join(dir, "floe-registries.conf"), d.NRISocket)
 	if err := os.WriteFile(configPath, []byte(base), 0o644); err != nil {
 		t.Fatal(err)
 	}
