@@ -25,6 +25,7 @@ import (
 	"github.com/floe-cri/floe/internal/metrics"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/nri"
 	"github.com/floe-cri/floe/internal/ocifeatures"
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/sandbox"
@@ -163,6 +164,12 @@ func Run(cfg *config.Config, reload Reloader) error {
 			return err
 		}
 	}
+
+	plugins, err := startNRI(cfg, sandboxes, containers, devices, log)
+	if err != nil {
+		return err
+	}
+	defer plugins.Stop()
 
 	if containers != nil {
 		mets.RegisterStates("containers", "Containers by state.", func() map[string]int {
@@ -341,6 +348,31 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 		OnExit:        mets.ObserveExit,
 		Log:           log,
 	}), closeAll
+}
+
+// startNRI connects the cores to NRI plugins (nil when [nri] enable is
+// false or no container core runs), once both have restored their state.
+func startNRI(cfg *config.Config, sandboxes *sandbox.Manager, containers *container.Manager, devices *cdi.Registry, log *slog.Logger) (*nri.NRI, error) {
+	if !cfg.NRI.Enable || containers == nil {
+		log.Info("NRI disabled", "enable", cfg.NRI.Enable)
+		return nil, nil
+	}
+	n, err := nri.New(nri.Config{
+		SocketPath:          cfg.NRI.SocketPath,
+		PluginPath:          cfg.NRI.PluginPath,
+		PluginConfigPath:    cfg.NRI.PluginConfigPath,
+		RegistrationTimeout: cfg.NRI.RegistrationTimeout.Std(),
+		RequestTimeout:      cfg.NRI.RequestTimeout.Std(),
+	}, sandboxes, containers, devices, log)
+	if err != nil {
+		return nil, err
+	}
+	sandboxes.SetHooks(n)
+	containers.SetHooks(n)
+	if err := n.Start(); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // reloadConfig applies the parts of the configuration that can change

@@ -72,6 +72,7 @@ type Manager struct {
 	inflight  map[string]*reserve.Creation // reservation key -> creation under way
 
 	containers Containers
+	hooks      Hooks // NRI plugins, see hooks.go
 
 	// ops serialises stop/remove/update of one object.
 	ops oplock.Set
@@ -96,6 +97,7 @@ func New(opts Options) *Manager {
 		byKey:     map[string]string{},
 		inflight:  map[string]*reserve.Creation{},
 		stop:      make(chan struct{}),
+		hooks:     noHooks{},
 	}
 }
 
@@ -150,6 +152,8 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (string, error) {
 		defer m.wg.Done()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.CreateTimeout)
 		defer cancel()
+		unblock := m.hooks.BlockSync()
+		defer unblock()
 		sb, err := m.create(cctx, c.ID, spec, hash)
 		m.finish(key, c, sb, err)
 	}()
@@ -358,6 +362,9 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		failpoint.Hit("sandbox.after-cni-add")
 		log.Info("pod network set up", "netns", sb.NetnsName, "ips", att.IPs, "network", att.NetworkName, "took", time.Since(start))
 	}
+	if err := m.hooks.RunPodSandbox(ctx, sb); err != nil {
+		return fail("NRI RunPodSandbox", err)
+	}
 	log.Info("sandbox created", "netns", sb.NetnsName)
 	return sb, nil
 }
@@ -477,6 +484,9 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 	if m.containers != nil {
 		releaseErr = m.containers.StopPod(ctx, sb.ID, 0)
 	}
+	if releaseErr == nil && sb.State == StateReady {
+		m.hooks.StopPodSandbox(ctx, sb)
+	}
 	if releaseErr == nil {
 		releaseErr = m.release(ctx, sb)
 	}
@@ -526,6 +536,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if err := m.opts.DB.Delete(store.Sandboxes, sb.ID); err != nil {
 		return err
 	}
+	m.hooks.RemovePodSandbox(ctx, sb)
 	m.mu.Lock()
 	delete(m.sandboxes, sb.ID)
 	if m.byKey[sb.Spec.reservationKey()] == sb.ID {
