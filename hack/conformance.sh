@@ -3,9 +3,10 @@
 #
 #   hack/conformance.sh [critest flags, e.g. --ginkgo.focus=Networking]
 #
-# Serves bin/floe on its own socket, state dir, run dir, inspect socket, CNI
-# network (bridge floecf0, its own IPAM dir) and no metrics port, so it runs
-# beside another floe; pulls through the conformance kit's mirrors
+# Serves bin/floe on its own socket, state dir, run dir, inspect socket, NRI
+# socket, CNI network (bridge floecf0, its own IPAM dir) and no metrics port,
+# so it runs beside another floe; critest's NRI specs connect their plugins
+# to that NRI socket; pulls through the conformance kit's mirrors
 # (../shared/conformance, see its README); runs its critest.sh; stops the
 # daemon and fails if the run left a netns, mount, veth, IP reservation or
 # process behind. Exit status: non-zero when any spec failed or anything
@@ -66,7 +67,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$ROOT/bin/floe" serve --config /dev/null \
+# The NRI specs hold a plugin's Synchronize open for 2 s on purpose; the
+# default 2 s request timeout would disconnect that plugin.
+cat >"$D/floe.toml" <<EOF
+[nri]
+socket_path = "$D/nri.sock"
+request_timeout = "10s"
+EOF
+
+"$ROOT/bin/floe" serve --config "$D/floe.toml" \
   --socket "$D/floe.sock" --state-dir "$D/state" --run-dir "$D/run" \
   --inspect-socket "$D/inspect.sock" --metrics-address "" \
   --cni-config-dir "$D/cni" --registries-config "$KIT/registries.conf" \
@@ -76,7 +85,7 @@ for _ in $(seq 100); do [[ -S $D/floe.sock ]] && break; sleep 0.1; done
 [[ -S $D/floe.sock ]] || { tail -30 "$D/floe.log"; echo "floe did not start" >&2; exit 1; }
 
 status=0
-"$KIT/critest.sh" "unix://$D/floe.sock" "$OUT" "$@" || status=$?
+"$KIT/critest.sh" "unix://$D/floe.sock" "$OUT" --nri-socket "$D/nri.sock" "$@" || status=$?
 
 kill "$floe_pid"; wait "$floe_pid" || true; floe_pid=""
 # Every pod critest made is gone: a pod's leftovers are a failure too.

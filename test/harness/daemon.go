@@ -523,3 +523,32 @@ func (d *Daemon) WaitStateLockFree(limit time.Duration) []string {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+var (
+	goBinMu sync.Mutex
+	goBins  = map[string]string{}
+)
+
+// GoBinary builds a main package of this module (e.g. "./test/nriplugin")
+// once per test process and returns its path.
+func GoBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	goBinMu.Lock()
+	defer goBinMu.Unlock()
+	if bin, ok := goBins[pkg]; ok {
+		return bin
+	}
+	_, file, _, _ := runtime.Caller(0)
+	dir, err := os.MkdirTemp("", "floe-gobin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	goBins[pkg] = bin
+	return bin
+}
