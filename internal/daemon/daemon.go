@@ -228,7 +228,8 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	defer stream.Close()
 	insp, err := inspect.Serve(cfg.InspectSocketPath(), inspect.Handler(inspect.Sources{
-		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
+		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr,
+		NRI: plugins, CDI: devices, Log: log,
 	}), log)
 	if err != nil {
 		return err

@@ -16,12 +16,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/floe-cri/floe/internal/cdi"
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/nri"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/unixsock"
 	"github.com/floe-cri/floe/internal/version"
@@ -55,6 +57,10 @@ type Info struct {
 	// DefaultIDMappings are the user-namespace mappings pods get when
 	// they ask for none; floe runs pods without user namespaces.
 	DefaultIDMappings []string `json:"defaultIdMappings"`
+	// NRI is the plugin socket and the plugins connected; CDI the spec
+	// directories and the devices they describe.
+	NRI nri.Status  `json:"nri"`
+	CDI *cdi.Status `json:"cdi,omitempty"`
 	// Extra holds sections other services add (storage driver and root,
 	// default id mappings) once they exist.
 	Extra map[string]any `json:"extra,omitempty"`
@@ -116,6 +122,8 @@ type Sources struct {
 	Cgroups        *cgroups.Support
 	MetricsAddress func() string
 	StreamingAddr  func() string
+	NRI            *nri.NRI      // nil when NRI is off
+	CDI            *cdi.Registry // nil without a registry
 	Log            *slog.Logger
 }
 
@@ -267,6 +275,11 @@ func info(src Sources) *Info {
 		in.Storage = &si
 	}
 	in.DefaultIDMappings = []string{}
+	in.NRI = src.NRI.Status()
+	if src.CDI != nil {
+		st := src.CDI.Status()
+		in.CDI = &st
+	}
 	return in
 }
 

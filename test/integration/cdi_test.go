@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/test/harness"
 )
 
@@ -46,6 +47,10 @@ func TestCDIDevicesInjectNodeAndEnv(t *testing.T) {
 	}
 	e := newContainerEnvWith(t, containerEnvOptions{ConfigTOML: fmt.Sprintf("[cdi]\nspec_dirs = [%q]\n", specDir)})
 	ctx := harness.Ctx(t)
+	in, err := inspect.NewClient(e.d.InspectSocket).Info(ctx)
+	if err != nil || in.CDI == nil || len(in.CDI.SpecDirs) != 1 || in.CDI.SpecDirs[0] != specDir || len(in.CDI.Devices) != 1 || in.CDI.Devices[0] != "floe.test/null=one" {
+		t.Errorf("/info cdi: %+v (%v)", in.CDI, err)
+	}
 	script := `echo "dev=$FLOE_CDI_DEVICE vendor=$FLOE_CDI_VENDOR"; stat -c "node=%t:%T %F" /dev/floe-null; echo x > /dev/floe-null && echo written; head -c 3 /dev/floe-null | wc -c`
 
 	byField := e.config("cdi-field", "sh", "-c", script)
@@ -75,7 +80,7 @@ func TestCDIDevicesInjectNodeAndEnv(t *testing.T) {
 	before := list()
 	unknown := e.config("cdi-unknown", "true")
 	unknown.CDIDevices = []*runtimeapi.CDIDevice{{Name: "floe.test/null=one"}, {Name: "floe.test/null=two"}}
-	_, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: unknown, SandboxConfig: e.podCfg})
+	_, err = e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: unknown, SandboxConfig: e.podCfg})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "floe.test/null=two") || strings.Contains(err.Error(), "floe.test/null=one,") {
 		t.Errorf("unknown CDI device: %v, want InvalidArgument naming floe.test/null=two", err)
 	}

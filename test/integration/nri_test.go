@@ -12,6 +12,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/test/harness"
 )
 
@@ -73,6 +74,11 @@ func TestNRIPluginAdjustsContainers(t *testing.T) {
 	}
 	plugin := startNRIPlugin(t, e.d.NRISocket, "--env", "NRI_INJECTED=yes", "--mount", src+":/nri-mount", "--cpuset", "1")
 	script := `echo "env=$NRI_INJECTED"; cat /nri-mount/marker 2>&1; grep Cpus_allowed_list /proc/self/status`
+	// /info (and so `floe status`) shows the socket and the plugin.
+	in, err := inspect.NewClient(e.d.InspectSocket).Info(harness.Ctx(t))
+	if err != nil || !in.NRI.Enabled || in.NRI.Socket != e.d.NRISocket || in.NRI.Plugins != 1 || len(in.NRI.Names) != 1 || in.NRI.Names[0] != "50-floetest" {
+		t.Errorf("/info nri: %+v (%v)", in.NRI, err)
+	}
 
 	_, out := e.runToExit(t, e.config("nri-adjusted", "sh", "-c", script))
 	for _, want := range []string{"env=yes", "from-the-plugin", "Cpus_allowed_list:\t1"} {
