@@ -101,3 +101,36 @@ func TestNRIPluginAdjustsContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A plugin in plugin_path is started by floe itself, configured from
+// plugin_config_path, and adjusts containers like an external one; it
+// ends with the daemon.
+func TestNRIPreinstalledPlugin(t *testing.T) {
+	harness.CheckLeaks(t)
+	pluginDir, confDir := t.TempDir(), t.TempDir()
+	bin, err := os.ReadFile(harness.GoBinary(t, "./test/nriplugin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pluginDir, "10-preinstalled"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "10-preinstalled.conf"), []byte("env=NRI_PRE=installed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newContainerEnvWith(t, containerEnvOptions{ConfigTOML: "[nri]\nplugin_path = \"" + pluginDir + "\"\nplugin_config_path = \"" + confDir + "\"\n"})
+	ctx := harness.Ctx(t)
+	in, err := inspect.NewClient(e.d.InspectSocket).Info(ctx)
+	if err != nil || in.NRI.Plugins != 1 || len(in.NRI.Names) != 1 || in.NRI.Names[0] != "10-preinstalled" {
+		t.Errorf("/info nri: %+v (%v)", in.NRI, err)
+	}
+	if _, out := e.runToExit(t, e.config("pre", "sh", "-c", `echo "env=$NRI_PRE"`)); out != "env=installed" {
+		t.Errorf("container output %q, want env=installed", out)
+	}
+	if _, err := e.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: e.podID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.podID}); err != nil {
+		t.Fatal(err)
+	}
+}
