@@ -38,7 +38,7 @@ func (n *NRI) RunPodSandbox(ctx context.Context, sb *sandbox.Sandbox) error {
 	if n == nil {
 		return nil
 	}
-	if err := n.a.RunPodSandbox(ctx, &nri.RunPodSandboxRequest{Pod: podSandbox(sb)}); err != nil {
+	if err := n.relay("RunPodSandbox", func() error { return n.a.RunPodSandbox(ctx, &nri.RunPodSandboxRequest{Pod: podSandbox(sb)}) }); err != nil {
 		return fmt.Errorf("NRI plugin failed RunPodSandbox of pod %s: %w", sb.ID, err)
 	}
 	return nil
@@ -84,7 +84,12 @@ func (n *NRI) CreateContainer(ctx context.Context, c *container.Container, s *sp
 		return nil
 	}
 	log := n.log.With("container", c.ID, "pod", c.SandboxID)
-	resp, err := n.a.CreateContainer(ctx, &nri.CreateContainerRequest{Pod: n.pod(c), Container: containerInfo(c, s)})
+	req := &nri.CreateContainerRequest{Pod: n.pod(c), Container: containerInfo(c, s)}
+	var resp *nri.CreateContainerResponse
+	err := n.relay("CreateContainer", func() (err error) {
+		resp, err = n.a.CreateContainer(ctx, req)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("NRI plugin failed CreateContainer of %q: %w", c.Spec.Name, err)
 	}
@@ -141,7 +146,8 @@ func (n *NRI) StartContainer(ctx context.Context, c *container.Container) error 
 	if n == nil {
 		return nil
 	}
-	if err := n.a.StartContainer(ctx, &nri.StartContainerRequest{Pod: n.pod(c), Container: containerInfo(c, nil)}); err != nil {
+	req := &nri.StartContainerRequest{Pod: n.pod(c), Container: containerInfo(c, nil)}
+	if err := n.relay("StartContainer", func() error { return n.a.StartContainer(ctx, req) }); err != nil {
 		return fmt.Errorf("NRI plugin failed StartContainer of %s: %w", c.ID, err)
 	}
 	return nil
@@ -165,7 +171,12 @@ func (n *NRI) UpdateContainer(ctx context.Context, c *container.Container, r *sp
 	if n == nil {
 		return r, nil
 	}
-	resp, err := n.a.UpdateContainer(ctx, &nri.UpdateContainerRequest{Pod: n.pod(c), Container: containerInfo(c, nil), LinuxResources: nri.FromOCILinuxResources(r, nil)})
+	req := &nri.UpdateContainerRequest{Pod: n.pod(c), Container: containerInfo(c, nil), LinuxResources: nri.FromOCILinuxResources(r, nil)}
+	var resp *nri.UpdateContainerResponse
+	err := n.relay("UpdateContainer", func() (err error) {
+		resp, err = n.a.UpdateContainer(ctx, req)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("NRI plugin failed UpdateContainer of %s: %w", c.ID, err)
 	}

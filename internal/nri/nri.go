@@ -9,15 +9,18 @@ package nri
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	nri "github.com/containerd/nri/pkg/adaptation"
+	"github.com/containerd/ttrpc"
 	nrilog "github.com/containerd/nri/pkg/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -70,7 +73,13 @@ type NRI struct {
 	// StopContainer (see applyLater); Stop waits for them.
 	wg sync.WaitGroup
 
+	// relayMu makes one relay of a failable event at a time, so the
+	// timeouts recorded meanwhile are that relay's (see relay).
+	relayMu sync.Mutex
+
 	mu       sync.Mutex
+	relayOp  string               // the event relay is relaying
+	timeouts []string             // plugins that timed out relaying relayOp
 	plugins  map[string]time.Time // name -> when it synchronised
 	count    int                  // plugins the library holds
 	socketOK bool
@@ -80,7 +89,9 @@ type NRI struct {
 // New prepares the adaptation; Start begins serving plugins.
 func New(cfg Config, pods Pods, containers Containers, devices Devices, log *slog.Logger) (*NRI, error) {
 	n := &NRI{cfg: cfg, pods: pods, containers: containers, devices: devices, log: log.With("component", "nri"), plugins: map[string]time.Time{}}
-	nrilog.Set(&logAdapter{log: n.log})
+	// The library's logger is process-wide and read by its goroutines
+	// without a lock: it is set once, to the first adaptation's logger.
+	setLibraryLog.Do(func() { nrilog.Set(&logAdapter{log: n.log}) })
 	// The library keeps these process-wide; floe has one adaptation.
 	nri.SetPluginRegistrationTimeout(cfg.RegistrationTimeout)
 	nri.SetPluginRequestTimeout(cfg.RequestTimeout)
@@ -193,12 +204,21 @@ type pluginTracker struct{ n *NRI }
 func (t *pluginTracker) RecordPluginInvocation(name, op string, err error) {
 	t.n.mu.Lock()
 	defer t.n.mu.Unlock()
-	switch {
-	case op == "Synchronize" && err == nil:
+	if op == "Synchronize" && err == nil {
 		t.n.plugins[name] = time.Now()
-	case err != nil:
-		// The library closes a plugin that fails or times out.
-		delete(t.n.plugins, name)
+		return
+	}
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ttrpc.ErrClosed) {
+		return // a plugin's own error: it stays connected
+	}
+	// The library drops a plugin that times out or whose connection
+	// closed.
+	delete(t.n.plugins, name)
+	if errors.Is(err, context.DeadlineExceeded) && op == t.n.relayOp {
+		// Unless the plugin's own failure policy says otherwise the
+		// library then carries on without it; floe fails the request
+		// instead (see relay).
+		t.n.timeouts = append(t.n.timeouts, fmt.Sprintf("plugin %s did not answer %s within %s", name, op, t.n.cfg.RequestTimeout))
 	}
 }
 
@@ -214,6 +234,29 @@ func (t *pluginTracker) UpdatePluginCount(count int) {
 		clear(t.n.plugins)
 	}
 }
+
+// relay runs one relay of an event whose failure fails the request, and
+// fails it also when a plugin timed out: a container must not be made
+// without the adjustment a plugin would have asked for. The library
+// relays one event at a time anyway, so relayMu costs no concurrency.
+func (n *NRI) relay(op string, call func() error) error {
+	n.relayMu.Lock()
+	defer n.relayMu.Unlock()
+	n.mu.Lock()
+	n.relayOp, n.timeouts = op, nil
+	n.mu.Unlock()
+	err := call()
+	n.mu.Lock()
+	timeouts := n.timeouts
+	n.relayOp, n.timeouts = "", nil
+	n.mu.Unlock()
+	if err == nil && len(timeouts) > 0 {
+		err = errors.New(strings.Join(timeouts, "; ") + "; it was disconnected")
+	}
+	return err
+}
+
+var setLibraryLog sync.Once
 
 // logAdapter sends the library's log to floe's.
 type logAdapter struct{ log *slog.Logger }

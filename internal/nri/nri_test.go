@@ -212,3 +212,64 @@ func TestBusySocketIsNotTaken(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// slowPlugin takes longer than the request timeout to answer.
+type slowPlugin struct{ synced chan struct{} }
+
+func (p *slowPlugin) Synchronize(context.Context, []*api.PodSandbox, []*api.Container) ([]*api.ContainerUpdate, error) {
+	close(p.synced)
+	return nil, nil
+}
+
+// CreateContainer ignores its context on purpose: ttrpc hands the
+// plugin the runtime's deadline, and an answer sent right at it can
+// still beat the runtime's own timer.
+func (p *slowPlugin) CreateContainer(context.Context, *api.PodSandbox, *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	time.Sleep(time.Second)
+	return nil, nil, nil
+}
+
+// A plugin that times out fails the request (the library alone would
+// carry on without it) and is disconnected, so the retry works.
+func TestPluginTimeoutFailsTheRequest(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "nri.sock")
+	pods := &fakePods{pods: []*sandbox.Sandbox{{ID: "pod1", Spec: sandbox.Spec{Name: "web"}}}}
+	n, err := New(Config{SocketPath: sock, PluginPath: filepath.Join(dir, "p"), PluginConfigPath: dir, RegistrationTimeout: 5 * time.Second, RequestTimeout: 300 * time.Millisecond},
+		pods, &fakeContainers{applied: map[string]*specs.LinuxResources{}}, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	p := &slowPlugin{synced: make(chan struct{})}
+	s, err := stub.New(p, stub.WithPluginName("slow"), stub.WithPluginIdx("20"), stub.WithSocketPath(sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-p.synced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("plugin never synchronised")
+	}
+	for deadline := time.Now().Add(5 * time.Second); n.Status().Plugins != 1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := &container.Container{ID: "ctr1", SandboxID: "pod1", Spec: container.Spec{Name: "app"}, Bundle: filepath.Join(dir, "none")}
+	err = n.CreateContainer(ctx, c, &specs.Spec{})
+	if err == nil || !strings.Contains(err.Error(), "20-slow did not answer CreateContainer") {
+		t.Fatalf("CreateContainer with a plugin timing out: %v", err)
+	}
+	if err := n.CreateContainer(ctx, c, &specs.Spec{}); err != nil {
+		t.Errorf("retry after the plugin was dropped: %v", err)
+	}
+	if st := n.Status(); st.Plugins != 0 || len(st.Names) != 0 {
+		t.Errorf("status after the drop: %+v", st)
+	}
+}
