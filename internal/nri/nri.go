@@ -20,8 +20,8 @@ import (
 	"time"
 
 	nri "github.com/containerd/nri/pkg/adaptation"
-	"github.com/containerd/ttrpc"
 	nrilog "github.com/containerd/nri/pkg/log"
+	"github.com/containerd/ttrpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/floe-cri/floe/internal/container"
