@@ -154,6 +154,12 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, cg, mets, devices, log)
 	defer closeMonitors()
+	// The hooks are in place before the containers' exit watchers start
+	// (Restore); plugins are served once the state is restored.
+	plugins, err := newNRI(cfg, sandboxes, containers, devices, log)
+	if err != nil {
+		return err
+	}
 	if containers != nil {
 		defer containers.Close()
 		sandboxes.SetContainers(containers)
@@ -164,9 +170,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 			return err
 		}
 	}
-
-	plugins, err := startNRI(cfg, sandboxes, containers, devices, log)
-	if err != nil {
+	if err := plugins.Start(); err != nil {
 		return err
 	}
 	defer plugins.Stop()
@@ -351,9 +355,9 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 	}), closeAll
 }
 
-// startNRI connects the cores to NRI plugins (nil when [nri] enable is
-// false or no container core runs), once both have restored their state.
-func startNRI(cfg *config.Config, sandboxes *sandbox.Manager, containers *container.Manager, devices *cdi.Registry, log *slog.Logger) (*nri.NRI, error) {
+// newNRI connects the cores to NRI plugins (nil when [nri] enable is
+// false or no container core runs); Start serves them.
+func newNRI(cfg *config.Config, sandboxes *sandbox.Manager, containers *container.Manager, devices *cdi.Registry, log *slog.Logger) (*nri.NRI, error) {
 	if !cfg.NRI.Enable || containers == nil {
 		log.Info("NRI disabled", "enable", cfg.NRI.Enable)
 		return nil, nil
@@ -370,9 +374,6 @@ func startNRI(cfg *config.Config, sandboxes *sandbox.Manager, containers *contai
 	}
 	sandboxes.SetHooks(n)
 	containers.SetHooks(n)
-	if err := n.Start(); err != nil {
-		return nil, err
-	}
 	return n, nil
 }
 
