@@ -172,12 +172,9 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, spec Spec) (stri
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.CreateTimeout)
 		defer cancel()
 		unblock := m.hooks.BlockSync()
+		defer unblock()
 		c, err := m.create(cctx, cr.ID, sb, spec, hash)
 		m.finish(key, cr, c, err)
-		unblock()
-		if err == nil {
-			m.hooks.PostCreateContainer(cctx, c)
-		}
 	}()
 	return cr.Wait(ctx, "container")
 }
@@ -213,6 +210,11 @@ func (m *Manager) finish(key string, cr *reserve.Creation, built *Container, err
 		} else if !errors.Is(cerr, errUnchanged) {
 			m.log.Error("record the claim of a container a retry joined late", "container", c.ID, "err", cerr)
 		}
+	}
+	if err == nil {
+		// Before the caller hears of it, so plugins see PostCreate
+		// before any StartContainer.
+		m.hooks.PostCreateContainer(context.Background(), c)
 	}
 	cr.Finish(err)
 	if err == nil && c.Unclaimed {
