@@ -79,13 +79,16 @@ EOF
   --socket "$D/floe.sock" --state-dir "$D/state" --run-dir "$D/run" \
   --inspect-socket "$D/inspect.sock" --metrics-address "" \
   --cni-config-dir "$D/cni" --registries-config "$KIT/registries.conf" \
-  --log-level debug >"$D/floe.log" 2>&1 &
+  --log-level debug >"$D/floe.log" 2>&1 9>&- &
 floe_pid=$!
 for _ in $(seq 100); do [[ -S $D/floe.sock ]] && break; sleep 0.1; done
 [[ -S $D/floe.sock ]] || { tail -30 "$D/floe.log"; echo "floe did not start" >&2; exit 1; }
 
 status=0
-"$KIT/critest.sh" "unix://$D/floe.sock" "$OUT" --nri-socket "$D/nri.sock" "$@" || status=$?
+# 9>&-: the lock stays with this shell only. A child keeping the fd (the
+# registry critest.sh may start and leave running, or conmon through
+# floe) would hold the host lock after this script ends.
+"$KIT/critest.sh" "unix://$D/floe.sock" "$OUT" --nri-socket "$D/nri.sock" "$@" 9>&- || status=$?
 
 kill "$floe_pid"; wait "$floe_pid" || true; floe_pid=""
 # Every pod critest made is gone: a pod's leftovers are a failure too.
