@@ -3,9 +3,10 @@
 #
 #   hack/conformance.sh [critest flags, e.g. --ginkgo.focus=Networking]
 #
-# Serves bin/floe on its own socket, state dir, run dir, inspect socket, CNI
-# network (bridge floecf0, its own IPAM dir) and no metrics port, so it runs
-# beside another floe; pulls through the conformance kit's mirrors
+# Serves bin/floe on its own socket, state dir, run dir, inspect socket, NRI
+# socket, CNI network (bridge floecf0, its own IPAM dir) and no metrics port,
+# so it runs beside another floe; critest's NRI specs connect their plugins
+# to that NRI socket; pulls through the conformance kit's mirrors
 # (../shared/conformance, see its README); runs its critest.sh; stops the
 # daemon and fails if the run left a netns, mount, veth, IP reservation or
 # process behind. Exit status: non-zero when any spec failed or anything
@@ -53,10 +54,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_private_floe --registries-config "$KIT/registries.conf"
+# The NRI specs hold a plugin's Synchronize open for 2 s on purpose; the
+# default 2 s request timeout would disconnect that plugin.
+cat >"$D/floe.toml" <<EOF
+[nri]
+request_timeout = "10s"
+EOF
+FLOE_CONFIG=$D/floe.toml start_private_floe --registries-config "$KIT/registries.conf"
 
 status=0
-"$KIT/critest.sh" "unix://$D/floe.sock" "$OUT" "$@" || status=$?
+# 9>&-: the lock stays with this shell only. A child keeping the fd (the
+# registry critest.sh may start and leave running, or conmon through
+# floe) would hold the host lock after this script ends.
+"$KIT/critest.sh" "unix://$D/floe.sock" "$OUT" --nri-socket "$D/nri.sock" "$@" 9>&- || status=$?
 
 stop_private_floe
 # Every pod critest made is gone: a pod's leftovers are a failure too.

@@ -16,6 +16,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/internal/inspect"
+	"github.com/floe-cri/floe/internal/nri"
 )
 
 const inspectUsage = "usage: floe inspect pod|container ID|NAME [--json]"
@@ -239,10 +240,33 @@ func status(args []string) error {
 		if in.Storage != nil {
 			fmt.Fprintf(w, "Storage\t%s at %s (run root %s, options %s)\n", in.Storage.Driver, in.Storage.Root, in.Storage.RunRoot, orNone(strings.Join(in.Storage.MountOptions, ",")))
 		}
+		fmt.Fprintf(w, "NRI\t%s\n", nriLine(in.NRI))
+		if in.CDI != nil {
+			fmt.Fprintf(w, "CDI\tspec dirs %s; devices %s\n", strings.Join(in.CDI.SpecDirs, ", "), orNone(strings.Join(in.CDI.Devices, ", ")))
+			for _, e := range in.CDI.Errors {
+				fmt.Fprintf(w, "\tspec error: %s\n", e)
+			}
+		}
 		fmt.Fprintf(w, "Metrics\t%s\n", orNone(in.MetricsAddress))
 		fmt.Fprintf(w, "Inspect endpoint\t%s\n", in.InspectSocket)
 	} else {
 		fmt.Fprintf(w, "Inspect endpoint\tunavailable: %v\n", err)
 	}
 	return w.Flush()
+}
+
+// nriLine is NRI's line in `floe status`.
+func nriLine(st nri.Status) string {
+	if !st.Enabled {
+		return "disabled"
+	}
+	socket := st.Socket
+	if socket == "" {
+		socket = "no external plugins (" + st.SocketProblem + ")"
+	}
+	plugins := fmt.Sprintf("%d plugin(s) connected", st.Plugins)
+	if len(st.Names) > 0 {
+		plugins += ": " + strings.Join(st.Names, ", ")
+	}
+	return fmt.Sprintf("socket %s; %s", socket, plugins)
 }

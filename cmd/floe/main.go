@@ -99,6 +99,8 @@ var configFlags = []struct{ name, help string }{
 	{"storage-run-root", "volatile store state (default /run/containers/storage)"},
 	{"storage-driver", "storage driver: overlay or vfs (default overlay)"},
 	{"registries-config", "registries.conf path (default /etc/containers/registries.conf)"},
+	{"nri-socket", "socket external NRI plugins connect to, empty for none (default /var/run/nri/nri.sock)"},
+	{"cdi-spec-dirs", "CDI spec directories, colon-separated (default /etc/cdi:/var/run/cdi)"},
 }
 
 // loadConfig parses the flags and layers file, drop-ins and flags.

@@ -38,13 +38,15 @@ host_snapshot() {
 }
 
 # start_private_floe [floe serve flags...]: starts bin/floe on $D's paths
-# with its log in $D/floe.log, configured by $FLOE_CONFIG (default: the
-# built-in defaults); sets floe_pid.
+# (its NRI socket is $D/nri.sock), configured by $FLOE_CONFIG (default:
+# the built-in defaults), with its log in $D/floe.log and without the host
+# lock's descriptor (fd 9: conmon would inherit it and keep the lock after
+# the run); sets floe_pid.
 start_private_floe() {
   "$ROOT/bin/floe" serve --config "${FLOE_CONFIG:-/dev/null}" \
     --socket "$D/floe.sock" --state-dir "$D/state" --run-dir "$D/run" \
     --inspect-socket "$D/inspect.sock" --metrics-address "" \
-    --cni-config-dir "$D/cni" --log-level debug "$@" >"$D/floe.log" 2>&1 &
+    --cni-config-dir "$D/cni" --nri-socket "$D/nri.sock" --log-level debug "$@" >"$D/floe.log" 2>&1 9>&- &
   floe_pid=$!
   for _ in $(seq 100); do [[ -S $D/floe.sock ]] && break; sleep 0.1; done
   [[ -S $D/floe.sock ]] || { tail -30 "$D/floe.log"; echo "floe did not start" >&2; return 1; }

@@ -42,6 +42,8 @@ type Config struct {
 	Storage        StorageConfig      `toml:"storage" comment:"Image and container layer storage (containers/storage), shared with podman when the paths match."`
 	Images         ImagesConfig       `toml:"images" comment:"Image pulls."`
 	Registries     RegistriesConfig   `toml:"registries" comment:"Registry resolution through registries.conf (search registries, mirrors, insecure and blocked registries)."`
+	NRI            NRIConfig          `toml:"nri" comment:"NRI (Node Resource Interface) plugins, which see and may adjust every pod and container."`
+	CDI            CDIConfig          `toml:"cdi" comment:"CDI (Container Device Interface) devices: ContainerConfig.CDIDevices and the cdi.k8s.io/* annotations."`
 
 	// Sources lists the files that were read, in order, for reports.
 	Sources []string `toml:"-"`
@@ -123,6 +125,21 @@ type Runtime struct {
 	AllowedAnnotations []string `toml:"allowed_annotations" comment:"CRI-O pod annotations honoured for pods of this handler: io.kubernetes.cri-o.userns-mode (auto, auto:size=N: ids from the /etc/subuid and /etc/subgid ranges of user containers), io.kubernetes.cri-o.ShmSize, io.kubernetes.cri-o.Devices. Others are ignored with a log line."`
 }
 
+// NRIConfig configures the NRI adaptation.
+type NRIConfig struct {
+	Enable              bool     `toml:"enable" comment:"Serve NRI: start the plugins in plugin_path and accept external plugins on socket_path."`
+	SocketPath          string   `toml:"socket_path" comment:"Unix socket external NRI plugins connect to. Empty accepts no external plugins. A socket another live process serves is left alone (NRI then runs without it, as the log and 'floe status' say)."`
+	PluginPath          string   `toml:"plugin_path" comment:"Directory of pre-installed NRI plugins (executables named NN-name) floe starts itself."`
+	PluginConfigPath    string   `toml:"plugin_config_path" comment:"Directory of configuration for the pre-installed plugins (NN-name.conf or name.conf)."`
+	RegistrationTimeout Duration `toml:"registration_timeout" comment:"How long a plugin may take to register and be configured."`
+	RequestTimeout      Duration `toml:"request_timeout" comment:"How long a plugin may take to answer one event (and Synchronize); a plugin that takes longer fails the request and is disconnected."`
+}
+
+// CDIConfig configures the CDI registry.
+type CDIConfig struct {
+	SpecDirs []string `toml:"spec_dirs" comment:"Directories holding CDI spec files, lowest priority first (a device in a later directory wins)."`
+}
+
 // ContainersConfig configures containers.
 type ContainersConfig struct {
 	LogSizeMax          Size     `toml:"log_size_max" comment:"Largest a container log may grow before conmon truncates it (bytes or 10Mi); 0 means unlimited (the kubelet rotates logs itself)."`
@@ -178,6 +195,15 @@ func Default() *Config {
 			OverridePath:            "/etc/floe/registries.conf",
 			DefaultSearchRegistries: []string{"docker.io"},
 		},
+		NRI: NRIConfig{
+			Enable:              true,
+			SocketPath:          "/var/run/nri/nri.sock",
+			PluginPath:          "/opt/nri/plugins",
+			PluginConfigPath:    "/etc/nri/conf.d",
+			RegistrationTimeout: Duration(5e9),
+			RequestTimeout:      Duration(2e9),
+		},
+		CDI: CDIConfig{SpecDirs: []string{"/etc/cdi", "/var/run/cdi"}},
 	}
 }
 

@@ -106,8 +106,33 @@ func (c *Config) Validate() error {
 	if err := c.validateImages(); err != nil {
 		return err
 	}
+	if err := c.validateExtensions(); err != nil {
+		return err
+	}
 	if _, ok := c.Runtimes[c.DefaultRuntime]; !ok {
 		return fmt.Errorf("key \"default_runtime\": %q is not a configured handler; configured: %s", c.DefaultRuntime, strings.Join(sortedKeys(c.Runtimes), ", "))
+	}
+	return nil
+}
+
+// validateExtensions checks the [nri] and [cdi] tables.
+func (c *Config) validateExtensions() error {
+	paths := map[string]string{"nri.plugin_path": c.NRI.PluginPath, "nri.plugin_config_path": c.NRI.PluginConfigPath, "nri.socket_path": c.NRI.SocketPath}
+	for _, key := range sortedKeys(paths) {
+		if paths[key] != "" && !filepath.IsAbs(paths[key]) {
+			return fmt.Errorf("key %q: %q is not an absolute path", key, paths[key])
+		}
+	}
+	if c.NRI.RegistrationTimeout <= 0 {
+		return fmt.Errorf("key \"nri.registration_timeout\": must be a positive duration such as \"5s\"")
+	}
+	if c.NRI.RequestTimeout <= 0 {
+		return fmt.Errorf("key \"nri.request_timeout\": must be a positive duration such as \"2s\"")
+	}
+	for _, d := range c.CDI.SpecDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("key \"cdi.spec_dirs\": %q is not an absolute path", d)
+		}
 	}
 	return nil
 }
@@ -190,6 +215,10 @@ func (c *Config) ApplyFlag(flag, value string) error {
 		c.Storage.Driver = value
 	case "registries-config":
 		c.Registries.ConfigPath = value
+	case "nri-socket":
+		c.NRI.SocketPath = value
+	case "cdi-spec-dirs":
+		c.CDI.SpecDirs = filepath.SplitList(value)
 	default:
 		return fmt.Errorf("unknown flag --%s", flag)
 	}

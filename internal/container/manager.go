@@ -46,6 +46,8 @@ type Options struct {
 	// container finished after its caller gave up waits for the retry.
 	CreateTimeout  time.Duration
 	AbandonedGrace time.Duration
+	// Devices resolves CDI devices; nil refuses containers asking for any.
+	Devices Devices
 	// OnExit is told how each container ended (for metrics).
 	OnExit func(reason string, monitorLost bool)
 	Log    *slog.Logger
@@ -64,6 +66,7 @@ type Manager struct {
 	wg       sync.WaitGroup
 
 	events broadcaster // lifecycle events, see events.go
+	hooks  Hooks       // NRI plugins, see extensions.go
 
 }
 
@@ -72,7 +75,7 @@ func New(opts Options) *Manager {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	m := &Manager{opts: opts, log: opts.Log, stop: make(chan struct{})}
+	m := &Manager{opts: opts, log: opts.Log, stop: make(chan struct{}), hooks: noHooks{}}
 	m.table = objects.New[Container](m.schema(), objects.Options{
 		DB: opts.DB, CreateTimeout: opts.CreateTimeout, AbandonedGrace: opts.AbandonedGrace, Log: opts.Log,
 	})
@@ -101,6 +104,9 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, spec Spec) (stri
 	if _, _, err := ocispec.LinuxResources(spec.OCI.Resources, m.opts.Spec.Cgroups); err != nil {
 		return "", err
 	}
+	if err := m.checkDevices(&spec); err != nil {
+		return "", err
+	}
 	sb, err := m.opts.Sandboxes.Get(sandboxID)
 	if err != nil {
 		return "", err
@@ -115,8 +121,12 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, spec Spec) (stri
 			return m.create(ctx, id, sb, spec, hash)
 		},
 		Publish: func(c *Container) { c.State = StateCreated },
-		Undo:    m.undo,
-		Abandon: m.abandon,
+		// Plugins that connect meanwhile learn of the container once,
+		// and hear of its creation before any StartContainer can come.
+		Begin:     m.hooks.BlockSync,
+		Published: func(c *Container) { m.hooks.PostCreateContainer(context.Background(), c) },
+		Undo:      m.undo,
+		Abandon:   m.abandon,
 	})
 }
 
@@ -198,6 +208,11 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err != nil {
 		return fail("build OCI spec", err)
 	}
+	if err := m.extendSpec(ctx, c, s); err != nil {
+		return fail("apply CDI devices and NRI adjustments", err)
+	}
+	// After the plugins' adjustments: the mounts they add are idmapped
+	// too, and the facts recorded are those of the final spec.
 	if err := m.applyUserns(c, sb, s); err != nil {
 		return fail("prepare user namespace mounts", err)
 	}
@@ -336,6 +351,8 @@ func (m *Manager) undo(c *Container) {
 	if err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
 		m.log.Error("undo container: delete record", "container", c.ID, "err", err)
 	}
+	// Plugins may have seen its CreateContainer.
+	m.hooks.RemoveContainer(ctx, c)
 }
 
 // release deletes the runc container (killing it), its rootfs and bundle.
@@ -403,6 +420,9 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	// process runs, and a start cut short there would leave floe recording
 	// "created" for a running container. The runtime's command timeout
 	// still bounds it.
+	if err := m.hooks.StartContainer(ctx, c); err != nil {
+		return err
+	}
 	if err := mon.Start(context.WithoutCancel(ctx), c.Monitor); err != nil && !m.startedMeanwhile(ctx, c, mon) {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
@@ -413,6 +433,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	}
 	m.follow(c.ID, mon, c.Monitor)
 	m.log.Info("container started", "container", c.ID, "pod", c.SandboxID)
+	m.hooks.PostStartContainer(ctx, c)
 	return nil
 }
 
@@ -497,6 +518,7 @@ func (m *Manager) recordExit(id string, exit *monitor.Exit, waitErr error) {
 	if m.opts.OnExit != nil {
 		m.opts.OnExit(c.Reason, exit == nil)
 	}
+	m.hooks.StopContainer(context.Background(), c)
 	m.log.Info("container exited", "container", id, "pod", c.SandboxID, "code", c.ExitCode, "reason", c.Reason)
 }
 
@@ -544,6 +566,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 		return err
 	}
 	m.table.Forget(c.ID)
+	m.hooks.RemoveContainer(ctx, c)
 	m.log.Info("container removed", "container", c.ID, "pod", c.SandboxID)
 	return nil
 }
@@ -648,13 +671,19 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, r ocis
 		return err
 	}
 	ocispec.LogDropped(m.log.With("container", c.ID, "pod", c.SandboxID), dropped)
+	if res, err = m.hooks.UpdateContainer(ctx, c, res); err != nil {
+		return err
+	}
 	if err := mon.Update(ctx, c.Monitor, res); err != nil {
 		return fmt.Errorf("update container %s: %w", c.ID, err)
 	}
-	_, err = m.update(c.ID, func(c *Container) error {
+	updated, err := m.update(c.ID, func(c *Container) error {
 		c.Spec.OCI.Resources = r
 		return nil
 	})
+	if err == nil {
+		m.hooks.PostUpdateContainer(ctx, updated)
+	}
 	return err
 }
 

@@ -55,6 +55,9 @@ type Spec struct {
 	// "node", "target"); TargetID names the container for "target".
 	PIDMode  string `json:"pidMode"`
 	TargetID string `json:"targetId,omitempty"`
+	// CDIDevices are the qualified CDI device names asked for, through
+	// ContainerConfig.CDIDevices and the cdi.k8s.io/* annotations.
+	CDIDevices []string `json:"cdiDevices,omitempty"`
 	// Raw is the CRI ContainerConfig in deterministic protobuf encoding.
 	Raw []byte `json:"raw,omitempty"`
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/floe-cri/floe/internal/cdi"
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/container"
@@ -24,6 +25,7 @@ import (
 	"github.com/floe-cri/floe/internal/metrics"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/nri"
 	"github.com/floe-cri/floe/internal/ocifeatures"
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/sandbox"
@@ -148,8 +150,18 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 	}()
 
-	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, cg, mets, log)
+	devices, err := cdi.New(cfg.CDI.SpecDirs)
+	if err != nil {
+		return err
+	}
+	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, cg, mets, devices, log)
 	defer closeMonitors()
+	// The hooks are in place before the containers' exit watchers start
+	// (Restore); plugins are served once the state is restored.
+	plugins, err := newNRI(cfg, sandboxes, containers, devices, log)
+	if err != nil {
+		return err
+	}
 	if containers != nil {
 		defer containers.Close()
 		sandboxes.SetContainers(containers)
@@ -160,6 +172,10 @@ func Run(cfg *config.Config, reload Reloader) error {
 			return err
 		}
 	}
+	if err := plugins.Start(); err != nil {
+		return err
+	}
+	defer plugins.Stop()
 
 	if containers != nil {
 		mets.RegisterStates("containers", "Containers by state.", func() map[string]int {
@@ -219,7 +235,8 @@ func Run(cfg *config.Config, reload Reloader) error {
 	defer stream.Close()
 	usernsSupport := userns.Probe(cfg.RunDir, imgs.SupportsIDMappedLayers)
 	insp, err := inspect.Serve(cfg.InspectSocketPath(), inspect.Handler(inspect.Sources{
-		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, Userns: &usernsSupport, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr, Log: log,
+		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, Userns: &usernsSupport, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr,
+		NRI: plugins, CDI: devices, Log: log,
 	}), log)
 	if err != nil {
 		return err
@@ -291,7 +308,7 @@ func podInitExe(log *slog.Logger) string {
 // startContainers sets up one conmon monitor per runtime handler and the
 // container core. Without a usable monitor floe still serves pods and
 // images, and container RPCs say why they cannot work.
-func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, cg *cgroups.Support, mets *metrics.Metrics, log *slog.Logger) (*container.Manager, func()) {
+func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, cg *cgroups.Support, mets *metrics.Metrics, devices *cdi.Registry, log *slog.Logger) (*container.Manager, func()) {
 	monitors := map[string]*monitor.Monitor{}
 	closeAll := func() {
 		for _, m := range monitors {
@@ -339,9 +356,32 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 		// and one grace for every kubelet create retry.
 		CreateTimeout:  cfg.Sandbox.CreateTimeout.Std(),
 		AbandonedGrace: cfg.Sandbox.AbandonedGrace.Std(),
+		Devices:        devices,
 		OnExit:         mets.ObserveExit,
 		Log:            log,
 	}), closeAll
+}
+
+// newNRI connects the cores to NRI plugins (nil when [nri] enable is
+// false or no container core runs); Start serves them.
+func newNRI(cfg *config.Config, sandboxes *sandbox.Manager, containers *container.Manager, devices *cdi.Registry, log *slog.Logger) (*nri.NRI, error) {
+	if !cfg.NRI.Enable || containers == nil {
+		log.Info("NRI disabled", "enable", cfg.NRI.Enable)
+		return nil, nil
+	}
+	n, err := nri.New(nri.Config{
+		SocketPath:          cfg.NRI.SocketPath,
+		PluginPath:          cfg.NRI.PluginPath,
+		PluginConfigPath:    cfg.NRI.PluginConfigPath,
+		RegistrationTimeout: cfg.NRI.RegistrationTimeout.Std(),
+		RequestTimeout:      cfg.NRI.RequestTimeout.Std(),
+	}, sandboxes, containers, devices, log)
+	if err != nil {
+		return nil, err
+	}
+	sandboxes.SetHooks(n)
+	containers.SetHooks(n)
+	return n, nil
 }
 
 // reloadConfig applies the parts of the configuration that can change

@@ -16,12 +16,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/floe-cri/floe/internal/cdi"
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/network"
+	"github.com/floe-cri/floe/internal/nri"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/unixsock"
 	"github.com/floe-cri/floe/internal/userns"
@@ -60,6 +62,10 @@ type Info struct {
 	// UserNamespaces says whether pods may run in a user namespace of
 	// their own (hostUsers: false), by which mechanism, or why not.
 	UserNamespaces *userns.Support `json:"userNamespaces,omitempty"`
+	// NRI is the plugin socket and the plugins connected; CDI the spec
+	// directories and the devices they describe.
+	NRI nri.Status  `json:"nri"`
+	CDI *cdi.Status `json:"cdi,omitempty"`
 	// Extra holds sections other services add (storage driver and root,
 	// default id mappings) once they exist.
 	Extra map[string]any `json:"extra,omitempty"`
@@ -122,6 +128,8 @@ type Sources struct {
 	Userns         *userns.Support
 	MetricsAddress func() string
 	StreamingAddr  func() string
+	NRI            *nri.NRI      // nil when NRI is off
+	CDI            *cdi.Registry // nil without a registry
 	Log            *slog.Logger
 }
 
@@ -273,6 +281,11 @@ func info(src Sources) *Info {
 		in.Storage = &si
 	}
 	in.DefaultIDMappings = []string{}
+	in.NRI = src.NRI.Status()
+	if src.CDI != nil {
+		st := src.CDI.Status()
+		in.CDI = &st
+	}
 	return in
 }
 

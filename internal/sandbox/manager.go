@@ -63,6 +63,7 @@ type Manager struct {
 	table *objects.Table[Sandbox, *Sandbox]
 
 	containers Containers
+	hooks      Hooks // NRI plugins, see hooks.go
 }
 
 // SetContainers connects the container core (created after this one).
@@ -79,6 +80,7 @@ func New(opts Options) *Manager {
 		table: objects.New[Sandbox](schema(), objects.Options{
 			DB: opts.DB, CreateTimeout: opts.CreateTimeout, AbandonedGrace: opts.AbandonedGrace, Log: opts.Log,
 		}),
+		hooks: noHooks{},
 	}
 }
 
@@ -104,6 +106,8 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (string, error) {
 			failpoint.Hit("sandbox.before-ready-save")
 			sb.State = StateReady
 		},
+		// Plugins that connect meanwhile learn of the pod once.
+		Begin:   m.hooks.BlockSync,
 		Undo:    m.undo,
 		Abandon: m.abandon,
 		Err:     classify,
@@ -275,6 +279,9 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		failpoint.Hit("sandbox.after-cni-add")
 		log.Info("pod network set up", "netns", sb.NetnsName, "ips", att.IPs, "network", att.NetworkName, "took", time.Since(start))
 	}
+	if err := m.hooks.RunPodSandbox(ctx, sb); err != nil {
+		return fail("NRI RunPodSandbox", err)
+	}
 	log.Info("sandbox created", "netns", sb.NetnsName)
 	return sb, nil
 }
@@ -384,6 +391,9 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 	if m.containers != nil {
 		releaseErr = m.containers.StopPod(ctx, sb.ID, 0)
 	}
+	if releaseErr == nil && sb.State == StateReady {
+		m.hooks.StopPodSandbox(ctx, sb)
+	}
 	if releaseErr == nil {
 		releaseErr = m.release(ctx, sb)
 	}
@@ -426,6 +436,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if _, err := m.update(sb.ID, removed); err != nil {
 		return err
 	}
+	m.hooks.RemovePodSandbox(ctx, sb)
 	m.table.Forget(sb.ID)
 	m.log.Info("sandbox removed", "pod", sb.ID)
 	return nil

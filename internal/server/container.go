@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/floe-cri/floe/internal/cdi"
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/images"
@@ -117,10 +118,13 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	if cfg.Image == nil || cfg.Image.Image == "" {
 		return spec, invalid("config.image.image", "must not be empty")
 	}
-	// CDI devices need a CDI registry floe does not have; running the
-	// container without the device would hide the failure.
-	if len(cfg.CDIDevices) > 0 {
-		return spec, errdefs.FailedPrecondition("config.CDI_devices: %d CDI device(s) asked for (first %q) but floe does not support CDI devices", len(cfg.CDIDevices), cfg.CDIDevices[0].GetName())
+	var cdiNames []string
+	for _, d := range cfg.CDIDevices {
+		cdiNames = append(cdiNames, d.GetName())
+	}
+	cdiDevices, err := cdi.Requested("config.CDI_devices", cdiNames, cfg.Annotations)
+	if err != nil {
+		return spec, err
 	}
 	stopSignal, ok := linuxSignal(cfg.StopSignal)
 	if !ok {
@@ -139,7 +143,7 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		Image: cfg.Image.Image, UserImage: cfg.Image.UserSpecifiedImage,
 		ImageAnnotations: cfg.Image.Annotations, ImageRuntimeHandler: cfg.Image.RuntimeHandler,
 		LogPath: cfg.LogPath, Raw: raw,
-		PIDMode: string(sandbox.ModeContainer),
+		PIDMode: string(sandbox.ModeContainer), CDIDevices: cdiDevices,
 	}
 	if stopSignal != 0 {
 		spec.StopSignal = strconv.Itoa(int(stopSignal))

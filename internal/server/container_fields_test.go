@@ -28,7 +28,8 @@ func TestContainerSpecRefusesWhatFloeCannotHonour(t *testing.T) {
 		kind  errdefs.Kind
 		field string
 	}{
-		{"CDI devices", func(c *runtimeapi.ContainerConfig) { c.CDIDevices = []*runtimeapi.CDIDevice{{Name: "vendor/gpu=0"}} }, errdefs.KindFailedPrecondition, "config.CDI_devices"},
+		{"malformed CDI device", func(c *runtimeapi.ContainerConfig) { c.CDIDevices = []*runtimeapi.CDIDevice{{Name: "gpu0"}} }, errdefs.KindInvalidArgument, "config.CDI_devices[0].name"},
+		{"malformed CDI annotation", func(c *runtimeapi.ContainerConfig) { c.Annotations = map[string]string{"cdi.k8s.io/vendor": "gpu0"} }, errdefs.KindInvalidArgument, "config.annotations"},
 		{"ambient capabilities", func(c *runtimeapi.ContainerConfig) {
 			c.Linux.SecurityContext.Capabilities = &runtimeapi.Capability{AddAmbientCapabilities: []string{"NET_BIND_SERVICE"}}
 		}, errdefs.KindFailedPrecondition, "add_ambient_capabilities"},

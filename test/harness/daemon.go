@@ -111,6 +111,9 @@ type Daemon struct {
 	StorageRoot    string
 	StorageRunRoot string
 	RegistriesConf string
+	// NRISocket is where the daemon's NRI plugins connect (its own, so
+	// test daemons never take the node's /var/run/nri/nri.sock).
+	NRISocket string
 	// Env is added to the daemon's environment at every Start, for example
 	// a failpoint (FLOE_TEST_CRASH_AT=<step>) for the next run only.
 	Env            []string
@@ -162,6 +165,7 @@ func StartDaemon(t testing.TB, o Options) *Daemon {
 		StorageRoot:    filepath.Join(dir, "storage"),
 		StorageRunRoot: filepath.Join(dir, "storage-run"),
 		RegistriesConf: filepath.Join(dir, "registries.conf"),
+		NRISocket:      filepath.Join(dir, "nri.sock"),
 	}
 	// One /24 per daemon from 10.234.0.0/16, picked from the random suffix.
 	var n [1]byte
@@ -199,7 +203,10 @@ run_root = %q
 config_path = %q
 config_dir = %q
 override_path = %q
-`, d.StorageRoot, d.StorageRunRoot, d.RegistriesConf, filepath.Join(dir, "registries.conf.d"), filepath.Join(dir, "floe-registries.conf"))
+
+[nri]
+socket_path = %q
+`, d.StorageRoot, d.StorageRunRoot, d.RegistriesConf, filepath.Join(dir, "registries.conf.d"), filepath.Join(dir, "floe-registries.conf"), d.NRISocket)
 	if err := os.WriteFile(configPath, []byte(base), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -521,4 +528,33 @@ func (d *Daemon) WaitStateLockFree(limit time.Duration) []string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+var (
+	goBinMu sync.Mutex
+	goBins  = map[string]string{}
+)
+
+// GoBinary builds a main package of this module (e.g. "./test/nriplugin")
+// once per test process and returns its path.
+func GoBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	goBinMu.Lock()
+	defer goBinMu.Unlock()
+	if bin, ok := goBins[pkg]; ok {
+		return bin
+	}
+	_, file, _, _ := runtime.Caller(0)
+	dir, err := os.MkdirTemp("", "floe-gobin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	goBins[pkg] = bin
+	return bin
 }

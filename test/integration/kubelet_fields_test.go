@@ -259,10 +259,10 @@ func TestContainerRecursiveReadOnlyMountStopSignalAndCDI(t *testing.T) {
 		t.Errorf("default stop_signal %v, want SIGTERM", plain.StopSignal)
 	}
 
-	// CDI devices cannot be honoured: refused, not ignored.
+	// A CDI device no spec describes is refused, not ignored.
 	cdi := e.config("cdi", "true")
 	cdi.CDIDevices = []*runtimeapi.CDIDevice{{Name: "vendor.example/gpu=0"}}
-	if _, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: cdi, SandboxConfig: e.podCfg}); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "CDI_devices") {
+	if _, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: cdi, SandboxConfig: e.podCfg}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "vendor.example/gpu=0") {
 		t.Errorf("CDI devices: %v", err)
 	}
 	if _, err := e.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: e.podID}); err != nil {
