@@ -32,7 +32,7 @@ type containerBench struct {
 	list  *libcni.NetworkConfigList
 }
 
-func newContainerBench(b *testing.B) *containerBench {
+func newContainerBench(b testing.TB) *containerBench {
 	b.Helper()
 	harness.RequireRoot(b)
 	reg := fixtures.StartRegistry(b, fixtures.RegistryOptions{})
