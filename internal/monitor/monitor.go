@@ -553,6 +553,11 @@ func (m *Monitor) resendWhenCaught(ctx context.Context, c *Container, sig syscal
 // waits for its conmon to go, and removes the exit file and attach socket
 // directory. Deleting a container runc no longer knows is not an error.
 func (m *Monitor) Delete(ctx context.Context, c *Container) error {
+	// A conmon already gone before the delete can neither write an exit
+	// file nor finish a `runc create` any more, so one delete is enough.
+	// That is the usual case (the container was stopped, its conmon went
+	// with it) and saves a second runc run per RemoveContainer.
+	conmonBefore := c.ConmonPid > 0 && conmonAlive(c)
 	if _, err := m.runtime(ctx, "delete", "--force", c.ID); err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
 		return fmt.Errorf("container %s: delete: %w", c.ID, err)
 	}
@@ -561,7 +566,7 @@ func (m *Monitor) Delete(ctx context.Context, c *Container) error {
 	// `runc create` was still running during the delete (a creation cut
 	// short by a daemon crash) then creates the container after all, so
 	// delete again until that conmon is gone.
-	if c.ConmonPid > 0 {
+	if conmonBefore {
 		deadline := time.Now().Add(killGrace)
 		for {
 			waitPidGone(ctx, c.ConmonPid, c.Bundle, 500*time.Millisecond)
