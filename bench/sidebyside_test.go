@@ -110,19 +110,20 @@ func (p criPeer) removeImage(ctx context.Context, ref string) error {
 	return err
 }
 
-// BenchmarkSideBySide drives floe and containerd (Debian's 1.6, CRI
-// plugin, started here on a private socket with the same CNI conflist and
-// the same registry) through the same CRI calls in one run. Each step of
-// a sample runs on both runtimes back to back, the first one alternating
-// between samples, so both see the same load on a shared machine. The
-// floor of a pod start (ip netns add + CNI ADD + `runc run -d`, no daemon)
-// is measured in every sample as well.
-//
-//	go test ./bench -run '^$' -bench SideBySide -benchtime 30x
-func BenchmarkSideBySide(b *testing.B) {
+// sideBySide is floe and containerd set up to do the same work: the same
+// conflist, the busybox image pulled into both, and an image to pull.
+type sideBySide struct {
+	cb      *containerBench
+	ctrd    *containerd
+	peers   []criPeer // floe, containerd
+	pullRef string
+}
+
+// newSideBySide starts the registry, floe and containerd. When the test
+// ends, after both are gone, nothing of either may be left on the host.
+func newSideBySide(b *testing.B) *sideBySide {
 	harness.RequireRoot(b)
-	// Registered first, so checked last: after floe and containerd and
-	// their pods are gone, nothing of either may be left on the host.
+	// Registered first, so checked last.
 	before := harness.Snapshot(b)
 	var ipamDir string
 	b.Cleanup(func() { before.AssertNoLeaks(b, ipamDir) })
@@ -145,14 +146,27 @@ func BenchmarkSideBySide(b *testing.B) {
 
 	ctrd := startContainerd(b, containerdOptions{Conflist: filepath.Join(cb.d.CNIDir, "10-floetest.conflist"),
 		RegistryHost: cb.reg.Host, SandboxImage: pauseRef})
-	peers := []criPeer{{"floe", cb.d.Runtime, cb.d.Images}, {"containerd", ctrd.Runtime, ctrd.Images}}
-	ctx := context.Background()
 	for _, ref := range []string{cb.image, pauseRef} {
-		if _, err := ctrd.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+		if _, err := ctrd.Images.PullImage(context.Background(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
 			b.Fatalf("containerd pull %s: %v", ref, err)
 		}
 	}
+	return &sideBySide{cb: cb, ctrd: ctrd, pullRef: pulled.Ref,
+		peers: []criPeer{{"floe", cb.d.Runtime, cb.d.Images}, {"containerd", ctrd.Runtime, ctrd.Images}}}
+}
 
+// BenchmarkSideBySide drives floe and containerd (Debian's 1.6, CRI
+// plugin, started here on a private socket with the same CNI conflist and
+// the same registry) through the same CRI calls in one run. Each step of
+// a sample runs on both runtimes back to back, the first one alternating
+// between samples, so both see the same load on a shared machine. The
+// floor of a pod start (ip netns add + CNI ADD + `runc run -d`, no daemon)
+// is measured in every sample as well.
+//
+//	go test ./bench -run '^$' -bench SideBySide -benchtime 30x
+func BenchmarkSideBySide(b *testing.B) {
+	sb := newSideBySide(b)
+	cb, peers, ctx := sb.cb, sb.peers, context.Background()
 	times := map[string]map[string][]time.Duration{}
 	for _, op := range sideBySideOps {
 		times[op.name] = map[string][]time.Duration{}
@@ -182,7 +196,7 @@ func BenchmarkSideBySide(b *testing.B) {
 			for _, p := range order {
 				opCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 				start := time.Now()
-				err := op.run(opCtx, p, runs[p.name], cb.image, pulled.Ref)
+				err := op.run(opCtx, p, runs[p.name], cb.image, sb.pullRef)
 				took := time.Since(start)
 				cancel()
 				if err != nil {
@@ -193,8 +207,8 @@ func BenchmarkSideBySide(b *testing.B) {
 		}
 		b.StopTimer()
 		for _, p := range order {
-			if err := p.removeImage(ctx, pulled.Ref); err != nil {
-				b.Fatalf("%s remove %s: %v", p.name, pulled.Ref, err)
+			if err := p.removeImage(ctx, sb.pullRef); err != nil {
+				b.Fatalf("%s remove %s: %v", p.name, sb.pullRef, err)
 			}
 		}
 		b.StartTimer()
@@ -231,4 +245,45 @@ func sideBySideTable(times map[string]map[string][]time.Duration, floor []time.D
 		ratio(median(start["floe"]), median(floor)), ratio(pct(start["floe"], 90), pct(floor, 90)),
 		ratio(median(start["containerd"]), median(floor)), ratio(pct(start["containerd"], 90), pct(floor, 90)))
 	return sb.String()
+}
+
+// BenchmarkPodsAtOnceVsContainerd starts 30 pods (one container each) at
+// once on floe and on containerd, one runtime after the other (which one
+// goes first alternates), and compares the wall times; the pods are
+// removed, untimed, before the other runtime's turn.
+//
+//	go test ./bench -run '^$' -bench PodsAtOnceVsContainerd -benchtime 4x
+func BenchmarkPodsAtOnceVsContainerd(b *testing.B) {
+	const n = 30
+	sb := newSideBySide(b)
+	walls := map[string][]time.Duration{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		order := sb.peers
+		if i%2 == 1 {
+			order = []criPeer{sb.peers[1], sb.peers[0]}
+		}
+		for _, p := range order {
+			runs := make([]*podRun, n)
+			errs := make([]error, n)
+			b.StartTimer()
+			walls[p.name] = append(walls[p.name], parallel(n, func(j int) {
+				runs[j] = &podRun{}
+				errs[j] = p.startPod(context.Background(), runs[j], sb.cb.image)
+			}))
+			b.StopTimer()
+			removeAll(b, p, runs)
+			for _, err := range errs {
+				if err != nil {
+					b.Fatalf("%s: %d pods at once: %v", p.name, n, err)
+				}
+			}
+		}
+	}
+	f, c := walls["floe"], walls["containerd"]
+	b.Logf("\n%d pods at once, wall ms (n=%d): floe median %.0f p90 %.0f, containerd median %.0f p90 %.0f, floe/containerd %.2f",
+		n, len(f), ms(median(f)), ms(pct(f, 90)), ms(median(c)), ms(pct(c, 90)), ratio(median(f), median(c)))
+	b.ReportMetric(ms(median(f)), "floe-wall-ms")
+	b.ReportMetric(ms(median(c)), "containerd-wall-ms")
+	b.ReportMetric(ratio(median(f), median(c)), "floe/containerd")
 }
