@@ -10,10 +10,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// fillsDone re-reports the one measurement of BenchmarkNodeFills in the
-// testing package's later runs of it.
-var fillsDone func(b *testing.B)
-
 const (
 	// fillSamples pod starts are timed at each fill level.
 	fillSamples = 15
@@ -32,37 +28,24 @@ const (
 //
 //	go test ./bench -run '^$' -bench NodeFills -benchtime 1x
 func BenchmarkNodeFills(b *testing.B) {
-	// One pass is the measurement: the testing package runs a benchmark
-	// with b.N = 1 first and again with the -benchtime count, and filling
-	// a node twice would only double the wait (-bench 'SideBySide|NodeFills'
-	// -benchtime 30x is one command for both).
-	if fillsDone != nil {
-		fillsDone(b)
-		return
-	}
-	cb := newContainerBench(b)
-	f := &fillRun{b: b, cb: cb, p: criPeer{"floe", cb.d.Runtime, cb.d.Images}, metrics: map[string]float64{}}
-	defer func() { removeAll(b, f.p, f.running) }()
-	f.startLevels([]int{0, 100, 250})
-	// A second container in every pod: 500 containers.
-	parallel(len(f.running), func(j int) {
-		if _, err := addContainer(context.Background(), f.p, f.running[j], cb.image); err != nil {
-			b.Errorf("second container: %v", err)
+	measureOnce(b, func(r *onceResult) {
+		cb := newContainerBench(b)
+		f := &fillRun{b: b, cb: cb, p: criPeer{"floe", cb.d.Runtime, cb.d.Images}, r: r}
+		defer func() { removeAll(b, f.p, f.running) }()
+		f.startLevels([]int{0, 100, 250})
+		// A second container in every pod: 500 containers.
+		parallel(len(f.running), func(j int) {
+			if _, err := addContainer(context.Background(), f.p, f.running[j], cb.image); err != nil {
+				b.Errorf("second container: %v", err)
+			}
+		})
+		if b.Failed() {
+			b.FailNow()
 		}
+		f.queries(2 * len(f.running))
+		f.restart(2 * len(f.running))
+		r.logf(b, "\n%s", f.table.String())
 	})
-	if b.Failed() {
-		b.FailNow()
-	}
-	f.queries(2 * len(f.running))
-	f.restart(2 * len(f.running))
-	table := f.table.String()
-	b.Log("\n" + table)
-	fillsDone = func(b *testing.B) {
-		for unit, v := range f.metrics {
-			b.ReportMetric(v, unit)
-		}
-		b.Log("\n" + table)
-	}
 }
 
 // fillRun is one pass of BenchmarkNodeFills.
@@ -72,13 +55,10 @@ type fillRun struct {
 	p       criPeer
 	running []*podRun
 	table   strings.Builder
-	metrics map[string]float64
+	r       *onceResult
 }
 
-func (f *fillRun) report(v float64, unit string) {
-	f.metrics[unit] = v
-	f.b.ReportMetric(v, unit)
-}
+func (f *fillRun) report(v float64, unit string) { f.r.report(f.b, v, unit) }
 
 // startLevels fills the node to each level and times fillSamples pod
 // starts there, each pod removed again untimed.
