@@ -57,7 +57,7 @@ var sideBySideOps = []struct {
 		_, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: r.pod})
 		return err
 	}},
-	{"PullImage (2.3 MB, 1 layer)", func(ctx context.Context, p criPeer, _ *podRun, _, pullRef string) error {
+	{"PullImage (busybox, 1 layer, 1 MB gz)", func(ctx context.Context, p criPeer, _ *podRun, _, pullRef string) error {
 		_, err := p.images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: pullRef}})
 		return err
 	}},
