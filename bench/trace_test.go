@@ -113,11 +113,13 @@ func startTrace(t *testing.T, pid int, path string) *traceResult {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		// strace reports the attach once for all threads ("Process N
+		// attached"), after it has attached to each of them.
 		msg, _ := os.ReadFile(errPath)
-		if strings.Count(string(msg), "attached") >= 1 && strings.Count(string(msg), "\n") >= len(tasks) {
+		if strings.Contains(string(msg), "attached") {
+			time.Sleep(100 * time.Millisecond)
 			break
 		}
 		if time.Now().After(deadline) {
