@@ -36,7 +36,9 @@ cat >"$D/cni/10-conformance.conflist" <<EOF
 EOF
 
 # The integration tests' lock: their host-wide leak checks must not see
-# this run's pods, nor this one theirs.
+# this run's pods, nor this one theirs. Children get the lock's fd closed
+# (9>&-): a daemon that outlives this script (the kit's registry, started
+# with setsid) would otherwise keep the lock held for ever.
 exec 9>/run/floe-host-tests.lock
 flock 9
 
@@ -70,13 +72,13 @@ trap cleanup EXIT
   --socket "$D/floe.sock" --state-dir "$D/state" --run-dir "$D/run" \
   --inspect-socket "$D/inspect.sock" --metrics-address "" \
   --cni-config-dir "$D/cni" --registries-config "$KIT/registries.conf" \
-  --log-level debug >"$D/floe.log" 2>&1 &
+  --log-level debug >"$D/floe.log" 2>&1 9>&- &
 floe_pid=$!
 for _ in $(seq 100); do [[ -S $D/floe.sock ]] && break; sleep 0.1; done
 [[ -S $D/floe.sock ]] || { tail -30 "$D/floe.log"; echo "floe did not start" >&2; exit 1; }
 
 status=0
-"$KIT/critest.sh" "unix://$D/floe.sock" "$OUT" "$@" || status=$?
+"$KIT/critest.sh" "unix://$D/floe.sock" "$OUT" "$@" 9>&- || status=$?
 
 kill "$floe_pid"; wait "$floe_pid" || true; floe_pid=""
 # Every pod critest made is gone: a pod's leftovers are a failure too.
