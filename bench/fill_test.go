@@ -61,17 +61,25 @@ type fillRun struct {
 func (f *fillRun) report(v float64, unit string) { f.r.report(f.b, v, unit) }
 
 // startLevels fills the node to each level and times fillSamples pod
-// starts there, each pod removed again untimed.
+// starts there, each pod removed again untimed, alternating with the
+// floor (netns + CNI ADD + `runc run -d`, no daemon): the kernel and the
+// CNI plugins slow down as a node fills too, and the floor tells that
+// apart from floe's own growth.
 func (f *fillRun) startLevels(levels []int) {
 	ctx := context.Background()
-	fmt.Fprintf(&f.table, "%-44s %9s %9s %9s\n", "pod start (ms)", "median", "p90", "median/empty")
+	fmt.Fprintf(&f.table, "%-44s %9s %9s %9s %9s %9s\n", "pod start (ms)", "median", "p90", "/empty", "floor", "/floor")
 	var empty time.Duration
 	for _, level := range levels {
 		f.running = fill(f.b, f.p, f.cb.image, f.running, level)
-		var ds []time.Duration
+		var ds, floor []time.Duration
 		for range fillSamples {
-			r := &podRun{}
+			id, bundle, netns := floorBundle(f.b)
 			start := time.Now()
+			undo := f.cb.floor(f.b, id, bundle, netns)
+			floor = append(floor, time.Since(start))
+			undo()
+			r := &podRun{}
+			start = time.Now()
 			err := f.p.startPod(ctx, r, f.cb.image)
 			ds = append(ds, time.Since(start))
 			removeAll(f.b, f.p, []*podRun{r})
@@ -82,8 +90,10 @@ func (f *fillRun) startLevels(levels []int) {
 		if empty == 0 {
 			empty = median(ds)
 		}
-		fmt.Fprintf(&f.table, "%-44s %9.1f %9.1f %9.2f\n", fmt.Sprintf("with %d pods running", level), ms(median(ds)), ms(pct(ds, 90)), ratio(median(ds), empty))
+		fmt.Fprintf(&f.table, "%-44s %9.1f %9.1f %9.2f %9.1f %9.2f\n", fmt.Sprintf("with %d pods running", level),
+			ms(median(ds)), ms(pct(ds, 90)), ratio(median(ds), empty), ms(median(floor)), ratio(median(ds), median(floor)))
 		f.report(ratio(median(ds), empty), fmt.Sprintf("start-%dpods/empty", level))
+		f.report(ratio(median(ds), median(floor)), fmt.Sprintf("start-%dpods/floor", level))
 	}
 }
 
