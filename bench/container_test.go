@@ -25,13 +25,14 @@ import (
 // containerBench is a daemon with the test busybox pulled, and what the
 // floor needs to do the same work without floe.
 type containerBench struct {
+	reg   *fixtures.Registry
 	d     *harness.Daemon
 	image string
 	cni   *libcni.CNIConfig
 	list  *libcni.NetworkConfigList
 }
 
-func newContainerBench(b *testing.B) *containerBench {
+func newContainerBench(b testing.TB) *containerBench {
 	b.Helper()
 	harness.RequireRoot(b)
 	reg := fixtures.StartRegistry(b, fixtures.RegistryOptions{})
@@ -45,7 +46,7 @@ func newContainerBench(b *testing.B) *containerBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &containerBench{d: d, image: ref, list: list,
+	return &containerBench{reg: reg, d: d, image: ref, list: list,
 		cni: libcni.NewCNIConfigWithCacheDir([]string{"/usr/lib/cni"}, b.TempDir(), nil)}
 }
 

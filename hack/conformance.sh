@@ -29,7 +29,9 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 write_cni_conflist floe-conformance floecf0 10.86.0.0/16
 
 # The integration tests' lock: their host-wide leak checks must not see
-# this run's pods, nor this one theirs.
+# this run's pods, nor this one theirs. Children get the lock's fd closed
+# (9>&-): a daemon that outlives this script (the kit's registry, started
+# with setsid) would otherwise keep the lock held for ever.
 exec 9>/run/floe-host-tests.lock
 flock 9
 

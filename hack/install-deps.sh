@@ -18,6 +18,10 @@ packages=(
   # critest (make conformance): the kit's scripts build its images with
   # umoci and read the registry and ginkgo's report with curl and jq.
   curl jq umoci
+  # bench/ SideBySide: containerd (CRI plugin) as the peer runtime, started
+  # by the benchmark itself with a private root and socket; it never talks
+  # to the package's own service.
+  containerd
 )
 missing=()
 for p in "${packages[@]}"; do

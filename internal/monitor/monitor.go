@@ -96,6 +96,9 @@ type Monitor struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // container id -> woken on its exit file changes
 	exits   map[string]Exit            // exits already read, so OOM status survives runc delete
+	// deleted are containers Stop already deleted from runc, so Delete
+	// need not run runc again (lost on restart: Delete then runs it once).
+	deleted map[string]bool
 }
 
 // fallbackRecheck is how often a waiter looks at its exit file (and whether
@@ -147,7 +150,7 @@ func New(cfg Config) (*Monitor, error) {
 	}
 	m := &Monitor{
 		cfg: cfg, log: cfg.Log, watcher: w, stop: make(chan struct{}),
-		waiters: map[string][]chan struct{}{}, exits: map[string]Exit{},
+		waiters: map[string][]chan struct{}{}, exits: map[string]Exit{}, deleted: map[string]bool{},
 	}
 	m.wg.Add(1)
 	go m.watch()
@@ -486,10 +489,32 @@ const killGrace = 10 * time.Second
 // Stop sends sig (the image's stop signal), waits up to timeout for the
 // container to exit, then SIGKILLs every process in it and waits for the
 // exit. It returns the exit.
+//
+// A container it stopped is deleted from runc right away (its exit is
+// read and kept first): a stopped CRI container never runs again, and
+// doing it here, where the kubelet already waits for the exit, keeps a
+// runc run out of RemoveContainer, as containerd's shim deletes its task
+// on exit.
 func (m *Monitor) Stop(ctx context.Context, c *Container, sig syscall.Signal, timeout time.Duration) (*Exit, error) {
 	if e, err := m.ExitStatus(c); err != nil || e != nil {
 		return e, err
 	}
+	e, err := m.signalAndWait(ctx, c, sig, timeout)
+	if err == nil && e != nil {
+		if _, derr := m.runtime(ctx, "delete", "--force", c.ID); derr != nil && errdefs.KindOf(derr) != errdefs.KindNotFound {
+			// Not the stop's failure: RemoveContainer deletes it again.
+			m.log.Warn("delete a stopped container from runc", "container", c.ID, "err", derr)
+		} else {
+			m.mu.Lock()
+			m.deleted[c.ID] = true
+			m.mu.Unlock()
+		}
+	}
+	return e, err
+}
+
+// signalAndWait is Stop up to the exit.
+func (m *Monitor) signalAndWait(ctx context.Context, c *Container, sig syscall.Signal, timeout time.Duration) (*Exit, error) {
 	log := m.log.With("container", c.ID)
 	if timeout > 0 && sig != syscall.SIGKILL {
 		// PID 1 of a namespace drops signals it has no handler for. A stop
@@ -553,15 +578,25 @@ func (m *Monitor) resendWhenCaught(ctx context.Context, c *Container, sig syscal
 // waits for its conmon to go, and removes the exit file and attach socket
 // directory. Deleting a container runc no longer knows is not an error.
 func (m *Monitor) Delete(ctx context.Context, c *Container) error {
-	if _, err := m.runtime(ctx, "delete", "--force", c.ID); err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
-		return fmt.Errorf("container %s: delete: %w", c.ID, err)
+	// A conmon already gone before the delete can neither write an exit
+	// file nor finish a `runc create` any more, so one delete is enough.
+	// That is the usual case (the container was stopped, its conmon went
+	// with it) and saves a second runc run per RemoveContainer.
+	conmonBefore := c.ConmonPid > 0 && conmonAlive(c)
+	m.mu.Lock()
+	stopped := m.deleted[c.ID]
+	m.mu.Unlock()
+	if !stopped || conmonBefore {
+		if _, err := m.runtime(ctx, "delete", "--force", c.ID); err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
+			return fmt.Errorf("container %s: delete: %w", c.ID, err)
+		}
 	}
 	// conmon writes the exit file once the container is gone; wait for it
 	// so the file is not recreated after we remove it. A conmon whose
 	// `runc create` was still running during the delete (a creation cut
 	// short by a daemon crash) then creates the container after all, so
 	// delete again until that conmon is gone.
-	if c.ConmonPid > 0 {
+	if conmonBefore {
 		deadline := time.Now().Add(killGrace)
 		for {
 			waitPidGone(ctx, c.ConmonPid, c.Bundle, 500*time.Millisecond)
@@ -582,6 +617,7 @@ func (m *Monitor) Delete(ctx context.Context, c *Container) error {
 	}
 	m.mu.Lock()
 	delete(m.exits, c.ID)
+	delete(m.deleted, c.ID)
 	m.mu.Unlock()
 	return errors.Join(errs...)
 }

@@ -1,0 +1,108 @@
+package monitor
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// countingRuntime is a runtime that only appends its arguments to a file,
+// so a test can count the runc runs Delete makes.
+// A kill writes the exit file, as conmon would when the container dies.
+func countingRuntime(t *testing.T) (m *Monitor, calls func() []string) {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	rt := filepath.Join(dir, "runtime")
+	script := "#!/bin/sh\necho \"$*\" >> " + log + "\n" +
+		"if [ \"$1\" = kill ]; then eval id=\\${$(($# - 1))}; printf 137 > " + filepath.Join(dir, "exits") + "/$id; fi\n"
+	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{RuntimePath: rt, ExitDir: filepath.Join(dir, "exits"), SocketDir: filepath.Join(dir, "socks"),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, func() []string {
+		data, _ := os.ReadFile(log)
+		return strings.Split(strings.TrimSpace(string(data)), "\n")
+	}
+}
+
+// A container whose conmon is gone (it was stopped before the remove) is
+// deleted with one runc run: nothing can recreate it.
+func TestDeleteRunsRuntimeOnceWhenConmonIsGone(t *testing.T) {
+	m, calls := countingRuntime(t)
+	bundle := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	c := &Container{ID: "c1", Bundle: bundle, ConmonPid: gone.Process.Pid}
+	if err := m.Delete(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls(); len(got) != 1 || !strings.HasSuffix(got[0], "delete --force c1") {
+		t.Errorf("runtime runs = %q, want one delete --force c1", got)
+	}
+}
+
+// A conmon still alive at the delete may be in the middle of `runc create`
+// (a creation a crash cut short): Delete waits for it and deletes again.
+func TestDeleteAgainWhileConmonLives(t *testing.T) {
+	m, calls := countingRuntime(t)
+	bundle := t.TempDir()
+	// Stands in for conmon: its command line names the bundle.
+	conmon := exec.Command("sh", "-c", "sleep 0.3; true", bundle)
+	if err := conmon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer conmon.Wait()
+	c := &Container{ID: "c2", Bundle: bundle, ConmonPid: conmon.Process.Pid}
+	start := time.Now()
+	if err := m.Delete(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls(); len(got) < 2 {
+		t.Errorf("runtime runs = %q, want a delete after conmon went", got)
+	}
+	if time.Since(start) < 250*time.Millisecond {
+		t.Errorf("Delete returned after %v, before the conmon stand-in exited", time.Since(start))
+	}
+}
+
+// Stop deletes the stopped container from runc, so the RemoveContainer
+// that follows runs no runc at all.
+func TestStopDeletesSoDeleteRunsNoRuntime(t *testing.T) {
+	m, calls := countingRuntime(t)
+	c := &Container{ID: "c3", Bundle: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	e, err := m.Stop(ctx, c, syscall.SIGKILL, 0)
+	if err != nil || e == nil || e.Code != 137 {
+		t.Fatalf("stop: %+v %v", e, err)
+	}
+	want := []string{"kill --all c3 9", "delete --force c3"}
+	if got := calls(); !slices.Equal(got, want) {
+		t.Errorf("runtime runs after Stop = %q, want %q", got, want)
+	}
+	if err := m.Delete(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls(); len(got) != len(want) {
+		t.Errorf("Delete after Stop ran the runtime again: %q", got[len(want):])
+	}
+	if _, err := os.Stat(m.exitFile("c3")); !os.IsNotExist(err) {
+		t.Errorf("exit file left after Delete: %v", err)
+	}
+}
