@@ -301,8 +301,9 @@ func TestRetryAfterDeadlineGetsTheSameSandbox(t *testing.T) {
 		t.Fatalf("retry after creation finished: %v", err)
 	}
 	second := resp.PodSandboxId
-	if !strings.Contains(d.Log(), "handed a sandbox finished after its caller's deadline to the retry") ||
-		!strings.Contains(d.Log(), "retry of a sandbox creation in progress") {
+	// The shared object table logs these for both kinds of record.
+	if !strings.Contains(d.Log(), `msg="handed an object finished after its caller's deadline to the retry" kind="pod sandbox"`) ||
+		!strings.Contains(d.Log(), `msg="retry of a creation in progress: waiting for it" kind="pod sandbox"`) {
 		t.Errorf("the retries did not take the expected paths:\n%s", d.Log())
 	}
 	// Once claimed, the same request again is a real duplicate.
@@ -331,7 +332,7 @@ func TestAbandonedSandboxIsRemovedAfterGrace(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if !netnsWithPrefix("itest_abandoned-") && strings.Contains(d.Log(), "removing a sandbox no retry claimed") &&
+		if !netnsWithPrefix("itest_abandoned-") && strings.Contains(d.Log(), `msg="removing an object no retry claimed" kind="pod sandbox"`) &&
 			strings.Contains(d.Log(), "sandbox removed") {
 			break
 		}
