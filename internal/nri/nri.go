@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	nrilog "github.com/containerd/nri/pkg/log"
 	"github.com/containerd/ttrpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/sandbox"
@@ -84,6 +86,9 @@ type NRI struct {
 	count    int                  // plugins the library holds
 	socketOK bool
 	problem  string // why the socket is not served, for status
+	// claim is the lock file that makes this floe the socket's one
+	// server among floes on the node (see claimSocket).
+	claim *os.File
 }
 
 // New prepares the adaptation; Start begins serving plugins.
@@ -103,6 +108,10 @@ func New(cfg Config, pods Pods, containers Containers, devices Devices, log *slo
 	if cfg.SocketPath == "" {
 		opts = append(opts, nri.WithDisabledExternalConnections())
 		n.problem = "no socket_path configured"
+	} else if err := n.claimSocket(cfg.SocketPath); err != nil {
+		n.log.Warn("NRI external plugins not accepted: another floe serves the socket; set nri.socket_path (or --nri-socket) to a path of this floe's own", "socket", cfg.SocketPath, "err", err)
+		opts = append(opts, nri.WithDisabledExternalConnections())
+		n.problem = err.Error()
 	} else if err := socketTaken(cfg.SocketPath); err != nil {
 		// The library removes whatever is at the path before listening:
 		// a live socket of another runtime on the node must be left to it.
@@ -115,10 +124,32 @@ func New(cfg Config, pods Pods, containers Containers, devices Devices, log *slo
 	}
 	a, err := nri.New("floe", version.Version, n.synchronize, n.updateFromPlugin, opts...)
 	if err != nil {
+		if n.claim != nil {
+			n.claim.Close()
+		}
 		return nil, fmt.Errorf("set up NRI: %w", err)
 	}
 	n.a = a
 	return n, nil
+}
+
+// claimSocket takes a lock beside the socket, held while floe runs: two
+// floes starting at once would both find no live socket and both listen,
+// and the second would remove the first one's socket or fail to bind.
+func (n *NRI) claimSocket(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create the socket's directory: %w", err)
+	}
+	f, err := os.OpenFile(path+".floe-lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("open the socket's lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("socket %s is claimed by another floe: %w", path, err)
+	}
+	n.claim = f
+	return nil
 }
 
 // socketTaken reports a socket another live process answers on.
@@ -158,6 +189,9 @@ func (n *NRI) Stop() {
 	n.wg.Wait()
 	if n.socketOK {
 		os.Remove(n.cfg.SocketPath)
+	}
+	if n.claim != nil {
+		n.claim.Close()
 	}
 }
 

@@ -140,8 +140,13 @@ func TestInfoStatusAndMetrics(t *testing.T) {
 	for _, h := range st.RuntimeHandlers {
 		handlers[h.Name] = h
 	}
-	if h := handlers["runc"]; h == nil || !h.Features.RecursiveReadOnlyMounts || h.Features.UserNamespaces {
-		t.Errorf("runc handler features = %v (runc 1.1 has rro, no idmapped mounts)", h)
+	// runc 1.1 has rro; user namespaces are offered exactly when floe's
+	// own probe (kernel idmapped mounts, storage id shifting) passed, and
+	// /info says by which mechanism or why not.
+	if in.UserNamespaces == nil || (in.UserNamespaces.Enabled && in.UserNamespaces.Mechanism == "") || (!in.UserNamespaces.Enabled && in.UserNamespaces.Reason == "") {
+		t.Errorf("/info user namespaces = %+v", in.UserNamespaces)
+	} else if h := handlers["runc"]; h == nil || !h.Features.RecursiveReadOnlyMounts || h.Features.UserNamespaces != in.UserNamespaces.Enabled {
+		t.Errorf("runc handler features = %v, /info user namespaces = %+v", h, in.UserNamespaces)
 	}
 	if handlers[""] == nil || st.Features == nil {
 		t.Errorf("default handler or runtime features missing: %v", st)
