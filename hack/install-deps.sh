@@ -22,6 +22,10 @@ packages=(
   # by the benchmark itself with a private root and socket; it never talks
   # to the package's own service.
   containerd
+  # Other runtime handlers and checkpointing: every configured handler is
+  # probed with a trial container (crun must show up unusable on a cgroup
+  # v1 hybrid host), and criu for CheckpointContainer.
+  crun criu
 )
 missing=()
 for p in "${packages[@]}"; do

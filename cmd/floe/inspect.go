@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -217,7 +219,8 @@ func status(args []string) error {
 			fmt.Fprintf(w, "Pod user namespaces\t%s\n", in.UserNamespaces)
 		}
 		fmt.Fprintf(w, "State / run dir\t%s  %s\n", in.StateDir, in.RunDir)
-		for name, r := range in.Runtimes {
+		for _, name := range slices.Sorted(maps.Keys(in.Runtimes)) {
+			r := in.Runtimes[name]
 			root := r.Root
 			if root == "" {
 				root = "runtime default"
@@ -227,6 +230,9 @@ func status(args []string) error {
 				def = " (default)"
 			}
 			usable := "usable"
+			if r.Probe != nil && r.Probe.Usable {
+				usable = fmt.Sprintf("usable (trial container made and deleted in %v)", r.Probe.Duration.Round(time.Millisecond))
+			}
 			if r.Problem != "" {
 				usable = "UNUSABLE: " + r.Problem
 			}

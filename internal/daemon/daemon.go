@@ -8,17 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/floe-cri/floe/internal/cdi"
 	"github.com/floe-cri/floe/internal/cgroups"
+	"github.com/floe-cri/floe/internal/checkpoint"
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/diagnose"
+	"github.com/floe-cri/floe/internal/handlerprobe"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/internal/logging"
@@ -86,7 +90,10 @@ func Run(cfg *config.Config, reload Reloader) error {
 	if err != nil {
 		return err
 	}
-	findings := diagnose.Run(context.Background(), cfg, net, cg, diagnose.DefaultHost)
+	probes := newProbes(cfg, log)
+	probeResults := probes.ProbeAll(context.Background())
+	ckpt := checkpoint.Detect(context.Background(), checkpoint.DefaultCRIU)
+	findings := append(diagnose.Run(context.Background(), cfg, net, cg, diagnose.DefaultHost, probeResults), diagnose.Checkpoint(ckpt))
 	fmt.Fprint(os.Stderr, diagnose.Format(findings))
 	if err := diagnose.FatalError(findings); err != nil {
 		return err
@@ -235,7 +242,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	defer stream.Close()
 	usernsSupport := userns.Probe(cfg.RunDir, imgs.SupportsIDMappedLayers)
 	insp, err := inspect.Serve(cfg.InspectSocketPath(), inspect.Handler(inspect.Sources{
-		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, Userns: &usernsSupport, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr,
+		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, Userns: &usernsSupport, Probes: probes, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr,
 		NRI: plugins, CDI: devices, Log: log,
 	}), log)
 	if err != nil {
@@ -254,7 +261,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	enableUserns(handlerFeatures, usernsSupport, log)
 	srv := server.New(server.Deps{Config: cfg, Cgroups: cg, Sandboxes: sandboxes, Containers: containers, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
-		HandlerFeatures: handlerFeatures, Userns: usernsSupport, SubIDs: loadSubIDs(log), Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
+		HandlerFeatures: handlerFeatures, Userns: usernsSupport, SubIDs: loadSubIDs(log), Probes: probes, Checkpoint: &ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -268,6 +275,9 @@ func Run(cfg *config.Config, reload Reloader) error {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				reloadConfig(log, level, reload, imgs)
+				// The host may have changed (a runtime installed or
+				// upgraded, a cgroup mounted): try every handler again.
+				probes.ProbeAll(context.Background())
 				continue
 			}
 			log.Info("shutting down; pods and containers keep running", "signal", sig.String())
@@ -303,6 +313,26 @@ func podInitExe(log *slog.Logger) string {
 	}
 	log.Debug("pod init program", "path", path)
 	return path
+}
+
+// newProbes returns the trial-container prober of every configured
+// handler. Its work dir is under the run dir (tmpfs, floe's own), and its
+// container's process is floe's small pod init, or floe itself: a binary
+// floe owns, so no image is needed.
+func newProbes(cfg *config.Config, log *slog.Logger) *handlerprobe.Registry {
+	bin := podInitExe(log)
+	if bin == "" {
+		if exe, err := os.Executable(); err == nil {
+			bin = exe
+		}
+	}
+	targets := make([]handlerprobe.Target, 0, len(cfg.Runtimes))
+	for _, name := range slices.Sorted(maps.Keys(cfg.Runtimes)) {
+		targets = append(targets, handlerprobe.Target{Name: name, RuntimePath: cfg.Runtimes[name].RuntimePath, SystemdCgroup: cfg.CgroupManager == "systemd"})
+	}
+	return handlerprobe.NewRegistry(targets, handlerprobe.Options{
+		Dir: filepath.Join(cfg.RunDir, "probe"), Binary: bin, CgroupRoot: "/sys/fs/cgroup",
+	}, log)
 }
 
 // startContainers sets up one conmon monitor per runtime handler and the

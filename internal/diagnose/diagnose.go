@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/floe-cri/floe/internal/cgroups"
+	"github.com/floe-cri/floe/internal/checkpoint"
 	"github.com/floe-cri/floe/internal/config"
+	"github.com/floe-cri/floe/internal/handlerprobe"
 	"github.com/floe-cri/floe/internal/network"
 )
 
@@ -55,7 +57,9 @@ var DefaultHost = Host{
 }
 
 // Run performs every check.
-func Run(ctx context.Context, cfg *config.Config, netw *network.Manager, cg *cgroups.Support, h Host) []Finding {
+// probes are the handlers' trial containers (see internal/handlerprobe);
+// a handler missing from it is only checked for its binary.
+func Run(ctx context.Context, cfg *config.Config, netw *network.Manager, cg *cgroups.Support, h Host, probes map[string]handlerprobe.Result) []Finding {
 	var out []Finding
 	names := make([]string, 0, len(cfg.Runtimes))
 	for n := range cfg.Runtimes {
@@ -63,7 +67,7 @@ func Run(ctx context.Context, cfg *config.Config, netw *network.Manager, cg *cgr
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		out = append(out, checkRuntime(ctx, n, cfg.Runtimes[n], n == cfg.DefaultRuntime))
+		out = append(out, checkRuntime(ctx, n, cfg.Runtimes[n], n == cfg.DefaultRuntime, probes))
 	}
 	if st, err := os.Stat(h.MonitorPath); err != nil || st.Mode()&0o111 == 0 {
 		out = append(out, Finding{Warn, "monitor", fmt.Sprintf("conmon not found at %s: containers cannot be started (apt-get install conmon)", h.MonitorPath)})
@@ -95,7 +99,7 @@ func Run(ctx context.Context, cfg *config.Config, netw *network.Manager, cg *cgr
 	return out
 }
 
-func checkRuntime(ctx context.Context, name string, rt config.Runtime, isDefault bool) Finding {
+func checkRuntime(ctx context.Context, name string, rt config.Runtime, isDefault bool, probes map[string]handlerprobe.Result) Finding {
 	item := "runtime " + name
 	if isDefault {
 		item += " (default)"
@@ -118,7 +122,24 @@ func checkRuntime(ctx context.Context, name string, rt config.Runtime, isDefault
 	if root == "" {
 		root = "runtime default"
 	}
-	return Finding{OK, item, fmt.Sprintf("%s (%s; state root: %s)", rt.RuntimePath, strings.TrimSpace(first), root)}
+	desc := fmt.Sprintf("%s (%s; state root: %s)", rt.RuntimePath, strings.TrimSpace(first), root)
+	if res, ok := probes[name]; ok {
+		if !res.Usable {
+			return Finding{level, item, fmt.Sprintf("%s is UNUSABLE: its trial container failed: %s; pods asking for handler %q are refused", desc, res.Error, name)}
+		}
+		desc += fmt.Sprintf("; trial container made and deleted in %v", res.Duration.Round(time.Millisecond))
+	}
+	return Finding{OK, item, desc}
+}
+
+// Checkpoint reports whether containers can be checkpointed (criu). Not
+// being able to is no reason to stop floe: CheckpointContainer then says
+// why.
+func Checkpoint(s checkpoint.Support) Finding {
+	if !s.Usable() {
+		return Finding{Warn, "checkpoint/restore", "unavailable: " + s.Problem + "; CheckpointContainer and restores answer FailedPrecondition"}
+	}
+	return Finding{OK, "checkpoint/restore", fmt.Sprintf("criu %s works (%s)", s.Version, s.CRIUPath)}
 }
 
 func checkCgroups(cfg *config.Config, cg *cgroups.Support, h Host) []Finding {

@@ -21,6 +21,7 @@ import (
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/handlerprobe"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/nri"
@@ -79,6 +80,9 @@ type Runtime struct {
 	Root string `json:"root"`
 	// Problem says why the handler cannot run containers ("" if it can).
 	Problem string `json:"problem,omitempty"`
+	// Probe is the latest trial container the handler's runtime made
+	// and deleted (startup, SIGHUP); its error is the runtime's own.
+	Probe *handlerprobe.Result `json:"probe,omitempty"`
 }
 
 // Pod is GET /pods/<id>.
@@ -126,6 +130,7 @@ type Sources struct {
 	Network        *network.Manager
 	Cgroups        *cgroups.Support
 	Userns         *userns.Support
+	Probes         *handlerprobe.Registry
 	MetricsAddress func() string
 	StreamingAddr  func() string
 	NRI            *nri.NRI      // nil when NRI is off
@@ -272,6 +277,12 @@ func info(src Sources) *Info {
 		for _, bin := range []string{rt.RuntimePath, monitor} {
 			if _, err := exec.LookPath(bin); err != nil && r.Problem == "" {
 				r.Problem = err.Error()
+			}
+		}
+		if res, ok := src.Probes.Results()[name]; ok {
+			r.Probe = &res
+			if !res.Usable && r.Problem == "" {
+				r.Problem = res.Error
 			}
 		}
 		in.Runtimes[name] = r

@@ -51,6 +51,14 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		return nil, fmt.Errorf("decode sandbox config of %s: %w", sb.ID, err)
 	}
 	spec.OCI.Sysctls = podCfg.GetLinux().GetSysctls()
+	if err := s.checkRestore(req.Config); err != nil {
+		return nil, err
+	}
+	// A pod made before its handler failed a probe (a SIGHUP re-probe)
+	// gets no new containers from it.
+	if err := s.deps.Probes.Check(sb.Spec.RuntimeHandler); err != nil {
+		return nil, err
+	}
 	if err := containerUserns(req.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions(), sb.Spec.UserNS); err != nil {
 		return nil, err
 	}

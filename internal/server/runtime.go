@@ -30,6 +30,10 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		runtimeCond.Status = false
 		runtimeCond.Reason = "RuntimeBinaryMissing"
 		runtimeCond.Message = err.Error()
+	} else if err := s.deps.Probes.Check(s.deps.Config.DefaultRuntime); err != nil {
+		runtimeCond.Status = false
+		runtimeCond.Reason = "RuntimeHandlerUnusable"
+		runtimeCond.Message = err.Error()
 	}
 	netCond := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
 	if err := s.deps.Network.Status(); err != nil {
@@ -38,9 +42,15 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		netCond.Message = err.Error()
 	}
 	resp := &runtimeapi.StatusResponse{
-		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, netCond}},
+		Status: &runtimeapi.RuntimeStatus{Conditions: append([]*runtimeapi.RuntimeCondition{runtimeCond, netCond}, s.handlerConditions()...)},
 	}
 	for _, name := range s.handlerNames() {
+		// The node's status.runtimeHandlers lists what pods may ask
+		// for: a handler that failed its probe is left out, and its
+		// condition says why.
+		if s.deps.Probes.Check(name) != nil {
+			continue
+		}
 		f := s.deps.HandlerFeatures[name]
 		features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: f.RecursiveReadOnlyMounts, UserNamespaces: f.UserNamespaces}
 		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: name, Features: features})
@@ -59,6 +69,8 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 			"config":          s.deps.Config,
 			"podCIDR":         s.deps.Network.PodCIDR(),
 			"handlerFeatures": s.deps.HandlerFeatures,
+			"handlerProbes":   s.deps.Probes.Results(),
+			"checkpoint":      s.deps.Checkpoint,
 			"cgroups":         s.deps.Cgroups,
 			"userNamespaces":  s.deps.Userns,
 		}
@@ -69,6 +81,32 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		resp.Info = map[string]string{"info": string(b)}
 	}
 	return resp, nil
+}
+
+// HandlerConditionPrefix starts the type of the condition each probed
+// runtime handler gets in Status ("RuntimeHandlerReady/crun"). The kubelet
+// reads only RuntimeReady and NetworkReady; these are for people and
+// tools (crictl info).
+const HandlerConditionPrefix = "RuntimeHandlerReady/"
+
+// handlerConditions reports each probed handler: usable, or the runtime's
+// own error from its trial container.
+func (s *Server) handlerConditions() []*runtimeapi.RuntimeCondition {
+	probes := s.deps.Probes.Results()
+	var out []*runtimeapi.RuntimeCondition
+	for _, name := range s.handlerNames() {
+		res, ok := probes[name]
+		if !ok {
+			continue
+		}
+		c := &runtimeapi.RuntimeCondition{Type: HandlerConditionPrefix + name, Status: res.Usable}
+		if !res.Usable {
+			c.Reason = "HandlerProbeFailed"
+			c.Message = res.Error
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func (s *Server) handlerNames() []string {

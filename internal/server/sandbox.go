@@ -29,6 +29,13 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err != nil {
 		return nil, err
 	}
+	handler := spec.RuntimeHandler
+	if handler == "" {
+		handler = s.deps.Config.DefaultRuntime
+	}
+	if err := s.deps.Probes.Check(handler); err != nil {
+		return nil, err
+	}
 	release, err := s.applyPodAnnotations(&spec)
 	defer release()
 	if err != nil {

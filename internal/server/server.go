@@ -22,9 +22,11 @@ import (
 	"k8s.io/cri-streaming/pkg/streaming"
 
 	"github.com/floe-cri/floe/internal/cgroups"
+	"github.com/floe-cri/floe/internal/checkpoint"
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/handlerprobe"
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/metrics"
 	"github.com/floe-cri/floe/internal/network"
@@ -54,6 +56,12 @@ type Deps struct {
 	// SubIDs hands out ids for io.kubernetes.cri-o.userns-mode=auto; nil
 	// when user "containers" has no subordinate ids.
 	SubIDs *userns.Allocator
+	// Probes are the latest trial container of each handler; a handler
+	// whose probe failed is refused (nil: every handler is usable).
+	Probes *handlerprobe.Registry
+	// Checkpoint is whether criu works on this host (nil: not detected,
+	// checkpoint/restore is Unimplemented).
+	Checkpoint *checkpoint.Support
 	// Stats reads cgroup usage.
 	Stats *stats.Reader
 	// Streaming serves the URLs Exec, Attach and PortForward return.
