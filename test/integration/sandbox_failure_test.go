@@ -98,15 +98,6 @@ func TestBadRequestsAreInvalidArgumentAndLeaveNothing(t *testing.T) {
 	}
 }
 
-func TestUnimplementedRPCsSayUnimplemented(t *testing.T) {
-	d := harness.StartDaemon(t, harness.Options{})
-	ctx := harness.Ctx(t)
-	_, err := d.Runtime.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: "x"})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "CheckpointContainer") {
-		t.Errorf("CheckpointContainer: %v", err)
-	}
-}
-
 func TestCNIFailureUndoesEverything(t *testing.T) {
 	harness.CheckLeaks(t)
 	plugins := testPlugins(t, 0)
