@@ -118,7 +118,11 @@ stop_containerd() {
 # runc; so do both runtimes here.
 if [[ $RUNTIME == floe ]]; then
   printf '[runtimes.test-handler]\nruntime_path = "/usr/sbin/runc"\nruntime_type = "oci"\nmonitor_path = "/usr/bin/conmon"\n' >"$D/floe.toml"
-  FLOE_CONFIG=$D/floe.toml start_private_floe --registries-config "$KIT/registries.conf" --cgroup-manager cgroupfs
+  # Its own image store too: the suite's images (pause:3.10.2 is the
+  # kit's pause:3.9 under another tag) must not stay in the node's store
+  # and change what critest finds there.
+  FLOE_CONFIG=$D/floe.toml start_private_floe --registries-config "$KIT/registries.conf" --cgroup-manager cgroupfs \
+    --storage-root "$D/storage" --storage-run-root "$D/storage-run"
   ep=unix://$D/floe.sock
 else
   start_containerd
