@@ -146,7 +146,7 @@ func (n *NRI) claimSocket(path string) error {
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		return fmt.Errorf("socket %s is claimed by another floe: %w", path, err)
+		return fmt.Errorf("socket %s is served by another process (a floe holds its lock): %w", path, err)
 	}
 	n.claim = f
 	return nil
