@@ -487,11 +487,18 @@ func MustRun(t testing.TB, name string, args ...string) string {
 	return out
 }
 
-// RemoveBinary deletes the binary FloeBinary built; call it from TestMain
+// RemoveBinary deletes the binaries FloeBinary and GoBinary built; call it from TestMain
 // after the tests ran.
 func RemoveBinary() {
 	if floeBin != "" {
 		os.RemoveAll(filepath.Dir(floeBin))
+	}
+	// And what GoBinary built, each in a directory of its own.
+	goBinMu.Lock()
+	defer goBinMu.Unlock()
+	for pkg, bin := range goBins {
+		os.RemoveAll(filepath.Dir(bin))
+		delete(goBins, pkg)
 	}
 }
 
