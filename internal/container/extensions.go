@@ -86,15 +86,11 @@ func (m *Manager) extendSpec(ctx context.Context, c *Container, s *specs.Spec) e
 // asked (an update of another container, or one of its own): the
 // runtime gets them as they are, and the hooks are not told again.
 func (m *Manager) ApplyResources(ctx context.Context, idOrPrefix string, r *specs.LinuxResources) error {
-	c, err := m.resolve(idOrPrefix)
+	c, mon, unlock, err := m.lockedRunning(idOrPrefix, "a resource update")
 	if err != nil {
 		return err
 	}
-	defer m.table.Lock(c.ID)()
-	c, mon, err := m.running(c.ID, "a resource update")
-	if err != nil {
-		return err
-	}
+	defer unlock()
 	if err := mon.Update(ctx, c.Monitor, r); err != nil {
 		return fmt.Errorf("update container %s: %w", c.ID, err)
 	}

@@ -620,6 +620,21 @@ func (m *Manager) running(idOrPrefix, action string) (*Container, Runtime, error
 	return c, mon, err
 }
 
+// lockedRunning is running under the container's operation lock, which
+// the caller releases with unlock (for changes of a running container).
+func (m *Manager) lockedRunning(idOrPrefix, action string) (c *Container, mon Runtime, unlock func(), err error) {
+	c, err = m.resolve(idOrPrefix)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	unlock = m.table.Lock(c.ID)
+	if c, mon, err = m.running(c.ID, action); err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	return c, mon, unlock, nil
+}
+
 // ExecSync runs argv in a running container.
 func (m *Manager) ExecSync(ctx context.Context, idOrPrefix string, argv []string, timeout time.Duration) (*monitor.ExecResult, error) {
 	if len(argv) == 0 {
@@ -654,18 +669,14 @@ func readBundle(dir string) (*specs.Spec, error) {
 
 // UpdateResources applies new limits to a running container.
 func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, r ocispec.Resources) error {
-	c, err := m.resolve(idOrPrefix)
-	if err != nil {
-		return err
-	}
 	// Under the container's lock, like every change of its record: an
 	// exit recorded between reading the record and saving it would
 	// otherwise be overwritten with "running".
-	defer m.table.Lock(c.ID)()
-	c, mon, err := m.running(c.ID, "a resource update")
+	c, mon, unlock, err := m.lockedRunning(idOrPrefix, "a resource update")
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	res, dropped, err := ocispec.LinuxResources(r, m.opts.Spec.Cgroups)
 	if err != nil {
 		return err
