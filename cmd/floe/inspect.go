@@ -218,6 +218,13 @@ func status(args []string) error {
 		if in.UserNamespaces != nil {
 			fmt.Fprintf(w, "Pod user namespaces\t%s\n", in.UserNamespaces)
 		}
+		if a := in.AutoUserNamespaces; a != nil {
+			if a.Available {
+				fmt.Fprintf(w, "Automatic user namespace ids\t%d uids, %d gids from %s\n", a.UIDs, a.GIDs, a.Source)
+			} else {
+				fmt.Fprintf(w, "Automatic user namespace ids\tnone: %s\n", a.Reason)
+			}
+		}
 		fmt.Fprintf(w, "State / run dir\t%s  %s\n", in.StateDir, in.RunDir)
 		for _, name := range slices.Sorted(maps.Keys(in.Runtimes)) {
 			r := in.Runtimes[name]

@@ -36,6 +36,7 @@ type Config struct {
 	Streaming      StreamingConfig    `toml:"streaming" comment:"The streaming server behind Exec, Attach and PortForward URLs."`
 	Network        NetworkConfig      `toml:"network" comment:"Pod networking through CNI."`
 	Sandbox        SandboxConfig      `toml:"sandbox" comment:"Pod sandbox settings."`
+	UserNamespaces UsernsConfig       `toml:"user_namespaces" comment:"Pod user namespaces: where the ids of automatic ones (io.kubernetes.cri-o.userns-mode=auto) come from."`
 	DefaultRuntime string             `toml:"default_runtime" comment:"Runtime handler used when a pod names none (RuntimeClass handler \"\")."`
 	Runtimes       map[string]Runtime `toml:"runtimes" comment:"OCI runtime handlers, one table per RuntimeClass handler name."`
 	Containers     ContainersConfig   `toml:"containers" comment:"Container settings."`
@@ -114,6 +115,17 @@ type SandboxConfig struct {
 	CreateTimeout  Duration `toml:"create_timeout" comment:"Upper bound for creating one sandbox or container, independent of the caller's deadline."`
 }
 
+// UsernsConfig says whose subordinate ids pods with an automatic user
+// namespace get. The defaults are CRI-O's and podman's (user
+// "containers" in /etc/subuid and /etc/subgid), so a node set up for
+// them works unchanged; the paths are settable so a test or a node with
+// its own id plan need not edit the system files.
+type UsernsConfig struct {
+	SubIDUser  string `toml:"subid_user" comment:"User whose subordinate id ranges automatic pod user namespaces are carved from."`
+	SubUIDFile string `toml:"subuid_file" comment:"File of subordinate uid ranges (user:start:count lines), read at startup and again on SIGHUP (a changed path needs a restart)."`
+	SubGIDFile string `toml:"subgid_file" comment:"File of subordinate gid ranges (user:start:count lines), read at startup and again on SIGHUP (a changed path needs a restart)."`
+}
+
 // Runtime is one OCI runtime handler.
 type Runtime struct {
 	RuntimePath string `toml:"runtime_path" comment:"Path of the OCI runtime binary."`
@@ -168,6 +180,7 @@ func Default() *Config {
 			AbandonedGrace: Duration(5 * 60e9),
 			CreateTimeout:  Duration(4 * 60e9),
 		},
+		UserNamespaces: UsernsConfig{SubIDUser: "containers", SubUIDFile: "/etc/subuid", SubGIDFile: "/etc/subgid"},
 		DefaultRuntime: "runc",
 		Runtimes: map[string]Runtime{
 			"runc": {RuntimePath: "/usr/sbin/runc", RuntimeType: "oci", MonitorPath: "/usr/bin/conmon"},

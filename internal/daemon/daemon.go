@@ -241,8 +241,9 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	defer stream.Close()
 	usernsSupport := userns.Probe(cfg.RunDir, imgs.SupportsIDMappedLayers)
+	subIDs := loadSubIDs(cfg.UserNamespaces, log)
 	insp, err := inspect.Serve(cfg.InspectSocketPath(), inspect.Handler(inspect.Sources{
-		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, Userns: &usernsSupport, Probes: probes, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr,
+		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, Userns: &usernsSupport, SubIDs: subIDs, Probes: probes, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr,
 		NRI: plugins, CDI: devices, Log: log,
 	}), log)
 	if err != nil {
@@ -261,7 +262,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	enableUserns(handlerFeatures, usernsSupport, log)
 	srv := server.New(server.Deps{Config: cfg, Cgroups: cg, Sandboxes: sandboxes, Containers: containers, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
-		HandlerFeatures: handlerFeatures, Userns: usernsSupport, SubIDs: loadSubIDs(log), Probes: probes, Checkpoint: &ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
+		HandlerFeatures: handlerFeatures, Userns: usernsSupport, SubIDs: subIDs, Probes: probes, Checkpoint: &ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -278,6 +279,9 @@ func Run(cfg *config.Config, reload Reloader) error {
 				// The host may have changed (a runtime installed or
 				// upgraded, a cgroup mounted): try every handler again.
 				probes.ProbeAll(context.Background())
+				if err := subIDs.Load(); err != nil {
+					log.Info("SIGHUP: automatic pod user namespaces (userns-mode=auto) unavailable", "reason", err)
+				}
 				continue
 			}
 			log.Info("shutting down; pods and containers keep running", "signal", sig.String())

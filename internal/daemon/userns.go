@@ -3,6 +3,7 @@ package daemon
 import (
 	"log/slog"
 
+	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/ocifeatures"
 	"github.com/floe-cri/floe/internal/userns"
 )
@@ -29,12 +30,11 @@ func enableUserns(features map[string]ocifeatures.Features, support userns.Suppo
 }
 
 // loadSubIDs reads the ranges io.kubernetes.cri-o.userns-mode=auto hands
-// out; without them that annotation is refused.
-func loadSubIDs(log *slog.Logger) *userns.Allocator {
-	a, err := userns.LoadSubIDs(userns.SubIDUser, "/etc/subuid", "/etc/subgid")
+// out; without them that annotation is refused with the reason.
+func loadSubIDs(cfg config.UsernsConfig, log *slog.Logger) *userns.Allocator {
+	a, err := userns.NewAllocator(cfg.SubIDUser, cfg.SubUIDFile, cfg.SubGIDFile)
 	if err != nil {
 		log.Info("automatic pod user namespaces (userns-mode=auto) unavailable", "reason", err)
-		return nil
 	}
 	return a
 }

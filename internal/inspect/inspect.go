@@ -63,6 +63,10 @@ type Info struct {
 	// UserNamespaces says whether pods may run in a user namespace of
 	// their own (hostUsers: false), by which mechanism, or why not.
 	UserNamespaces *userns.Support `json:"userNamespaces,omitempty"`
+	// AutoUserNamespaces says where the ids of pods asking for
+	// io.kubernetes.cri-o.userns-mode=auto come from, or why there are
+	// none.
+	AutoUserNamespaces *userns.AutoStatus `json:"autoUserNamespaces,omitempty"`
 	// NRI is the plugin socket and the plugins connected; CDI the spec
 	// directories and the devices they describe.
 	NRI nri.Status  `json:"nri"`
@@ -130,6 +134,7 @@ type Sources struct {
 	Network        *network.Manager
 	Cgroups        *cgroups.Support
 	Userns         *userns.Support
+	SubIDs         *userns.Allocator // nil when floe hands out no ids
 	Probes         *handlerprobe.Registry
 	MetricsAddress func() string
 	StreamingAddr  func() string
@@ -256,6 +261,10 @@ func info(src Sources) *Info {
 		NetnsDir: cfg.Network.NetnsDir, CNIConfigDir: cfg.Network.CNIConfigDir,
 		DefaultRuntime: cfg.DefaultRuntime, Runtimes: map[string]Runtime{},
 		Cgroups: src.Cgroups, UserNamespaces: src.Userns,
+	}
+	if src.SubIDs != nil {
+		st := src.SubIDs.Status()
+		in.AutoUserNamespaces = &st
 	}
 	if src.MetricsAddress != nil {
 		in.MetricsAddress = src.MetricsAddress()

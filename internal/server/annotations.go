@@ -7,7 +7,6 @@ import (
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/podannotations"
 	"github.com/floe-cri/floe/internal/sandbox"
-	"github.com/floe-cri/floe/internal/userns"
 )
 
 func annotationField(name string) string { return fmt.Sprintf("config.annotations[%s]", name) }
@@ -59,7 +58,7 @@ func (s *Server) applyPodAnnotations(spec *sandbox.Spec) (release func(), err er
 		return release, nil
 	}
 	if s.deps.SubIDs == nil {
-		return release, errdefs.FailedPrecondition("%s: no subordinate ids for user %q in /etc/subuid and /etc/subgid", annotationField(podannotations.UsernsMode), userns.SubIDUser)
+		return release, errdefs.FailedPrecondition("%s: this floe hands out no subordinate ids", annotationField(podannotations.UsernsMode))
 	}
 	m, release, err := s.deps.SubIDs.Allocate(size, s.deps.Sandboxes.UserNamespaces())
 	if err != nil {

@@ -24,7 +24,7 @@ func annotationServer(t *testing.T, allowed []string) *Server {
 			t.Fatal(err)
 		}
 	}
-	sub, err := userns.LoadSubIDs(userns.SubIDUser, filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid"))
+	sub, err := userns.NewAllocator(userns.SubIDUser, filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,9 @@ import (
 	"sync"
 )
 
-// SubIDUser is the user whose /etc/subuid and /etc/subgid ranges floe
-// hands out to pods with io.kubernetes.cri-o.userns-mode=auto, as CRI-O
-// and podman do.
+// SubIDUser is the default user whose /etc/subuid and /etc/subgid ranges
+// floe hands out to pods with io.kubernetes.cri-o.userns-mode=auto, as
+// CRI-O and podman do.
 const SubIDUser = "containers"
 
 // Allocator hands out non-overlapping id ranges from a user's subordinate
@@ -19,26 +19,70 @@ const SubIDUser = "containers"
 // taken is read from the live pods' mappings each time, so allocations
 // survive a restart of floe with the pods' records.
 type Allocator struct {
-	uids, gids []IDMap // HostID/Size of each subordinate range
+	user, subuidPath, subgidPath string
+
 	mu         sync.Mutex
+	uids, gids []IDMap // HostID/Size of each subordinate range
+	loadErr    error   // why uids/gids are empty, for the refusal
 	pending    map[int]Mappings
 	next       int
 }
 
-// LoadSubIDs reads user's ranges from the subuid and subgid files.
-func LoadSubIDs(user, subuidPath, subgidPath string) (*Allocator, error) {
-	uids, err := readSubIDs(subuidPath, user)
+// NewAllocator makes an allocator of user's ranges in the subuid and
+// subgid files and reads them (Load); a failed read is kept as the reason
+// later allocations are refused, so the caller may only log it.
+func NewAllocator(user, subuidPath, subgidPath string) (*Allocator, error) {
+	a := &Allocator{user: user, subuidPath: subuidPath, subgidPath: subgidPath, pending: map[int]Mappings{}}
+	return a, a.Load()
+}
+
+// Load reads the ranges again, e.g. on SIGHUP after an operator added
+// some. Pods already running keep their ids; ranges that disappeared are
+// simply no longer handed out.
+func (a *Allocator) Load() error {
+	uids, err := readSubIDs(a.subuidPath, a.user)
+	var gids []IDMap
+	if err == nil {
+		gids, err = readSubIDs(a.subgidPath, a.user)
+	}
+	if err == nil && (len(uids) == 0 || len(gids) == 0) {
+		err = fmt.Errorf("no ranges for user %q in %s and %s", a.user, a.subuidPath, a.subgidPath)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if err != nil {
-		return nil, err
+		a.uids, a.gids, a.loadErr = nil, nil, err
+		return err
 	}
-	gids, err := readSubIDs(subgidPath, user)
-	if err != nil {
-		return nil, err
+	a.uids, a.gids, a.loadErr = uids, gids, nil
+	return nil
+}
+
+// AutoStatus is what /info says about automatic user namespaces: where
+// their ids come from, how many there are, or why there are none.
+type AutoStatus struct {
+	Source    string `json:"source"`
+	Available bool   `json:"available"`
+	UIDs      uint64 `json:"uids,omitempty"`
+	GIDs      uint64 `json:"gids,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Status reports the ranges as last loaded.
+func (a *Allocator) Status() AutoStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := AutoStatus{Source: fmt.Sprintf("user %q in %s and %s", a.user, a.subuidPath, a.subgidPath), Available: a.loadErr == nil}
+	if a.loadErr != nil {
+		st.Reason = a.loadErr.Error()
 	}
-	if len(uids) == 0 || len(gids) == 0 {
-		return nil, fmt.Errorf("no ranges for user %q in %s and %s", user, subuidPath, subgidPath)
+	for _, r := range a.uids {
+		st.UIDs += uint64(r.Size)
 	}
-	return &Allocator{uids: uids, gids: gids, pending: map[int]Mappings{}}, nil
+	for _, r := range a.gids {
+		st.GIDs += uint64(r.Size)
+	}
+	return st
 }
 
 func readSubIDs(path, user string) ([]IDMap, error) {
@@ -74,6 +118,9 @@ func readSubIDs(path, user string) ([]IDMap, error) {
 func (a *Allocator) Allocate(size uint32, inUse []*Mappings) (Mappings, func(), error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.loadErr != nil {
+		return Mappings{}, nil, fmt.Errorf("no subordinate ids: %w", a.loadErr)
+	}
 	var usedU, usedG []IDMap
 	for _, m := range inUse {
 		if m != nil {
@@ -85,11 +132,11 @@ func (a *Allocator) Allocate(size uint32, inUse []*Mappings) (Mappings, func(), 
 	}
 	u, ok := firstFree(a.uids, usedU, size)
 	if !ok {
-		return Mappings{}, nil, fmt.Errorf("no free range of %d uids left in the subordinate ids of %q", size, SubIDUser)
+		return Mappings{}, nil, fmt.Errorf("no free range of %d uids left in the subordinate ids of %q", size, a.user)
 	}
 	g, ok := firstFree(a.gids, usedG, size)
 	if !ok {
-		return Mappings{}, nil, fmt.Errorf("no free range of %d gids left in the subordinate ids of %q", size, SubIDUser)
+		return Mappings{}, nil, fmt.Errorf("no free range of %d gids left in the subordinate ids of %q", size, a.user)
 	}
 	m := Mappings{UIDs: []IDMap{{ContainerID: 0, HostID: u, Size: size}}, GIDs: []IDMap{{ContainerID: 0, HostID: g, Size: size}}}
 	a.next++

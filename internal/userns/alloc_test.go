@@ -3,6 +3,7 @@ package userns
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -14,7 +15,7 @@ func TestAllocatorNoOverlapAndPending(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, err := LoadSubIDs(SubIDUser, filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid"))
+	a, err := NewAllocator(SubIDUser, filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,5 +46,45 @@ func TestAllocatorNoOverlapAndPending(t *testing.T) {
 	rel3()
 	if m3.UIDs[0].ContainerID != 0 || m3.UIDs[0].Size != 1000 {
 		t.Errorf("mapping %+v", m3.UIDs[0])
+	}
+}
+
+// An allocator without ranges refuses with the reason, and a later Load
+// (SIGHUP) after the operator adds ranges makes it hand them out.
+func TestAllocatorRefusesWithoutRangesUntilReload(t *testing.T) {
+	dir := t.TempDir()
+	uid, gid := filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid")
+	for _, p := range []string{uid, gid} {
+		if err := os.WriteFile(p, []byte("someone:100000:65536\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := NewAllocator("containers", uid, gid)
+	if err == nil {
+		t.Fatal("no error for files without the user's ranges")
+	}
+	if _, _, err := a.Allocate(1024, nil); err == nil || !strings.Contains(err.Error(), `no ranges for user "containers"`) {
+		t.Fatalf("allocate without ranges: %v", err)
+	}
+	for _, p := range []string{uid, gid} {
+		if err := os.WriteFile(p, []byte("containers:500000:65536\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Load(); err != nil {
+		t.Fatal(err)
+	}
+	m, release, err := a.Allocate(1024, nil)
+	if err != nil || m.UIDs[0].HostID != 500000 {
+		t.Fatalf("after reload: %+v %v", m, err)
+	}
+	release()
+	// A missing file is a reason too, not a panic.
+	os.Remove(gid)
+	if err := a.Load(); err == nil {
+		t.Fatal("load with a missing subgid file succeeded")
+	}
+	if _, _, err := a.Allocate(1, nil); err == nil {
+		t.Fatal("allocated after the ranges went away")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/test/harness"
 )
 
@@ -187,4 +188,120 @@ func procUID(t *testing.T, pid int) string {
 		}
 	}
 	return ""
+}
+
+// Pods of a handler that allows io.kubernetes.cri-o.userns-mode get
+// their ids from the configured subordinate ranges: each pod its own
+// range, the same after a restart of floe (the records say which are
+// taken), a refusal naming the annotation when none is left, and a
+// removed pod's range handed out again.
+func TestUserNamespaceAutoPods(t *testing.T) {
+	harness.CheckLeaks(t)
+	// Clear of the fixed mappings other tests use (usernsHostID...).
+	const base = 4 * usernsHostID
+	dir := t.TempDir()
+	subuid, subgid := filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid")
+	// Room for one default-sized pod (65536) and two of 4096.
+	ranges := fmt.Sprintf("someone:%d:65536\ncontainers:%d:%d\n", base-65536, base, 65536+2*4096)
+	for _, p := range []string{subuid, subgid} {
+		if err := os.WriteFile(p, []byte(ranges), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const ann = "io.kubernetes.cri-o.userns-mode"
+	toml := fmt.Sprintf("[user_namespaces]\nsubuid_file = %q\nsubgid_file = %q\n[runtimes.runc]\nallowed_annotations = [%q]\n", subuid, subgid, ann)
+	e := newContainerEnvWith(t, containerEnvOptions{ConfigTOML: toml, Pod: func(p *runtimeapi.PodSandboxConfig) {
+		p.Annotations = map[string]string{ann: "auto"}
+	}})
+	ctx := harness.Ctx(t)
+	pods := []string{e.podID}
+	t.Cleanup(func() {
+		for _, id := range pods {
+			e.d.Runtime.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+			e.d.Runtime.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+		}
+	})
+	// newPod runs a pod asking for mode and returns an env for it, or the
+	// RunPodSandbox error.
+	newPod := func(name, mode string) (*containerEnv, error) {
+		cfg := podConfig(name)
+		cfg.LogDirectory = e.logDir
+		cfg.Annotations = map[string]string{ann: mode}
+		resp, err := e.d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+		if err != nil {
+			return nil, err
+		}
+		pods = append(pods, resp.PodSandboxId)
+		pe := *e
+		pe.podID, pe.podCfg = resp.PodSandboxId, cfg
+		return &pe, nil
+	}
+	// The kubelet sends no userns_options for such a pod's containers:
+	// they join the pod's user namespace, running as its root.
+	uidMap := func(pe *containerEnv, name string) string {
+		cfg := pe.config(name, "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u:%g / /etc/hostname")
+		pe.sc(cfg).RunAsUser = i64(0)
+		_, out := pe.runToExit(t, cfg)
+		return strings.Join(strings.Fields(out), " ")
+	}
+	want := func(host, size int) string {
+		return fmt.Sprintf("0 %d %d 0 %d %d 0 0:0 0:0", host, size, host, size)
+	}
+
+	// /info says where the ids come from and how many there are.
+	in, err := inspect.NewClient(e.d.InspectSocket).Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := in.AutoUserNamespaces; a == nil || !a.Available || a.UIDs != 65536+2*4096 || !strings.Contains(a.Source, subuid) {
+		t.Errorf("/info autoUserNamespaces: %+v", a)
+	}
+	if got := uidMap(e, "first"); got != want(base, 65536) {
+		t.Errorf("pod 1 (auto): %q, want %q", got, want(base, 65536))
+	}
+	// From the host, its root is the first subordinate uid.
+	sleeper := e.run(t, e.config("sleeper", "sleep", "1000"))
+	if uid := procUID(t, containerPid(t, e, sleeper)); uid != fmt.Sprint(base+1000) {
+		t.Errorf("pod 1's uid 1000 runs as host uid %s, want %d", uid, base+1000)
+	}
+	p2, err := newPod("auto2", "auto:size=4096")
+	if err != nil {
+		t.Fatalf("pod 2: %v", err)
+	}
+	if got := uidMap(p2, "second"); got != want(base+65536, 4096) {
+		t.Errorf("pod 2 (auto:size=4096): %q, want %q", got, want(base+65536, 4096))
+	}
+	// No room for another default-sized pod: refused, naming the
+	// annotation, and nothing made.
+	if _, err := newPod("auto3", "auto"); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), ann) {
+		t.Errorf("pod 3 past the end of the ranges: %v, want FailedPrecondition naming %s", err, ann)
+	}
+	if n := len(listPods(t, e.d)); n != 2 {
+		t.Errorf("%d pods listed after the refusal, want 2", n)
+	}
+
+	// A restarted floe knows which ids its pods hold.
+	e.d.StopLeavingContainers()
+	e.d.Start()
+	p4, err := newPod("auto4", "auto:size=4096")
+	if err != nil {
+		t.Fatalf("pod 4 after a restart: %v", err)
+	}
+	if got := uidMap(p4, "fourth"); got != want(base+65536+4096, 4096) {
+		t.Errorf("pod 4 after a restart: %q, want %q", got, want(base+65536+4096, 4096))
+	}
+	// Pod 2's ids are free once it is removed.
+	if _, err := e.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p2.podID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p2.podID}); err != nil {
+		t.Fatal(err)
+	}
+	p5, err := newPod("auto5", "auto:size=4096")
+	if err != nil {
+		t.Fatalf("pod 5 after pod 2's removal: %v", err)
+	}
+	if got := uidMap(p5, "fifth"); got != want(base+65536, 4096) {
+		t.Errorf("pod 5 in pod 2's freed range: %q, want %q", got, want(base+65536, 4096))
+	}
 }
