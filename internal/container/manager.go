@@ -711,8 +711,19 @@ func (m *Manager) ReopenLog(ctx context.Context, idOrPrefix string) error {
 // died before recording it: the container runs, so it is recorded running
 // (started at the restart; the real moment is lost) and followed. Left
 // "created", the kubelet would try to start it again and fail forever.
+//
+// A created container the runtime no longer knows (the node rebooted: its
+// state, bundle and mounts lived under /run; or someone deleted it) can
+// never start: it is recorded exited with the reason, so the kubelet
+// removes it and makes a new one instead of failing StartContainer on it
+// for ever.
 func (m *Manager) restoreStarted(ctx context.Context, c *Container, mon Runtime) {
 	st, _, err := mon.State(ctx, c.ID)
+	if errdefs.KindOf(err) == errdefs.KindNotFound {
+		m.log.Warn("created container is gone from its runtime (node reboot?); recording it exited", "container", c.ID, "pod", c.SandboxID, "err", err)
+		m.recordExit(c.ID, nil, fmt.Errorf("created before floe restarted, and its runtime no longer has it (node rebooted, or its state was deleted): %w", err))
+		return
+	}
 	if err != nil || (st != monitor.StatusRunning && st != monitor.StatusStopped) {
 		return
 	}

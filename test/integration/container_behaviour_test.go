@@ -3,11 +3,14 @@ package integration
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/test/fixtures"
 	"github.com/floe-cri/floe/test/harness"
@@ -790,5 +794,47 @@ func TestKill9DuringStartContainerFindsItRunning(t *testing.T) {
 	e.exec(t, id, "touch", "/tmp/stop")
 	if st := e.waitExited(t, id); st.ExitCode != 4 {
 		t.Errorf("exit of the recovered container: %d", st.ExitCode)
+	}
+}
+
+// A node reboot takes a created container's runtime state, conmon and
+// bundle (all under /run) with it. Simulated here by killing its conmon
+// and deleting it from runc while floe is down: the restarted floe records
+// it exited with the reason instead of keeping a container StartContainer
+// can never start, and removing it leaves nothing.
+func TestCreatedContainerGoneFromRuntimeIsExitedAfterRestart(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnv(t, nil)
+	ctx := harness.Ctx(t)
+	resp, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: e.config("never-started", "sleep", "1000"), SandboxConfig: e.podCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.ContainerId
+	out, err := floeCLI(t, e.d, "inspect", "container", id, "--json")
+	if err != nil {
+		t.Fatalf("floe inspect container: %v\n%s", err, out)
+	}
+	var c inspect.Container
+	if err := json.Unmarshal([]byte(out), &c); err != nil || c.ConmonPid == 0 {
+		t.Fatalf("inspect: %v %+v", err, c)
+	}
+	e.d.Kill9()
+	if err := syscall.Kill(c.ConmonPid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the container's conmon %d: %v", c.ConmonPid, err)
+	}
+	if out, err := exec.Command("runc", "delete", "--force", id).CombinedOutput(); err != nil {
+		t.Fatalf("runc delete --force %s: %v %s", id, err, out)
+	}
+	e.d.Start()
+	st := e.status(t, id)
+	if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || !strings.Contains(st.Message, "runtime no longer has it") {
+		t.Errorf("created container gone from runc, after a restart: %v reason %q message %q", st.State, st.Reason, st.Message)
+	}
+	if _, err := e.d.Runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("StartContainer of it: %v, want FailedPrecondition", err)
+	}
+	if _, err := e.d.Runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Errorf("RemoveContainer: %v", err)
 	}
 }
