@@ -134,6 +134,18 @@ func (t *Table[T, P]) Get(idOrPrefix string) (*T, error) {
 	return t.s.Clone(t.visible[id]), nil
 }
 
+// Hidden returns a copy of the hidden record with exactly this id: a
+// creation under way or interrupted, or a removal being finished.
+func (t *Table[T, P]) Hidden(id string) (*T, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.hidden[id]
+	if !ok {
+		return nil, false
+	}
+	return t.s.Clone(r), true
+}
+
 // Find is Get for idempotent operations (stop, remove): no record with
 // that id is a nil record without an error.
 func (t *Table[T, P]) Find(idOrPrefix string) (*T, error) {
@@ -272,6 +284,12 @@ func (t *Table[T, P]) swap(id string, cur, next *T) {
 			delete(t.byKey, key)
 		}
 	case t.s.Hidden(next):
+		// A visible record that becomes hidden (a removal under way in
+		// the background) leaves Get, List and its name at once.
+		delete(t.visible, id)
+		if t.byKey[key] == id {
+			delete(t.byKey, key)
+		}
 		t.hidden[id] = next
 	default:
 		delete(t.hidden, id)
