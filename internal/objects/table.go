@@ -14,10 +14,12 @@
 package objects
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -167,6 +169,24 @@ func (t *Table[T, P]) List(match func(*T) bool) []*T {
 	}
 	t.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return P(out[i]).meta().CreatedAt < P(out[j]).meta().CreatedAt })
+	return out
+}
+
+// View is List without the copies, for read-only callers serving lists
+// of hundreds of records (ListContainers, ListPodSandbox): a record in the
+// table is never changed in place (Update swaps in a changed copy), so
+// the records themselves can be read without the table's lock, but they
+// must not be modified or kept.
+func (t *Table[T, P]) View(match func(*T) bool) []*T {
+	t.mu.Lock()
+	out := make([]*T, 0, len(t.visible))
+	for _, r := range t.visible {
+		if !P(r).meta().Unclaimed && match(r) {
+			out = append(out, r)
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b *T) int { return cmp.Compare(P(a).meta().CreatedAt, P(b).meta().CreatedAt) })
 	return out
 }
 
