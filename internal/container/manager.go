@@ -365,6 +365,9 @@ func (m *Manager) release(ctx context.Context, c *Container) error {
 	if err := m.releaseRuntime(ctx, c); err != nil {
 		return err
 	}
+	if err := m.releaseMounts(c); err != nil {
+		return err
+	}
 	return m.releaseFiles(ctx, c)
 }
 
@@ -568,8 +571,12 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	if c, err = m.resolve(c.ID); err != nil {
 		return nil
 	}
-	// No process of the container may outlive the answer.
+	// No process of the container, and none of its mounts outside the
+	// rootfs, may outlive the answer.
 	if err := m.releaseRuntime(ctx, c); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	if err := m.releaseMounts(c); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
 	if _, err := m.update(c.ID, removing); err != nil {

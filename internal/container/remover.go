@@ -130,9 +130,8 @@ func (m *Manager) FinishRemovals() error {
 	return errors.Join(errs...)
 }
 
-// finishRemoval deletes what a removed container still holds (user
-// namespace and image mounts, writable layer, bundle) and then its
-// record. Every step is idempotent, so a removal interrupted anywhere is
+// finishRemoval deletes what a removed container still holds (its
+// writable layer and bundle) and then its record. Every step is idempotent, so a removal interrupted anywhere is
 // finished by the next attempt.
 func (m *Manager) finishRemoval(id string) error {
 	defer m.table.Lock(id)()
@@ -154,15 +153,24 @@ func (m *Manager) finishRemoval(id string) error {
 	return nil
 }
 
-// releaseFiles deletes a container's mounts, writable layer and bundle.
-// Each step is idempotent.
-func (m *Manager) releaseFiles(_ context.Context, c *Container) error {
+// releaseMounts gives back the mounts a container holds outside its
+// rootfs: the user namespace mounts under its bundle and its image
+// volumes (RemoveContainer does this before it answers: an image volume
+// must be free for RemoveImage, and its mount gone, once the container
+// is). Each step is idempotent.
+func (m *Manager) releaseMounts(c *Container) error {
 	if err := releaseUserns(c); err != nil {
 		return fmt.Errorf("release user namespace mounts: %w", err)
 	}
 	if err := m.releaseImageMounts(c); err != nil {
 		return fmt.Errorf("release image volumes: %w", err)
 	}
+	return nil
+}
+
+// releaseFiles deletes a container's writable layer and bundle. Each step
+// is idempotent.
+func (m *Manager) releaseFiles(_ context.Context, c *Container) error {
 	if err := m.opts.Images.DeleteContainerLayer(c.ID); err != nil {
 		return fmt.Errorf("delete rootfs: %w", err)
 	}
