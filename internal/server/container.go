@@ -524,12 +524,19 @@ func (s *Server) containers(rf *runtimeapi.ContainerFilter) []*runtimeapi.Contai
 		}
 	}
 	// The kubelet lists every container every second or so: the records
-	// are read in place, not copied, and the messages of all of them are
-	// allocated in three blocks rather than three allocations each.
+	// are read in place, not copied, and their messages are built once
+	// per version of each record (see listCache).
 	cs := s.deps.Containers.View(f)
 	if len(cs) == 0 {
 		return nil
 	}
+	complete := f.IDPrefix == "" && f.SandboxID == "" && f.State == "" && len(f.Labels) == 0
+	return s.ctrList.messages(cs, func(c *container.Container) string { return c.ID }, criContainers, complete)
+}
+
+// criContainers builds the list messages of cs, allocated in three blocks
+// rather than three allocations each.
+func criContainers(cs []*container.Container) []*runtimeapi.Container {
 	out := make([]*runtimeapi.Container, len(cs))
 	items := make([]runtimeapi.Container, len(cs))
 	metas := make([]runtimeapi.ContainerMetadata, len(cs))

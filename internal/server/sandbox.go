@@ -366,11 +366,18 @@ func (s *Server) podSandboxes(rf *runtimeapi.PodSandboxFilter) []*runtimeapi.Pod
 			f.State = domainState(rf.State.State)
 		}
 	}
-	// Read in place and allocated in blocks, as for ListContainers.
+	// Read in place and built once per record version, as for
+	// ListContainers.
 	sbs := s.deps.Sandboxes.View(f)
 	if len(sbs) == 0 {
 		return nil
 	}
+	complete := f.IDPrefix == "" && f.State == "" && len(f.Labels) == 0
+	return s.podList.messages(sbs, func(sb *sandbox.Sandbox) string { return sb.ID }, criPodSandboxes, complete)
+}
+
+// criPodSandboxes builds the list messages of sbs, allocated in blocks.
+func criPodSandboxes(sbs []*sandbox.Sandbox) []*runtimeapi.PodSandbox {
 	items := make([]*runtimeapi.PodSandbox, len(sbs))
 	pods := make([]runtimeapi.PodSandbox, len(sbs))
 	metas := make([]runtimeapi.PodSandboxMetadata, len(sbs))
