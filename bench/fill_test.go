@@ -67,11 +67,13 @@ func (f *fillRun) report(v float64, unit string) { f.r.report(f.b, v, unit) }
 // apart from floe's own growth.
 func (f *fillRun) startLevels(levels []int) {
 	ctx := context.Background()
-	fmt.Fprintf(&f.table, "%-44s %9s %9s %9s %9s %9s\n", "pod start (ms)", "median", "p90", "/empty", "floor", "/floor")
+	fmt.Fprintf(&f.table, "%-44s %9s %9s %9s %9s %9s   %s\n", "pod start (ms)", "median", "p90", "/empty", "floor", "/floor", "RunPodSandbox, CreateContainer, StartContainer medians")
 	var empty time.Duration
 	for _, level := range levels {
 		f.running = fill(f.b, f.p, f.cb.image, f.running, level)
 		var ds, floor []time.Duration
+		// Which call grows, if the start does.
+		calls := map[string][]time.Duration{}
 		for range fillSamples {
 			id, bundle, netns := floorBundle(f.b)
 			start := time.Now()
@@ -80,7 +82,11 @@ func (f *fillRun) startLevels(levels []int) {
 			undo()
 			r := &podRun{}
 			start = time.Now()
-			err := f.p.startPod(ctx, r, f.cb.image)
+			last := start
+			err := f.p.startPodTimed(ctx, r, f.cb.image, func(call string) {
+				calls[call] = append(calls[call], time.Since(last))
+				last = time.Now()
+			})
 			ds = append(ds, time.Since(start))
 			removeAll(f.b, f.p, []*podRun{r})
 			if err != nil {
@@ -90,8 +96,9 @@ func (f *fillRun) startLevels(levels []int) {
 		if empty == 0 {
 			empty = median(ds)
 		}
-		fmt.Fprintf(&f.table, "%-44s %9.1f %9.1f %9.2f %9.1f %9.2f\n", fmt.Sprintf("with %d pods running", level),
-			ms(median(ds)), ms(pct(ds, 90)), ratio(median(ds), empty), ms(median(floor)), ratio(median(ds), median(floor)))
+		fmt.Fprintf(&f.table, "%-44s %9.1f %9.1f %9.2f %9.1f %9.2f   %.1f, %.1f, %.1f\n", fmt.Sprintf("with %d pods running", level),
+			ms(median(ds)), ms(pct(ds, 90)), ratio(median(ds), empty), ms(median(floor)), ratio(median(ds), median(floor)),
+			ms(median(calls["RunPodSandbox"])), ms(median(calls["CreateContainer"])), ms(median(calls["StartContainer"])))
 		f.report(ratio(median(ds), empty), fmt.Sprintf("start-%dpods/empty", level))
 		f.report(ratio(median(ds), median(floor)), fmt.Sprintf("start-%dpods/floor", level))
 	}
