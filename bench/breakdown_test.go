@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 )
 
 // breakdownSamples pod starts and floors are timed step by step.
-const breakdownSamples = 20
+const breakdownSamples = 30
 
 // BenchmarkStartBreakdown splits the pod start of the side-by-side
 // benchmark (RunPodSandbox + CreateContainer + StartContainer of a busybox
@@ -66,6 +67,24 @@ func BenchmarkStartBreakdown(b *testing.B) {
 			id, bundle, netns := floorBundle(b)
 			cb.timedFloor(b, id, bundle, netns, i%2 == 1, add)
 		}
+		// Inside floe, from its log: CNI ADD in RunPodSandbox, and the
+		// steps of CreateContainer.
+		for _, l := range strings.Split(cb.d.Log(), "\n") {
+			switch {
+			case strings.Contains(l, `msg="pod network set up"`):
+				for k, d := range logDurations(l) {
+					if k == "took" {
+						add("  in RunPodSandbox: CNI ADD", d)
+					}
+				}
+			case strings.Contains(l, `msg="container created"`):
+				for _, k := range []string{"record", "rootfs", "bundle", "runtime"} {
+					if d, ok := logDurations(l)[k]; ok {
+						add("  in CreateContainer: "+createStepNames[k], d)
+					}
+				}
+			}
+		}
 		var tb strings.Builder
 		fmt.Fprintf(&tb, "%-44s %9s %9s\n", "step (ms)", "median", "p90")
 		for _, name := range order {
@@ -82,6 +101,27 @@ func BenchmarkStartBreakdown(b *testing.B) {
 		r.report(b, ratio(median(steps["floe StopPodSandbox"]), median(steps["floor CNI DEL"])+median(steps["floor ip netns del"])), "stop-floe/floor")
 		r.logf(b, "\n%s", tb.String())
 	})
+}
+
+// createStepNames explain the step durations floe logs for a creation.
+var createStepNames = map[string]string{
+	"record":  "record (bbolt)",
+	"rootfs":  "writable layer (storage)",
+	"bundle":  "OCI spec + bundle",
+	"runtime": "conmon + runc create",
+}
+
+var logDurationRE = regexp.MustCompile(`(\w+)=([0-9.]+(?:ns|µs|us|ms|s))\b`)
+
+// logDurations are the duration attributes of one slog text line.
+func logDurations(line string) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, m := range logDurationRE.FindAllStringSubmatch(line, -1) {
+		if d, err := time.ParseDuration(m[2]); err == nil {
+			out[m[1]] = d
+		}
+	}
+	return out
 }
 
 // timedStartPod is criPeer.startPod with each RPC timed on its own.
