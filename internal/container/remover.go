@@ -76,12 +76,15 @@ func (m *Manager) removeLoop() {
 	}()
 	for {
 		if id, ok := r.next(); ok {
-			if err := m.finishRemoval(id); err != nil {
+			err := m.finishRemoval(id)
+			r.mu.Lock()
+			if err != nil {
 				m.log.Error("finish container removal; trying again later", "container", id, "err", err)
-				r.mu.Lock()
 				r.failed = append(r.failed, id)
-				r.mu.Unlock()
+			} else if len(r.failed) == 0 {
+				r.retryAfter = 0 // the trouble is over: the next one starts short again
 			}
+			r.mu.Unlock()
 			continue
 		}
 		r.mu.Lock()
