@@ -67,6 +67,12 @@ var sideBySideOps = []struct {
 // with one busybox shell that sleeps and exits on SIGTERM, as the kubelet
 // sends them for a pod without shareProcessNamespace.
 func (p criPeer) startPod(ctx context.Context, r *podRun, image string) error {
+	return p.startPodTimed(ctx, r, image, func(string) {})
+}
+
+// startPodTimed is startPod telling done the name of each call as it
+// returns (for BenchmarkStartBreakdown).
+func (p criPeer) startPodTimed(ctx context.Context, r *podRun, image string, done func(call string)) error {
 	ns := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Ipc: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER}
 	uid := harness.Short()
 	r.cfg = &runtimeapi.PodSandboxConfig{
@@ -79,6 +85,7 @@ func (p criPeer) startPod(ctx context.Context, r *podRun, image string) error {
 		return fmt.Errorf("RunPodSandbox: %w", err)
 	}
 	r.pod = sb.PodSandboxId
+	done("RunPodSandbox")
 	c, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: r.pod, SandboxConfig: r.cfg,
 		Config: &runtimeapi.ContainerConfig{
 			Metadata: &runtimeapi.ContainerMetadata{Name: "sleep"},
@@ -90,9 +97,11 @@ func (p criPeer) startPod(ctx context.Context, r *podRun, image string) error {
 		return fmt.Errorf("CreateContainer: %w", err)
 	}
 	r.container = c.ContainerId
+	done("CreateContainer")
 	if _, err := p.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: r.container}); err != nil {
 		return fmt.Errorf("StartContainer: %w", err)
 	}
+	done("StartContainer")
 	return nil
 }
 

@@ -3,8 +3,10 @@ package container
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -192,6 +194,8 @@ type fakeImages struct {
 	mu  sync.Mutex
 	// layers holds the container layers that exist.
 	layers map[string]bool
+	// deleteErr, when set, fails DeleteContainerLayer.
+	deleteErr error
 }
 
 const fakeImageID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -219,6 +223,10 @@ func (f *fakeImages) CreateContainerLayer(_, containerID, _ string) (string, err
 
 func (f *fakeImages) DeleteContainerLayer(containerID string) error {
 	f.mu.Lock()
+	if err := f.deleteErr; err != nil {
+		f.mu.Unlock()
+		return err
+	}
 	delete(f.layers, containerID)
 	f.mu.Unlock()
 	return os.RemoveAll(filepath.Join(f.dir, containerID))
@@ -344,6 +352,30 @@ func (h *harness) stored(id string) *Container {
 		h.t.Fatal(err)
 	}
 	return found
+}
+
+func (f *fakeImages) hasLayer(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.layers[id]
+}
+
+// waitRemoved waits until the remover deleted a removed container's
+// layer, bundle and record.
+func (h *harness) waitRemoved(id string) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rec := h.stored(id)
+		_, bundleErr := os.Stat(filepath.Join(h.dir, "bundles", id))
+		if rec == nil && !h.imgs.hasLayer(id) && errors.Is(bundleErr, fs.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("removed container %s: record %v, layer %v, bundle %v", id, rec != nil, h.imgs.hasLayer(id), bundleErr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // waitState waits until both the manager and the database say id is st.

@@ -119,14 +119,15 @@ func TestIllegalTransitionIsATypedErrorAndChangesNothing(t *testing.T) {
 }
 
 func TestTransitionTable(t *testing.T) {
-	all := []State{StateCreating, StateCreated, StateRunning, StateExited, stateRemoved}
+	all := []State{StateCreating, StateCreated, StateRunning, StateExited, stateRemoving, stateRemoved}
 	legal := map[[2]State]bool{
 		{StateCreating, StateCreated}: true, {StateCreating, stateRemoved}: true,
-		{StateCreated, StateRunning}: true, {StateCreated, StateExited}: true, {StateCreated, stateRemoved}: true,
-		{StateRunning, StateExited}: true, {StateRunning, stateRemoved}: true,
-		{StateExited, stateRemoved}: true,
+		{StateCreated, StateRunning}: true, {StateCreated, StateExited}: true, {StateCreated, stateRemoving}: true,
+		{StateRunning, StateExited}: true, {StateRunning, stateRemoving}: true,
+		{StateExited, stateRemoving}:  true,
+		{stateRemoving, stateRemoved}: true,
 	}
-	for _, from := range all[:4] {
+	for _, from := range all[:5] {
 		for _, to := range all {
 			want := from == to || legal[[2]State{from, to}]
 			if got := transitions.Allowed(from, to); got != want {
@@ -192,9 +193,7 @@ func TestExitStopAndRemove(t *testing.T) {
 	if _, err := h.m.Get(b); errdefs.KindOf(err) != errdefs.KindNotFound {
 		t.Errorf("removed container still found: %v", err)
 	}
-	if h.stored(b) != nil || h.imgs.layers[b] {
-		t.Error("removed container left its record or its layer")
-	}
+	h.waitRemoved(b)
 	if _, _, err := h.rt.State(context.Background(), b); err == nil {
 		t.Error("removed container is still known to the runtime")
 	}
@@ -429,4 +428,83 @@ func TestSpecFactsAreRecordedOnce(t *testing.T) {
 	if rec := h.stored(id); rec.User == nil || rec.User.UID != want.UID || rec.CgroupsPath != c.CgroupsPath {
 		t.Errorf("older record not filled in from the bundle: user %v, cgroupsPath %q", rec.User, rec.CgroupsPath)
 	}
+}
+
+// RemoveContainer answers before the writable layer and the bundle are
+// deleted: the container is gone at once and its name free for a new
+// one, and a removal the store keeps failing (or a crash) leaves a
+// record saying "removing" that is retried, and finished after a restart.
+func TestRemoveFinishesInTheBackground(t *testing.T) {
+	h := newHarness(t)
+	sub := h.m.SubscribeEvents(0)
+	defer sub.Close()
+	old := h.createStarted("a")
+	collect(t, sub, 2) // created, started
+	h.imgs.mu.Lock()
+	h.imgs.deleteErr = errors.New("device busy")
+	h.imgs.mu.Unlock()
+	if err := h.m.Remove(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	if ev := collect(t, sub, 2); ev[0].Type != EventStopped || ev[1].Type != EventDeleted || ev[1].Container.ID != old {
+		t.Errorf("events of the removal: %v", ev)
+	}
+	if _, err := h.m.Get(old); errdefs.KindOf(err) != errdefs.KindNotFound {
+		t.Errorf("removed container still found: %v", err)
+	}
+	if got := h.m.List(Filter{}); len(got) != 0 {
+		t.Errorf("removed container still listed: %d", len(got))
+	}
+	if rec := h.stored(old); rec == nil || rec.State != stateRemoving {
+		t.Fatalf("record of a removal whose layer is not deleted yet: %+v", rec)
+	}
+	if !h.imgs.hasLayer(old) {
+		t.Fatal("the layer is gone although deleting it fails")
+	}
+	// The name is free at once.
+	renewed := h.create("a")
+	if renewed == old {
+		t.Fatal("the new container got the removed one's id")
+	}
+	if err := h.m.Remove(context.Background(), old); err != nil {
+		t.Errorf("removing a container being removed: %v", err)
+	}
+	// A restart finds the removal still to finish, and finishes it once
+	// the store lets it.
+	h.restart()
+	if rec := h.stored(old); rec == nil || rec.State != stateRemoving {
+		t.Fatalf("record after a restart with the layer still undeletable: %+v", rec)
+	}
+	if _, err := h.m.Get(old); errdefs.KindOf(err) != errdefs.KindNotFound {
+		t.Errorf("container being removed found after a restart: %v", err)
+	}
+	if c, err := h.m.Get(renewed); err != nil || c.State != StateCreated {
+		t.Errorf("the new container after the restart: %v", err)
+	}
+	if err := h.m.FinishRemovals(); err == nil {
+		t.Error("FinishRemovals succeeded although the layer cannot be deleted")
+	}
+	h.imgs.mu.Lock()
+	h.imgs.deleteErr = nil
+	h.imgs.mu.Unlock()
+	// RemoveImage finishes the removals in its own call, not later.
+	if err := h.m.FinishRemovals(); err != nil {
+		t.Fatal(err)
+	}
+	if h.stored(old) != nil || h.imgs.hasLayer(old) {
+		t.Error("FinishRemovals returned with the removal unfinished")
+	}
+	if !h.imgs.hasLayer(renewed) {
+		t.Error("the new container's layer went with the old one's")
+	}
+	// A shutdown finishes the removals already answered.
+	if err := h.m.Remove(context.Background(), renewed); err != nil {
+		t.Fatal(err)
+	}
+	h.close()
+	if h.imgs.hasLayer(renewed) {
+		t.Error("a clean shutdown left an answered removal unfinished")
+	}
+	h.open()
+	h.waitRemoved(renewed)
 }

@@ -22,20 +22,34 @@ import (
 //	      |
 //	      | creation failed or        created, running or exited:
 //	      | interrupted by a crash    RemoveContainer
-//	      v                                   |
+//	      |                                   |
+//	      |                                   v
+//	      |                             [removing]
+//	      |                                   | rootfs and bundle
+//	      v                                   | deleted (remover)
 //	  (removed) <-----------------------------+
 //
 // "creating" is seen only by the creating goroutine and, after a crash,
-// by Restore; "removed" is never stored: the record is deleted.
+// by Restore. "removing" is a container RemoveContainer has answered
+// for: its process is gone and its name is free, and the remover (see
+// remover.go) still deletes its writable layer and bundle; like
+// "creating" it is hidden from Get and List. "removed" is never stored:
+// the record is deleted.
 var transitions = objects.Transitions[State]{
 	StateCreating: {StateCreated, stateRemoved},
-	StateCreated:  {StateRunning, StateExited, stateRemoved},
-	StateRunning:  {StateExited, stateRemoved},
-	StateExited:   {stateRemoved},
+	StateCreated:  {StateRunning, StateExited, stateRemoving},
+	StateRunning:  {StateExited, stateRemoving},
+	StateExited:   {stateRemoving},
+	stateRemoving: {stateRemoved},
 }
 
-// stateRemoved is the state update is asked for to delete a record.
-const stateRemoved State = "removed"
+// stateRemoving is a removal answered whose files are still being
+// deleted; stateRemoved is the state update is asked for to delete a
+// record.
+const (
+	stateRemoving State = "removing"
+	stateRemoved  State = "removed"
+)
 
 // TransitionError is an illegal change of a container's state: a bug or a
 // race the caller lost (e.g. starting a container that exited meanwhile).
@@ -67,8 +81,10 @@ func eventFor(from, to State) (EventType, bool) {
 		return EventStarted, true
 	case StateExited:
 		return EventStopped, true
-	case stateRemoved:
-		return EventDeleted, from != StateCreating
+	case stateRemoving:
+		// The container is gone for the kubelet once RemoveContainer
+		// answers; the remover's final deletion says nothing new.
+		return EventDeleted, true
 	}
 	return 0, false
 }
@@ -84,7 +100,7 @@ func (m *Manager) schema() objects.Schema[Container] {
 		Kind: "container", IDField: "container_id", Bucket: store.Containers,
 		Key:     func(c *Container) string { return reservationKey(c.SandboxID, &c.Spec) },
 		Clone:   (*Container).clone,
-		Hidden:  func(c *Container) bool { return c.State == StateCreating },
+		Hidden:  func(c *Container) bool { return c.State == StateCreating || c.State == stateRemoving },
 		Removed: func(c *Container) bool { return c.State == stateRemoved },
 		Check: func(cur, next *Container) error {
 			if !transitions.Allowed(cur.State, next.State) {
@@ -104,7 +120,7 @@ func (m *Manager) changed(cur, next *Container) {
 	}
 	// A deleted container is reported as it was last recorded.
 	snapshot := next
-	if next.State == stateRemoved {
+	if next.State == stateRemoving {
 		snapshot = cur
 	}
 	m.emit(t, snapshot)

@@ -3,6 +3,7 @@ package container
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -114,6 +115,12 @@ func (m *Manager) applyUserns(c *Container, sb *sandbox.Sandbox, s *specs.Spec) 
 // the bundle is removed recursively.
 func releaseUserns(c *Container) error {
 	if c.Bundle == "" {
+		return nil
+	}
+	// Nothing can be mounted under a directory that does not exist; most
+	// containers have none, and reading mountinfo costs milliseconds on a
+	// node with hundreds of containers.
+	if _, err := os.Lstat(usernsDir(c)); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	return userns.UnmountUnder(usernsDir(c))

@@ -248,6 +248,10 @@ func (n *NRI) RemoveContainer(ctx context.Context, c *container.Container) {
 // library holds off creations meanwhile, see BlockSync), then applies the
 // updates it asks for.
 func (n *NRI) synchronize(ctx context.Context, cb nri.SyncCB) error {
+	if n.noStartupPlugins.Swap(false) {
+		_, err := cb(ctx, nil, nil)
+		return err
+	}
 	var pods []*nri.PodSandbox
 	for _, sb := range n.pods.List(sandbox.Filter{}) {
 		pods = append(pods, podSandbox(sb))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -272,5 +273,40 @@ func TestPluginTimeoutFailsTheRequest(t *testing.T) {
 	}
 	if st := n.Status(); st.Plugins != 0 || len(st.Names) != 0 {
 		t.Errorf("status after the drop: %+v", st)
+	}
+}
+
+// The startup synchronisation with no plugin to start builds nothing;
+// every later one (a plugin connecting) gets the node's containers.
+func TestStartupSyncWithoutPluginsBuildsNothing(t *testing.T) {
+	dir := t.TempDir()
+	if !noPluginFiles(dir) || !noPluginFiles(filepath.Join(dir, "missing")) {
+		t.Fatal("an empty or missing plugin directory counts as holding plugins")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "10-plugin"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if noPluginFiles(dir) {
+		t.Fatal("a plugin directory with a file counts as empty")
+	}
+	ctrs := &fakeContainers{list: []*container.Container{{Meta: objects.Meta{ID: "c1"}, SandboxID: "p1"}}}
+	n := &NRI{pods: &fakePods{}, containers: ctrs}
+	var got [][]string
+	cb := func(_ context.Context, _ []*api.PodSandbox, cs []*api.Container) ([]*api.ContainerUpdate, error) {
+		var ids []string
+		for _, c := range cs {
+			ids = append(ids, c.Id)
+		}
+		got = append(got, ids)
+		return nil, nil
+	}
+	n.noStartupPlugins.Store(true)
+	for range 2 {
+		if err := n.synchronize(context.Background(), cb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 2 || len(got[0]) != 0 || !slices.Equal(got[1], []string{"c1"}) {
+		t.Errorf("synchronisations handed out %v, want none then c1", got)
 	}
 }

@@ -14,10 +14,12 @@
 package objects
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -134,6 +136,18 @@ func (t *Table[T, P]) Get(idOrPrefix string) (*T, error) {
 	return t.s.Clone(t.visible[id]), nil
 }
 
+// Hidden returns a copy of the hidden record with exactly this id: a
+// creation under way or interrupted, or a removal being finished.
+func (t *Table[T, P]) Hidden(id string) (*T, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.hidden[id]
+	if !ok {
+		return nil, false
+	}
+	return t.s.Clone(r), true
+}
+
 // Find is Get for idempotent operations (stop, remove): no record with
 // that id is a nil record without an error.
 func (t *Table[T, P]) Find(idOrPrefix string) (*T, error) {
@@ -155,6 +169,24 @@ func (t *Table[T, P]) List(match func(*T) bool) []*T {
 	}
 	t.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return P(out[i]).meta().CreatedAt < P(out[j]).meta().CreatedAt })
+	return out
+}
+
+// View is List without the copies, for read-only callers serving lists
+// of hundreds of records (ListContainers, ListPodSandbox): a record in the
+// table is never changed in place (Update swaps in a changed copy), so
+// the records themselves can be read without the table's lock, but they
+// must not be modified or kept.
+func (t *Table[T, P]) View(match func(*T) bool) []*T {
+	t.mu.Lock()
+	out := make([]*T, 0, len(t.visible))
+	for _, r := range t.visible {
+		if !P(r).meta().Unclaimed && match(r) {
+			out = append(out, r)
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b *T) int { return cmp.Compare(P(a).meta().CreatedAt, P(b).meta().CreatedAt) })
 	return out
 }
 
@@ -272,6 +304,12 @@ func (t *Table[T, P]) swap(id string, cur, next *T) {
 			delete(t.byKey, key)
 		}
 	case t.s.Hidden(next):
+		// A visible record that becomes hidden (a removal under way in
+		// the background) leaves Get, List and its name at once.
+		delete(t.visible, id)
+		if t.byKey[key] == id {
+			delete(t.byKey, key)
+		}
 		t.hidden[id] = next
 	default:
 		delete(t.hidden, id)

@@ -253,3 +253,42 @@ func TestBeginAndPublishedBracketTheCreation(t *testing.T) {
 		t.Errorf("order: %s", got)
 	}
 }
+
+// A visible record that becomes hidden (a removal finishing in the
+// background) leaves Get, List and View and frees its name at once, and
+// View hands out records that later updates do not change.
+func TestHiddenAgainFreesTheName(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	a, err := f.tab.Create(context.Background(), f.creation("a", "h1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.tab.Create(context.Background(), f.creation("b", "h1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := func(*rec) bool { return true }
+	view := f.tab.View(all)
+	if len(view) != 2 || view[0].ID != a || view[1].ID != b {
+		t.Fatalf("view: %+v, want a then b", view)
+	}
+	if _, err := f.tab.Update(a, func(r *rec) error { r.State = "new"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if view[0].State != "up" {
+		t.Errorf("an update changed a record View handed out: %+v", view[0])
+	}
+	if _, err := f.tab.Get(a); errdefs.KindOf(err) != errdefs.KindNotFound {
+		t.Errorf("hidden record still found: %v", err)
+	}
+	if l, v := f.tab.List(all), f.tab.View(all); len(l) != 1 || len(v) != 1 || v[0].ID != b {
+		t.Errorf("hidden record still listed: %v %v", l, v)
+	}
+	if r, ok := f.tab.Hidden(a); !ok || r.State != "new" {
+		t.Errorf("Hidden(%s) = %+v, %v", a, r, ok)
+	}
+	again, err := f.tab.Create(context.Background(), f.creation("a", "h2"))
+	if err != nil || again == a {
+		t.Fatalf("the name of a hidden record is not free: %s, %v", again, err)
+	}
+}

@@ -467,6 +467,12 @@ func (m *Manager) List(f Filter) []*Sandbox {
 	return m.table.List(f.match)
 }
 
+// View is List for read-only callers: the records themselves, which must
+// not be modified or kept (see objects.Table.View).
+func (m *Manager) View(f Filter) []*Sandbox {
+	return m.table.View(f.match)
+}
+
 // Restore loads the database after a (re)start. Half-created sandboxes are
 // undone; ready ones whose namespace pins are gone (a reboot wiped /run)
 // are released and reported not ready; unclaimed ones get a new grace

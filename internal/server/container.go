@@ -523,15 +523,33 @@ func (s *Server) containers(rf *runtimeapi.ContainerFilter) []*runtimeapi.Contai
 			f.State = domainContainerState(rf.State.State)
 		}
 	}
-	var out []*runtimeapi.Container
-	for _, c := range s.deps.Containers.List(f) {
-		out = append(out, &runtimeapi.Container{
-			Id: c.ID, PodSandboxId: c.SandboxID,
-			Metadata: &runtimeapi.ContainerMetadata{Name: c.Spec.Name, Attempt: c.Spec.Attempt},
-			Image:    criImageSpec(c), ImageRef: c.ImageRef, ImageId: c.ImageID,
-			State: criContainerState(c.State), CreatedAt: c.CreatedAt,
-			Labels: c.Spec.Labels, Annotations: c.Spec.Annotations,
-		})
+	// The kubelet lists every container every second or so: the records
+	// are read in place, not copied, and their messages are built once
+	// per version of each record (see listCache).
+	cs := s.deps.Containers.View(f)
+	if len(cs) == 0 {
+		return nil
+	}
+	complete := f.IDPrefix == "" && f.SandboxID == "" && f.State == "" && len(f.Labels) == 0
+	return s.ctrList.messages(cs, func(c *container.Container) string { return c.ID }, criContainers, complete)
+}
+
+// criContainers builds the list messages of cs, allocated in three blocks
+// rather than three allocations each.
+func criContainers(cs []*container.Container) []*runtimeapi.Container {
+	out := make([]*runtimeapi.Container, len(cs))
+	items := make([]runtimeapi.Container, len(cs))
+	metas := make([]runtimeapi.ContainerMetadata, len(cs))
+	imgs := make([]runtimeapi.ImageSpec, len(cs))
+	for i, c := range cs {
+		metas[i].Name, metas[i].Attempt = c.Spec.Name, c.Spec.Attempt
+		imgs[i].Image, imgs[i].UserSpecifiedImage = c.ReportedImage(), c.Spec.UserImage
+		imgs[i].Annotations, imgs[i].RuntimeHandler = c.Spec.ImageAnnotations, c.Spec.ImageRuntimeHandler
+		it := &items[i]
+		it.Id, it.PodSandboxId, it.Metadata, it.Image = c.ID, c.SandboxID, &metas[i], &imgs[i]
+		it.ImageRef, it.ImageId, it.State, it.CreatedAt = c.ImageRef, c.ImageID, criContainerState(c.State), c.CreatedAt
+		it.Labels, it.Annotations = c.Spec.Labels, c.Spec.Annotations
+		out[i] = it
 	}
 	return out
 }

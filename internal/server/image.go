@@ -135,6 +135,13 @@ func (s *Server) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageReq
 	if name == "" {
 		return nil, invalid("image.image", "must not be empty")
 	}
+	// A container removed just before may still have its layer on the
+	// image, which the store would not let go.
+	if s.deps.Containers != nil {
+		if err := s.deps.Containers.FinishRemovals(); err != nil {
+			s.log.Warn("RemoveImage: finishing container removals first", "image", name, "err", err)
+		}
+	}
 	if err := s.deps.Images.Remove(name); err != nil {
 		return nil, err
 	}

@@ -366,17 +366,28 @@ func (s *Server) podSandboxes(rf *runtimeapi.PodSandboxFilter) []*runtimeapi.Pod
 			f.State = domainState(rf.State.State)
 		}
 	}
-	var items []*runtimeapi.PodSandbox
-	for _, sb := range s.deps.Sandboxes.List(f) {
-		items = append(items, &runtimeapi.PodSandbox{
-			Id:             sb.ID,
-			Metadata:       metadata(sb),
-			State:          criState(sb.State),
-			CreatedAt:      sb.CreatedAt,
-			Labels:         sb.Spec.Labels,
-			Annotations:    sb.Spec.Annotations,
-			RuntimeHandler: sb.Spec.RuntimeHandler,
-		})
+	// Read in place and built once per record version, as for
+	// ListContainers.
+	sbs := s.deps.Sandboxes.View(f)
+	if len(sbs) == 0 {
+		return nil
+	}
+	complete := f.IDPrefix == "" && f.State == "" && len(f.Labels) == 0
+	return s.podList.messages(sbs, func(sb *sandbox.Sandbox) string { return sb.ID }, criPodSandboxes, complete)
+}
+
+// criPodSandboxes builds the list messages of sbs, allocated in blocks.
+func criPodSandboxes(sbs []*sandbox.Sandbox) []*runtimeapi.PodSandbox {
+	items := make([]*runtimeapi.PodSandbox, len(sbs))
+	pods := make([]runtimeapi.PodSandbox, len(sbs))
+	metas := make([]runtimeapi.PodSandboxMetadata, len(sbs))
+	for i, sb := range sbs {
+		m := &metas[i]
+		m.Name, m.Namespace, m.Uid, m.Attempt = sb.Spec.Name, sb.Spec.Namespace, sb.Spec.UID, sb.Spec.Attempt
+		p := &pods[i]
+		p.Id, p.Metadata, p.State, p.CreatedAt = sb.ID, m, criState(sb.State), sb.CreatedAt
+		p.Labels, p.Annotations, p.RuntimeHandler = sb.Spec.Labels, sb.Spec.Annotations, sb.Spec.RuntimeHandler
+		items[i] = p
 	}
 	return items
 }

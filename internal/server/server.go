@@ -83,6 +83,10 @@ type Server struct {
 	// otherwise never finish (GetContainerEvents).
 	quit     chan struct{}
 	quitOnce sync.Once
+
+	// The messages ListContainers and ListPodSandbox built, per record.
+	ctrList listCache[container.Container, runtimeapi.Container]
+	podList listCache[sandbox.Sandbox, runtimeapi.PodSandbox]
 }
 
 // New builds the gRPC server with both CRI services registered.

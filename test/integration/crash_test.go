@@ -38,6 +38,7 @@ var crashFailpoints = []string{
 	"container.after-bundle",
 	"container.after-conmon-create",
 	"container.after-start",
+	"container.remove.after-record-removing",
 	"container.remove.before-record-delete",
 }
 
