@@ -2,8 +2,10 @@
 GO ?= go
 BIN := bin/floe
 # The init of pods that share a PID namespace; floe runs it from beside
-# its own binary (without it floe runs itself, using more memory per pod).
+# its own binary (without it floe runs itself, using more memory per pod):
+# a small Go launcher and the static C init it executes.
 INIT_BIN := bin/floe-pod-init
+REAPER_BIN := bin/floe-pod-reaper
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -15,6 +17,7 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/floe
 	$(GO) build -o $(INIT_BIN) ./cmd/floe-pod-init
+	./hack/build-pod-reaper.sh $(REAPER_BIN)
 
 # Debian packages (runc, conmon, CNI plugins, ...) and Go modules.
 deps:
@@ -76,6 +79,7 @@ unit:
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/floe
 	install -D -m 0755 $(INIT_BIN) $(DESTDIR)$(PREFIX)/bin/floe-pod-init
+	install -D -m 0755 $(REAPER_BIN) $(DESTDIR)$(PREFIX)/bin/floe-pod-reaper
 	install -D -m 0644 contrib/systemd/floe.service $(DESTDIR)/etc/systemd/system/floe.service
 	install -d -m 0755 $(DESTDIR)/etc/floe/floe.d
 	test -e $(DESTDIR)/etc/floe/floe.toml || ./$(BIN) config --config /dev/null > $(DESTDIR)/etc/floe/floe.toml

@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KIT=${CONFORMANCE_KIT:-$ROOT/../shared/conformance}
 OUT=${CONFORMANCE_OUT:-/tmp/floe-conformance-out}
 [[ -x $KIT/critest.sh ]] || { echo "conformance kit not found at $KIT (set CONFORMANCE_KIT)" >&2; exit 2; }
-[[ -x $ROOT/bin/floe && -x $ROOT/bin/floe-pod-init ]] || { echo "build first: make build" >&2; exit 2; }
+[[ -x $ROOT/bin/floe && -x $ROOT/bin/floe-pod-init && -x $ROOT/bin/floe-pod-reaper ]] || { echo "build first: make build" >&2; exit 2; }
 command -v jq >/dev/null || { apt-get update -qq; apt-get install -y -qq jq; }
 
 . "$ROOT/hack/lib/private-floe.sh"

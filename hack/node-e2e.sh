@@ -29,7 +29,7 @@ OUT=${NODE_E2E_OUT:-/tmp/floe-node-e2e-out/$RUNTIME}
 KNOWN=$ROOT/hack/node-e2e-host-failures.txt
 [[ -x $KIT/node-e2e/run.sh ]] || { echo "conformance kit not found at $KIT (set CONFORMANCE_KIT)" >&2; exit 2; }
 case $RUNTIME in
-  floe) [[ -x $ROOT/bin/floe && -x $ROOT/bin/floe-pod-init ]] || { echo "build first: make build" >&2; exit 2; } ;;
+  floe) [[ -x $ROOT/bin/floe && -x $ROOT/bin/floe-pod-init && -x $ROOT/bin/floe-pod-reaper ]] || { echo "build first: make build" >&2; exit 2; } ;;
   containerd) command -v containerd >/dev/null || { apt-get update -qq; apt-get install -y -qq containerd; } ;;
   *) echo "RUNTIME must be floe or containerd" >&2; exit 2 ;;
 esac

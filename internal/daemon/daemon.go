@@ -32,6 +32,8 @@ import (
 	"github.com/floe-cri/floe/internal/nri"
 	"github.com/floe-cri/floe/internal/ocifeatures"
 	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/internal/podinit"
+	"github.com/floe-cri/floe/internal/procmem"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/server"
 	"github.com/floe-cri/floe/internal/statelock"
@@ -117,7 +119,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		HostResolvConf: "/etc/resolv.conf",
 		CgroupDriver:   cfg.CgroupManager,
 		Cgroups:        cg,
-		PodInitExe:     podInitExe(log),
+		PodInit:        podInitPrograms(log),
 		Log:            log,
 	})
 	defer sandboxes.Close()
@@ -270,6 +272,13 @@ func Run(cfg *config.Config, reload Reloader) error {
 	go func() { serveErr <- srv.Serve(l) }()
 	log.Info("floe serving", "version", version.Version, "socket", cfg.Socket, "inspectSocket", cfg.InspectSocketPath(),
 		"stateDir", cfg.StateDir, "runDir", cfg.RunDir, "cgroupManager", cfg.CgroupManager)
+	// Startup is done (checks, probes, restore): what only it used of the
+	// binary and the heap goes back; an idle daemon keeps a third.
+	if r, err := procmem.ReleaseStartupPages(); err != nil {
+		log.Warn("cannot release startup memory", "err", err)
+	} else {
+		log.Debug("released startup memory", "executableKB", r.ExecutableKB, "mappings", r.Mappings)
+	}
 
 	for {
 		select {
@@ -298,25 +307,48 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 }
 
-// podInitName is the small pod init program floe looks for beside itself.
-const podInitName = "floe-pod-init"
+// podInitName is the small pod init launcher floe looks for beside
+// itself, podReaperName the static C init it launches.
+const (
+	podInitName   = "floe-pod-init"
+	podReaperName = "floe-pod-reaper"
+)
 
-// podInitExe returns the floe-pod-init installed next to the floe binary,
-// or "" (floe then runs itself as the init, at the cost of its whole
-// binary's memory in every pod that shares its PID namespace).
-func podInitExe(log *slog.Logger) string {
+// besideFloe returns the executable name next to the floe binary, or "".
+func besideFloe(name string, log *slog.Logger) string {
 	exe, err := os.Executable()
 	if err != nil {
-		log.Warn("cannot locate the floe binary; pod inits will be floe itself", "err", err)
+		log.Warn("cannot locate the floe binary", "looking for", name, "err", err)
 		return ""
 	}
-	path := filepath.Join(filepath.Dir(exe), podInitName)
+	path := filepath.Join(filepath.Dir(exe), name)
 	if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		log.Info("no "+podInitName+" beside floe; pod inits will be floe itself (more memory per pod sharing its PID namespace)", "looked", path)
 		return ""
 	}
-	log.Debug("pod init program", "path", path)
 	return path
+}
+
+// podInitExe returns the floe-pod-init installed next to the floe binary,
+// or "".
+func podInitExe(log *slog.Logger) string {
+	return besideFloe(podInitName, log)
+}
+
+// podInitPrograms returns the launcher and init of pods that share a PID
+// namespace: those installed next to floe, each missing one replaced by
+// floe itself (which costs its whole binary's memory in every such pod
+// when it is the init, and tens of milliseconds per pod start when it is
+// the launcher).
+func podInitPrograms(log *slog.Logger) podinit.Programs {
+	p := podinit.Programs{Launcher: podInitExe(log), Init: besideFloe(podReaperName, log)}
+	if p.Launcher == "" {
+		log.Info("no " + podInitName + " beside floe; floe launches pod inits itself (slower pod start)")
+	}
+	if p.Init == "" {
+		log.Info("no " + podReaperName + " beside floe; pod inits run as Go programs (more memory in every pod that shares its PID namespace)")
+	}
+	log.Debug("pod init programs", "launcher", p.Launcher, "init", p.Init)
+	return p
 }
 
 // newProbes returns the trial-container prober of every configured

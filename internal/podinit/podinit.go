@@ -1,14 +1,16 @@
 // Package podinit is floe's replacement for the pause container in pods
 // that share one PID namespace. A PID namespace lives only as long as a
 // process in it (a pinned /proc/PID/ns/pid of a dead init cannot be
-// joined), so floe re-executes itself as a tiny init: PID 1 of a new PID
-// namespace, reaping every orphan reparented to it, exiting on SIGINT or
-// SIGTERM. Containers of the pod join its namespace by path.
+// joined), so floe runs a tiny init: PID 1 of a new PID namespace, reaping
+// every orphan reparented to it, exiting on SIGINT or SIGTERM. Containers
+// of the pod join its namespace by path.
 //
-// The init is started through a short-lived launcher (floe re-executed
-// once more) that clones it and exits at once, so the init is never a child
-// of the daemon: it survives daemon restarts like conmon does, and the
-// host's init reaps it when it ends.
+// The init is started through a short-lived launcher (cmd/floe-pod-init,
+// or floe re-executed) that clones it and exits at once, so the init is
+// never a child of the daemon: it survives daemon restarts like conmon
+// does, and the host's init reaps it when it ends. The init itself is
+// cmd/floe-pod-reaper where installed, a static C program doing what
+// initMain does in a fraction of the memory; initMain is the fallback.
 package podinit
 
 import (
@@ -62,16 +64,24 @@ type Init struct {
 // NsPath is the PID namespace file containers join.
 func (i *Init) NsPath() string { return fmt.Sprintf("/proc/%d/ns/pid", i.Pid) }
 
+// Programs are the binaries a pod init is made of.
+type Programs struct {
+	// Launcher is run with LauncherArg: it clones the init and exits. A
+	// small build of this package alone (cmd/floe-pod-init) starts in
+	// about a millisecond where the whole floe binary takes tens. Empty
+	// means /proc/self/exe (floe re-executed).
+	Launcher string
+	// Init is what the launcher executes as PID 1 of the pod, with
+	// HelperArg as its first argument, and stays resident as long as the
+	// pod: cmd/floe-pod-reaper, a static C build of initMain that keeps
+	// about a quarter of the pages a Go init does. Empty means the
+	// launcher's own binary (this package's Go init).
+	Init string
+}
+
 // Options for Start.
 type Options struct {
-	// Exe is the floe binary to re-execute as the launcher; default
-	// /proc/self/exe.
-	Exe string
-	// InitExe is the program the launcher runs as the init, with HelperArg
-	// as its first argument: a small build of this package alone
-	// (cmd/floe-pod-init) costs a fraction of the memory the whole floe
-	// binary does, once per pod. Empty means Exe's own binary.
-	InitExe string
+	Programs
 	// CgroupProcs are cgroup.procs files the init is moved into (e.g. the
 	// pod's cgroup under each v1 controller), so it is accounted to the pod.
 	CgroupProcs []string
@@ -93,12 +103,9 @@ type Options struct {
 // Start launches a pod init in a new PID namespace and returns it once it
 // is running.
 func Start(ctx context.Context, opts Options) (*Init, error) {
-	if opts.Exe == "" {
-		opts.Exe = "/proc/self/exe"
-		// The small init program launches faster than floe re-executed.
-		if opts.InitExe != "" {
-			opts.Exe = opts.InitExe
-		}
+	launcher := opts.Launcher
+	if launcher == "" {
+		launcher = "/proc/self/exe"
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
@@ -106,8 +113,8 @@ func Start(ctx context.Context, opts Options) (*Init, error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	args := []string{LauncherArg}
-	if opts.InitExe != "" {
-		args = append(args, initExeFlag+opts.InitExe)
+	if opts.Init != "" {
+		args = append(args, initExeFlag+opts.Init)
 	}
 	if opts.ExtraNamespaces != 0 {
 		args = append(args, nsFlag+strconv.FormatUint(uint64(opts.ExtraNamespaces), 10))
@@ -118,7 +125,7 @@ func Start(ctx context.Context, opts Options) (*Init, error) {
 	if opts.PodID != "" {
 		args = append(args, podFlag+opts.PodID)
 	}
-	cmd := exec.CommandContext(ctx, opts.Exe, append(args, opts.CgroupProcs...)...)
+	cmd := exec.CommandContext(ctx, launcher, append(args, opts.CgroupProcs...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -207,7 +214,7 @@ func zombie(pid int) bool {
 	return err != nil || len(f) == 0 || f[0] == "Z" || f[0] == "X"
 }
 
-// initExeFlag passes Options.InitExe to the launcher as its first argument;
+// initExeFlag passes Options.Init to the launcher as its first argument;
 // podFlag passes Options.PodID, which the launcher puts on the init's
 // command line.
 const (
@@ -379,6 +386,8 @@ done:
 }
 
 // initMain is PID 1 of the pod: it reaps children until told to stop.
+// cmd/floe-pod-reaper/reaper.c does the same (arguments, ready pipe,
+// confinement, signals); a change here belongs there too.
 func initMain() {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, unix.SIGCHLD, unix.SIGINT, unix.SIGTERM)

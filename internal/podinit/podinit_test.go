@@ -40,14 +40,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func startInit(t *testing.T) *Init {
+// inits are the init programs every behaviour test runs against: this
+// package's Go init (the test binary re-executed) and the static C one,
+// cmd/floe-pod-reaper, built with the flags `make build` uses.
+func inits(t *testing.T) map[string]Programs {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
+	reaper := filepath.Join(t.TempDir(), "floe-pod-reaper")
+	if err := harness.BuildPodReaper(reaper); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]Programs{"go": {}, "c": {Init: reaper}}
+}
+
+func startInit(t *testing.T, p Programs) *Init {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	in, err := Start(ctx, Options{})
+	in, err := Start(ctx, Options{Programs: p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +79,13 @@ func TestInitIsPID1AndReapsOrphans(t *testing.T) {
 			t.Skipf("missing %s", p)
 		}
 	}
-	in := startInit(t)
+	for name, p := range inits(t) {
+		t.Run(name, func(t *testing.T) { testPID1AndReaping(t, p) })
+	}
+}
+
+func testPID1AndReaping(t *testing.T, p Programs) {
+	in := startInit(t, p)
 	if !in.Alive() {
 		t.Fatal("init not running")
 	}
@@ -81,7 +99,7 @@ func TestInitIsPID1AndReapsOrphans(t *testing.T) {
 	}
 	// Confined: nobody, no capabilities, an empty root of its own.
 	status := readFile(fmt.Sprintf("/proc/%d/status", in.Pid))
-	if !strings.Contains(status, "\nUid:\t65534\t65534\t65534\t65534\n") || !strings.Contains(status, "\nCapEff:\t0000000000000000\n") || !strings.Contains(status, "\nCapPrm:\t0000000000000000\n") {
+	if !strings.Contains(status, "\nUid:\t65534\t65534\t65534\t65534\n") || !strings.Contains(status, "\nGid:\t65534\t65534\t65534\t65534\n") || !strings.Contains(status, "\nGroups:\t \n") || !strings.Contains(status, "\nCapEff:\t0000000000000000\n") || !strings.Contains(status, "\nCapPrm:\t0000000000000000\n") {
 		t.Errorf("init not confined:\n%s", status)
 	}
 	if entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/root/", in.Pid)); err != nil || len(entries) != 0 {
@@ -154,7 +172,13 @@ func TestInitIsPID1AndReapsOrphans(t *testing.T) {
 }
 
 func TestStopIsIdempotentAndPidReuseSafe(t *testing.T) {
-	in := startInit(t)
+	for name, p := range inits(t) {
+		t.Run(name, func(t *testing.T) { testStop(t, p) })
+	}
+}
+
+func testStop(t *testing.T, p Programs) {
+	in := startInit(t, p)
 	ctx := context.Background()
 	// Stopped right after it started, the init still obeys SIGTERM (its
 	// handlers are in place before Start returns), so no SIGKILL timeout.
@@ -249,7 +273,7 @@ func TestSeparateInitProgram(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	in, err := Start(ctx, Options{InitExe: link})
+	in, err := Start(ctx, Options{Programs: Programs{Init: link}})
 	if err != nil {
 		t.Fatal(err)
 	}

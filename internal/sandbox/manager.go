@@ -41,10 +41,11 @@ type Options struct {
 	// or "systemd"); Cgroups is the host's layout, detected at startup.
 	CgroupDriver string
 	Cgroups      *cgroups.Support
-	// PodInitExe is the pod init program (cmd/floe-pod-init); empty
-	// re-executes floe itself as the init.
-	PodInitExe string
-	Log        *slog.Logger
+	// PodInit are the pod init programs (cmd/floe-pod-init as the
+	// launcher, cmd/floe-pod-reaper as the init); empty ones re-execute
+	// floe itself.
+	PodInit podinit.Programs
+	Log     *slog.Logger
 }
 
 // Containers is what the sandbox core needs of the container core: a
@@ -248,7 +249,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		failpoint.Hit("sandbox.after-pin")
 	}
 	if spec.PIDMode == ModePod && spec.UserNS == nil {
-		init, err := podinit.Start(ctx, podinit.Options{InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(sb), PodID: id})
+		init, err := podinit.Start(ctx, podinit.Options{Programs: m.opts.PodInit, CgroupProcs: m.podCgroupProcs(sb), PodID: id})
 		if err != nil {
 			return fail("start pod init", err)
 		}

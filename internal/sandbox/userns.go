@@ -35,7 +35,7 @@ func (m *Manager) pinInUserns(ctx context.Context, sb *Sandbox, hostname string)
 	}
 	maps := sb.Spec.UserNS
 	init, err := podinit.Start(ctx, podinit.Options{
-		InitExe: m.opts.PodInitExe, CgroupProcs: m.podCgroupProcs(sb), PodID: sb.ID,
+		Programs: m.opts.PodInit, CgroupProcs: m.podCgroupProcs(sb), PodID: sb.ID,
 		ExtraNamespaces: flags, UIDMap: sysIDMaps(maps.UIDs), GIDMap: sysIDMaps(maps.GIDs),
 	})
 	if err != nil {

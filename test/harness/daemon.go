@@ -54,11 +54,26 @@ func FloeBinary(t testing.TB) string {
 				return
 			}
 		}
+		// And the static C init floe-pod-init executes.
+		buildErr = BuildPodReaper(filepath.Join(dir, "floe-pod-reaper"))
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return floeBin
+}
+
+// BuildPodReaper builds cmd/floe-pod-reaper (the static C pod init) into
+// out, with the flags `make build` uses.
+func BuildPodReaper(out string) error {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	cmd := exec.Command(filepath.Join(root, "hack", "build-pod-reaper.sh"), out)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build floe-pod-reaper: %v\n%s", err, b)
+	}
+	return nil
 }
 
 // RequireRoot skips tests that need root (namespaces, mounts, CNI).
