@@ -56,7 +56,12 @@ func runscEnv(t *testing.T) (*containerEnv, string) {
 			t.Errorf("gVisor processes left: %v", left)
 		}
 	})
-	env := newContainerEnvWith(t, containerEnvOptions{Handler: "runsc", ConfigTOML: runscConfig(root)})
+	env := newContainerEnvWith(t, containerEnvOptions{Handler: "runsc", ConfigTOML: runscConfig(root), Pod: func(c *runtimeapi.PodSandboxConfig) {
+		// One process list for the pod (shareProcessNamespace).
+		c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD},
+		}}
+	}})
 	return env, root
 }
 
@@ -72,6 +77,13 @@ func processesUnder(dir string) []string {
 		}
 	}
 	return out
+}
+
+// podPIDConfig is a container that shares the pod's process list.
+func (e *containerEnv) podPIDConfig(name string, cmd ...string) *runtimeapi.ContainerConfig {
+	c := e.config(name, cmd...)
+	c.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}
+	return c
 }
 
 // runscHTTPGet fetches url from the host, retrying until limit.
@@ -100,9 +112,9 @@ func TestRunscTwoContainerPodSharesOneSandbox(t *testing.T) {
 	env, root := runscEnv(t)
 	ctx := harness.Ctx(t)
 
-	srv := env.config("web", "sh", "-c", "mkdir -p /www && echo hello-from-gvisor > /www/index.html && echo serving && exec httpd -f -p 8080 -h /www")
+	srv := env.podPIDConfig("web", "sh", "-c", "mkdir -p /www && echo hello-from-gvisor > /www/index.html && echo serving && exec httpd -f -p 8080 -h /www")
 	webID := env.run(t, srv)
-	cli := env.config("client", "sh", "-c", "echo client-up; exec sleep 3600")
+	cli := env.podPIDConfig("client", "sh", "-c", "echo client-up; exec sleep 3600")
 	cliID := env.run(t, cli)
 
 	ps, err := env.d.Runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: env.podID})
@@ -124,8 +136,10 @@ func TestRunscTwoContainerPodSharesOneSandbox(t *testing.T) {
 		if body, err := runscHTTPGet(url, 20*time.Second); strings.TrimSpace(body) != "hello-from-gvisor" {
 			t.Fatalf("%s: host GET %s = %q, %v", when, url, body, err)
 		}
-		if out, code := env.exec(t, cliID, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/"); code != 0 || strings.TrimSpace(out) != "hello-from-gvisor" {
-			t.Errorf("%s: client -> 127.0.0.1:8080 in the pod = %q (exit %d)", when, out, code)
+		for _, target := range []string{"127.0.0.1", ps.Status.GetNetwork().GetIp()} {
+			if out, code := env.exec(t, cliID, "sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | nc `+target+` 8080`); code != 0 || !strings.Contains(out, "hello-from-gvisor") {
+				t.Errorf("%s: client -> %s:8080 in the pod = %q (exit %d)", when, target, out, code)
+			}
 		}
 		if out, code := env.exec(t, cliID, "ps"); code != 0 || !strings.Contains(out, "httpd") {
 			t.Errorf("%s: client's process list lacks the server's httpd (exit %d):\n%s", when, code, out)
