@@ -206,3 +206,43 @@ func TestRegistryCheckNamesHandlerAndReason(t *testing.T) {
 		t.Fatal("a nil registry must allow every handler")
 	}
 }
+
+// TestRegistryProbesInTheBackground: Start returns at once; a slow
+// handler is "probing" and counts usable for Check, Await waits for its
+// result, and a quick handler's Await does not wait for the slow one.
+func TestRegistryProbesInTheBackground(t *testing.T) {
+	dir := t.TempDir()
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	slow := Target{Name: "slow", RuntimePath: script("slow", `case " $* " in *" create "*) sleep 1; echo "slow runtime says no" >&2; exit 1;; esac`)}
+	quick := Target{Name: "quick", RuntimePath: script("quick", "exit 0")}
+	reg := NewRegistry([]Target{slow, quick}, Options{Dir: filepath.Join(dir, "probe"), Binary: "/bin/true"}, slog.New(slog.DiscardHandler))
+	start := time.Now()
+	done := reg.Start(context.Background())
+	if time.Since(start) > 200*time.Millisecond {
+		t.Errorf("Start took %v", time.Since(start))
+	}
+	if !reg.Probing("slow") || reg.Check("slow") != nil {
+		t.Errorf("slow handler: probing %v, check %v; want probing and usable meanwhile", reg.Probing("slow"), reg.Check("slow"))
+	}
+	if err := reg.Await(context.Background(), "quick"); err != nil {
+		t.Errorf("quick handler: %v", err)
+	}
+	if waited := time.Since(start); waited > 800*time.Millisecond {
+		t.Errorf("the quick handler's Await waited %v, for the slow one", waited)
+	}
+	err := reg.Await(context.Background(), "slow")
+	if errdefs.KindOf(err) != errdefs.KindFailedPrecondition || !strings.Contains(err.Error(), "slow runtime says no") {
+		t.Errorf("slow handler after its probe: %v", err)
+	}
+	<-done
+	if reg.Probing("slow") || reg.Probing("quick") {
+		t.Error("still probing after the round")
+	}
+	reg.Wait()
+}

@@ -498,6 +498,16 @@ func (m *Monitor) Kill(ctx context.Context, c *Container, sig syscall.Signal, al
 	if err != nil && (strings.Contains(err.Error(), "not running") || strings.Contains(err.Error(), "process already finished")) {
 		return nil
 	}
+	if err != nil && m.cfg.Sandboxed && strings.Contains(err.Error(), "in state created") {
+		// runsc cannot signal a container that was created but never
+		// started (a failed StartContainer): it has no process yet, so
+		// deleting it is its end; its waiter then exits and conmon writes
+		// the exit file.
+		if _, derr := m.runtime(ctx, "delete", "--force", c.ID); derr != nil && errdefs.KindOf(derr) != errdefs.KindNotFound {
+			return fmt.Errorf("container %s: delete a created, never started container: %w", c.ID, derr)
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("container %s: kill %v: %w", c.ID, sig, err)
 	}

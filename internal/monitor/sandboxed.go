@@ -60,7 +60,7 @@ func (m *Monitor) startSandboxed(ctx context.Context, c *Container) error {
 	// process group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s start: %w (its message is in the container's log %s)", filepath.Base(m.cfg.RuntimePath), err, c.LogPath)
+		return fmt.Errorf("%s start: %w: %s", filepath.Base(m.cfg.RuntimePath), err, logTail(c.LogPath))
 	}
 	return nil
 }
@@ -74,4 +74,35 @@ func checkShim(cfg Config) error {
 		return fmt.Errorf("monitor: sandboxed runtime %s needs the runtime shim (floe-pod-init or floe), got %q", cfg.RuntimePath, cfg.ShimPath)
 	}
 	return nil
+}
+
+// logTail is the end of a container's CRI log (where runsc's own message
+// goes when its start fails), without the CRI prefixes, bounded.
+func logTail(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	defer f.Close()
+	buf := make([]byte, 2048)
+	st, err := f.Stat()
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	off := max(st.Size()-int64(len(buf)), 0)
+	n, _ := f.ReadAt(buf, off)
+	lines := strings.Split(strings.TrimSpace(string(buf[:n])), "\n")
+	if len(lines) > 2 {
+		lines = lines[len(lines)-2:]
+	}
+	for i, l := range lines {
+		// "TIME STREAM TAG text"
+		if parts := strings.SplitN(l, " ", 4); len(parts) == 4 {
+			lines[i] = parts[3]
+		}
+	}
+	if s := strings.Join(lines, "; "); s != "" {
+		return s
+	}
+	return "(no message in the container's log)"
 }

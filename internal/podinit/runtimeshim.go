@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,35 +57,15 @@ func runtimeShimMain(args []string) {
 		os.Exit(2)
 	}
 	runtime, rest := args[0], args[1:]
-	cmdAt := -1
-	for i, a := range rest {
-		if !strings.HasPrefix(a, "-") {
-			cmdAt = i
-			break
-		}
-	}
-	if cmdAt < 0 || rest[cmdAt] != "create" {
+	global, pidFile, id, isCreate, err := parseShimArgs(rest)
+	if !isCreate {
 		// Not a create: the runtime itself, in this process.
 		err := syscall.Exec(runtime, append([]string{runtime}, rest...), os.Environ())
 		fmt.Fprintf(os.Stderr, "runtime shim: exec %s: %v\n", runtime, err)
 		os.Exit(2)
 	}
-	global, cmdArgs := rest[:cmdAt], rest[cmdAt+1:]
-	pidFile, id := "", ""
-	for i := 0; i < len(cmdArgs); i++ {
-		switch a := cmdArgs[i]; {
-		case a == "--pid-file" && i+1 < len(cmdArgs):
-			pidFile = cmdArgs[i+1]
-			i++
-		case strings.HasPrefix(a, "--pid-file="):
-			pidFile = strings.TrimPrefix(a, "--pid-file=")
-		}
-	}
-	if len(cmdArgs) > 0 {
-		id = cmdArgs[len(cmdArgs)-1]
-	}
-	if pidFile == "" || id == "" || strings.HasPrefix(id, "-") {
-		fmt.Fprintf(os.Stderr, "runtime shim: create without --pid-file or id: %q\n", cmdArgs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "runtime shim: %v\n", err)
 		os.Exit(2)
 	}
 	create := exec.Command(runtime, rest...)
@@ -126,6 +107,33 @@ func runtimeShimMain(args []string) {
 		os.Exit(2)
 	}
 	os.Exit(0)
+}
+
+// parseShimArgs reads a runtime command line (global flags, each one
+// argument, then the command and its arguments): for a create, the global
+// flags, the pid file and the container id.
+func parseShimArgs(args []string) (global []string, pidFile, id string, isCreate bool, err error) {
+	cmdAt := slices.IndexFunc(args, func(a string) bool { return !strings.HasPrefix(a, "-") })
+	if cmdAt < 0 || args[cmdAt] != "create" {
+		return nil, "", "", false, nil
+	}
+	global, cmdArgs := args[:cmdAt], args[cmdAt+1:]
+	for i := 0; i < len(cmdArgs); i++ {
+		switch a := cmdArgs[i]; {
+		case a == "--pid-file" && i+1 < len(cmdArgs):
+			pidFile = cmdArgs[i+1]
+			i++
+		case strings.HasPrefix(a, "--pid-file="):
+			pidFile = strings.TrimPrefix(a, "--pid-file=")
+		}
+	}
+	if len(cmdArgs) > 0 {
+		id = cmdArgs[len(cmdArgs)-1]
+	}
+	if pidFile == "" || id == "" || strings.HasPrefix(id, "-") || id == pidFile {
+		return nil, "", "", true, fmt.Errorf("create without --pid-file or container id: %q", cmdArgs)
+	}
+	return global, pidFile, id, true, nil
 }
 
 // runtimeWaitMain is the waiter: args are RUNTIME [FLAG]... ID. It exits
