@@ -73,13 +73,15 @@ runsc)
   command -v runsc >/dev/null || { echo "RUNTIME_HANDLER=runsc: runsc is not installed (hack/install-deps.sh)" >&2; exit 2; }
   # runsc 20221219's own network stack refuses this kernel (it takes every
   # netns for the host's): --network=host uses the pod's netns through the
-  # host kernel's stack (docs/runtime-handlers.md).
+  # host kernel's stack (docs/runtime-handlers.md). --oci-seccomp: runsc
+  # applies the pods' seccomp profiles inside the sandbox (it ignores them
+  # by default, gVisor being the sandbox).
   cat >>"$D/floe.toml" <<EOF
 [runtimes.runsc]
 runtime_path = "$(command -v runsc)"
 runtime_type = "sandboxed"
 runtime_root = "$D/runsc"
-runtime_args = ["--network=host"]
+runtime_args = ["--network=host", "--oci-seccomp"]
 monitor_path = "/usr/bin/conmon"
 EOF
   handler_flags=(--runtime-handler=runsc)
