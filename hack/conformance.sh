@@ -12,6 +12,10 @@
 # process behind. Exit status: non-zero when any spec failed or anything
 # leaked. Output: $CONFORMANCE_OUT (default /tmp/floe-conformance-out):
 # summary.txt, critest.log, floe.log.
+#
+# RUNTIME_HANDLER=runsc runs the specs in gVisor pods: floe gets a
+# [runtimes.runsc] handler (runtime_type "sandboxed", its own state root
+# under the run's dir, --network=host) and critest --runtime-handler=runsc.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KIT=${CONFORMANCE_KIT:-$ROOT/../shared/conformance}
@@ -62,13 +66,35 @@ cat >"$D/floe.toml" <<EOF
 [nri]
 request_timeout = "10s"
 EOF
+handler_flags=()
+case ${RUNTIME_HANDLER:-} in
+"" | runc) ;;
+runsc)
+  command -v runsc >/dev/null || { echo "RUNTIME_HANDLER=runsc: runsc is not installed (hack/install-deps.sh)" >&2; exit 2; }
+  # runsc 20221219's own network stack refuses this kernel (it takes every
+  # netns for the host's): --network=host uses the pod's netns through the
+  # host kernel's stack (docs/runtime-handlers.md). --oci-seccomp: runsc
+  # applies the pods' seccomp profiles inside the sandbox (it ignores them
+  # by default, gVisor being the sandbox).
+  cat >>"$D/floe.toml" <<EOF
+[runtimes.runsc]
+runtime_path = "$(command -v runsc)"
+runtime_type = "sandboxed"
+runtime_root = "$D/runsc"
+runtime_args = ["--network=host", "--oci-seccomp"]
+monitor_path = "/usr/bin/conmon"
+EOF
+  handler_flags=(--runtime-handler=runsc)
+  ;;
+*) echo "RUNTIME_HANDLER=$RUNTIME_HANDLER: only runc and runsc are set up here" >&2; exit 2 ;;
+esac
 FLOE_CONFIG=$D/floe.toml start_private_floe --registries-config "$KIT/registries.conf"
 
 status=0
 # 9>&-: the lock stays with this shell only. A child keeping the fd (the
 # registry critest.sh may start and leave running, or conmon through
 # floe) would hold the host lock after this script ends.
-"$KIT/critest.sh" "unix://$D/floe.sock" "$OUT" --nri-socket "$D/nri.sock" "$@" 9>&- || status=$?
+"$KIT/critest.sh" "unix://$D/floe.sock" "$OUT" --nri-socket "$D/nri.sock" "${handler_flags[@]}" "$@" 9>&- || status=$?
 
 stop_private_floe
 # Every pod critest made is gone: a pod's leftovers are a failure too.

@@ -24,8 +24,10 @@ packages=(
   containerd
   # Other runtime handlers and checkpointing: every configured handler is
   # probed with a trial container (crun must show up unusable on a cgroup
-  # v1 hybrid host), and criu for CheckpointContainer.
-  crun criu
+  # v1 hybrid host), and criu for CheckpointContainer; gVisor's runsc for
+  # the sandboxed handler's tests (test/integration/runsc_test.go, which
+  # fail under CI=true without it) and RUNTIME_HANDLER=runsc conformance.
+  crun criu runsc
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -33,7 +33,7 @@ host_snapshot() {
     ip -o link show type veth | awk -F': ' '{print "veth " $2}' | cut -d@ -f1
     awk '{print "mount " $5}' /proc/self/mountinfo
     # Zombies are not leaks: PID 1 reaps orphans in its own time.
-    ps -eo pid=,stat=,comm= | awk '$2 !~ /Z/ && $3 ~ /^(conmon|runc|floe-pod-init)$/ {print "proc " $1 " " $3}'
+    ps -eo pid=,stat=,comm= | awk '$2 !~ /Z/ && $3 ~ /^(conmon|runc|floe-pod-init|runsc.*)$/ {print "proc " $1 " " $3}'
   } | sort
 }
 

@@ -130,12 +130,21 @@ type UsernsConfig struct {
 type Runtime struct {
 	RuntimePath string `toml:"runtime_path" comment:"Path of the OCI runtime binary."`
 	RuntimeRoot string `toml:"runtime_root" comment:"State root passed as --root; empty keeps the runtime's own default so 'runc list' works without flags."`
-	RuntimeType string `toml:"runtime_type" comment:"Only \"oci\" is supported."`
+	RuntimeType string `toml:"runtime_type" comment:"\"oci\" (runc, crun: each container is its own), or \"sandboxed\" (gVisor's runsc: the containers of a pod run in one sandbox the runtime keeps; floe starts a pause container per pod and marks the others with the io.kubernetes.cri.container-type/sandbox-id annotations)."`
 	MonitorPath string `toml:"monitor_path" comment:"Path of conmon, the per-container monitor."`
+	// RuntimeArgs are global flags put before every runtime command.
+	RuntimeArgs []string `toml:"runtime_args" comment:"Global flags given to the runtime before every command (runsc on kernels its network sandbox does not know: [\"--network=host\"])."`
 	// AllowedAnnotations names the CRI-O pod annotations pods of this
 	// handler may use; the rest are ignored (and logged).
 	AllowedAnnotations []string `toml:"allowed_annotations" comment:"CRI-O pod annotations honoured for pods of this handler: io.kubernetes.cri-o.userns-mode (auto, auto:size=N: ids from the /etc/subuid and /etc/subgid ranges of user containers), io.kubernetes.cri-o.ShmSize, io.kubernetes.cri-o.Devices. Others are ignored with a log line."`
 }
+
+// RuntimeTypeSandboxed is the runtime_type of handlers whose containers of
+// a pod share one sandbox (gVisor).
+const RuntimeTypeSandboxed = "sandboxed"
+
+// Sandboxed reports whether the handler keeps one sandbox per pod.
+func (r Runtime) Sandboxed() bool { return r.RuntimeType == RuntimeTypeSandboxed }
 
 // NRIConfig configures the NRI adaptation.
 type NRIConfig struct {

@@ -128,3 +128,17 @@ func TestSize(t *testing.T) {
 		t.Errorf("negative size accepted")
 	}
 }
+
+func TestRuntimeTypes(t *testing.T) {
+	for typ, ok := range map[string]bool{"": true, "oci": true, RuntimeTypeSandboxed: true, "vm": false} {
+		cfg := Default()
+		cfg.Runtimes["runsc"] = Runtime{RuntimePath: "/usr/bin/runsc", RuntimeType: typ}
+		err := cfg.Validate()
+		if (err == nil) != ok || (err != nil && !strings.Contains(err.Error(), "runtimes.runsc.runtime_type")) {
+			t.Errorf("runtime_type %q: %v", typ, err)
+		}
+		if cfg.Runtimes["runsc"].Sandboxed() != (typ == RuntimeTypeSandboxed) {
+			t.Errorf("runtime_type %q: Sandboxed() wrong", typ)
+		}
+	}
+}

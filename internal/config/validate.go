@@ -94,8 +94,13 @@ func (c *Config) Validate() error {
 		if rt.MonitorPath != "" && !filepath.IsAbs(rt.MonitorPath) {
 			return fmt.Errorf("key \"runtimes.%s.monitor_path\": %q is not an absolute path", name, rt.MonitorPath)
 		}
-		if rt.RuntimeType != "" && rt.RuntimeType != "oci" {
-			return fmt.Errorf("key \"runtimes.%s.runtime_type\": %q is not allowed; only \"oci\"", name, rt.RuntimeType)
+		for i, a := range rt.RuntimeArgs {
+			if !strings.HasPrefix(a, "-") {
+				return fmt.Errorf("key \"runtimes.%s.runtime_args\": [%d] %q is not a flag", name, i, a)
+			}
+		}
+		if rt.RuntimeType != "" && rt.RuntimeType != "oci" && rt.RuntimeType != RuntimeTypeSandboxed {
+			return fmt.Errorf("key \"runtimes.%s.runtime_type\": %q is not allowed; \"oci\" or %q", name, rt.RuntimeType, RuntimeTypeSandboxed)
 		}
 		for _, a := range rt.AllowedAnnotations {
 			if !podannotations.IsKnown(a) {

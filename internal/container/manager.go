@@ -22,6 +22,7 @@ import (
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/internal/podsandbox"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/store"
 )
@@ -48,6 +49,10 @@ type Options struct {
 	AbandonedGrace time.Duration
 	// Devices resolves CDI devices; nil refuses containers asking for any.
 	Devices Devices
+	// SandboxedHandlers run a pod's containers inside the pod's sandbox
+	// (internal/podsandbox): their specs carry the annotations naming it,
+	// and the runtime keeps the pod's PID namespace.
+	SandboxedHandlers map[string]bool
 	// OnExit is told how each container ended (for metrics).
 	OnExit func(reason string, monitorLost bool)
 	Log    *slog.Logger
@@ -230,6 +235,9 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if err := m.applyUserns(c, sb, s); err != nil {
 		return fail("prepare user namespace mounts", err)
 	}
+	if m.opts.SandboxedHandlers[c.Handler] {
+		podsandbox.Annotate(s, sb.ID, c.Spec.PIDMode == string(sandbox.ModePod))
+	}
 	c.recordSpecFacts(s)
 	if err := writeBundle(c.Bundle, s); err != nil {
 		return fail("write bundle", err)
@@ -292,15 +300,21 @@ func (m *Manager) ociContainer(c *Container, sb *sandbox.Sandbox, img *images.Im
 		HostNetwork: sb.Spec.NetworkMode == sandbox.ModeNode,
 		HostIPC:     sb.Spec.IPCMode == sandbox.ModeNode,
 	}
-	switch c.Spec.PIDMode {
-	case string(sandbox.ModeNode):
+	sandboxed := m.opts.SandboxedHandlers[c.Handler]
+	switch pid := c.Spec.PIDMode; {
+	case sandboxed && pid == string(sandbox.ModePod):
+		// The sandbox's own kernel keeps the pod's PID namespace
+		// (podsandbox.Annotate drops the spec's).
+	case sandboxed && (pid == string(sandbox.ModeNode) || pid == string(sandbox.ModeTarget)):
+		return nil, errdefs.FailedPrecondition("config.linux.security_context.namespace_options.pid: runtime handler %q runs the pod's processes in its own kernel; a %s PID namespace cannot be joined", c.Handler, pid)
+	case pid == string(sandbox.ModeNode):
 		ns.HostPID = true
-	case string(sandbox.ModePod):
+	case pid == string(sandbox.ModePod):
 		if sb.PodInit == nil {
 			return nil, errdefs.FailedPrecondition("pod %s shares its PID namespace but has no init process", sb.ID)
 		}
 		ns.PIDPath = sb.PodInit.NsPath()
-	case string(sandbox.ModeTarget):
+	case pid == string(sandbox.ModeTarget):
 		target, err := m.Get(c.Spec.TargetID)
 		if err != nil || target.Monitor == nil || target.State != StateRunning {
 			return nil, errdefs.FailedPrecondition("target container %q of the PID namespace is not running", c.Spec.TargetID)

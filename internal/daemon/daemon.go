@@ -33,6 +33,7 @@ import (
 	"github.com/floe-cri/floe/internal/ocifeatures"
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/podinit"
+	"github.com/floe-cri/floe/internal/podsandbox"
 	"github.com/floe-cri/floe/internal/procmem"
 	"github.com/floe-cri/floe/internal/sandbox"
 	"github.com/floe-cri/floe/internal/server"
@@ -93,7 +94,17 @@ func Run(cfg *config.Config, reload Reloader) error {
 		return err
 	}
 	probes := newProbes(cfg, log)
-	probeResults := probes.ProbeAll(context.Background())
+	// Probes run in the background so that no handler's probe holds up
+	// floe or another handler's pods (gVisor's takes ~2 s); the startup
+	// checks wait a moment for the quick ones (runc, crun).
+	probeCtx, stopProbes := context.WithCancel(context.Background())
+	defer probes.Wait()
+	defer stopProbes()
+	select {
+	case <-probes.Start(probeCtx):
+	case <-time.After(startupProbeWait):
+	}
+	probeResults := probes.Results()
 	ckpt := checkpoint.Detect(context.Background(), checkpoint.DefaultCRIU)
 	findings := append(diagnose.Run(context.Background(), cfg, net, cg, diagnose.DefaultHost, probeResults), diagnose.Checkpoint(ckpt))
 	fmt.Fprint(os.Stderr, diagnose.Format(findings))
@@ -120,6 +131,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		CgroupDriver:   cfg.CgroupManager,
 		Cgroups:        cg,
 		PodInit:        podInitPrograms(log),
+		PodRuntimes:    podRuntimes(cfg, log),
 		Log:            log,
 	})
 	defer sandboxes.Close()
@@ -287,7 +299,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 				reloadConfig(log, level, reload, imgs)
 				// The host may have changed (a runtime installed or
 				// upgraded, a cgroup mounted): try every handler again.
-				probes.ProbeAll(context.Background())
+				probes.Start(probeCtx)
 				if err := subIDs.Load(); err != nil {
 					log.Info("SIGHUP: automatic pod user namespaces (userns-mode=auto) unavailable", "reason", err)
 				}
@@ -351,6 +363,50 @@ func podInitPrograms(log *slog.Logger) podinit.Programs {
 	return p
 }
 
+// startupProbeWait is how long the startup checks wait for the handlers'
+// probes: enough for runc and crun (tens of milliseconds); a slower one
+// is shown as under way, and its result is logged when it comes.
+const startupProbeWait = 500 * time.Millisecond
+
+// shimBinary is what conmon runs a sandboxed runtime through
+// (internal/podinit/runtimeshim.go): the small floe-pod-init, or floe.
+func shimBinary(log *slog.Logger) string {
+	if bin := podInitExe(log); bin != "" {
+		return bin
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		log.Warn("cannot locate the floe binary for the runtime shim", "err", err)
+	}
+	return exe
+}
+
+// podRuntimes returns the pod sandbox keeper of every sandboxed handler.
+func podRuntimes(cfg *config.Config, log *slog.Logger) map[string]sandbox.PodRuntime {
+	out := map[string]sandbox.PodRuntime{}
+	for name, rt := range cfg.Runtimes {
+		if !rt.Sandboxed() {
+			continue
+		}
+		out[name] = podsandbox.New(podsandbox.Options{
+			Handler: name, RuntimePath: rt.RuntimePath, RuntimeRoot: rt.RuntimeRoot, RuntimeArgs: rt.RuntimeArgs,
+			SystemdCgroup: cfg.CgroupManager == "systemd", CgroupDriver: cfg.CgroupManager,
+			// Only the static floe-pod-init runs in the pause
+			// container's empty root (floe links libc).
+			PauseBinary: podInitExe(log), Log: log.With("handler", name),
+		})
+	}
+	return out
+}
+
+func sandboxedHandlers(cfg *config.Config) map[string]bool {
+	out := map[string]bool{}
+	for name, rt := range cfg.Runtimes {
+		out[name] = rt.Sandboxed()
+	}
+	return out
+}
+
 // newProbes returns the trial-container prober of every configured
 // handler. Its work dir is under the run dir (tmpfs, floe's own), and its
 // container's process is floe's small pod init, or floe itself: a binary
@@ -364,7 +420,11 @@ func newProbes(cfg *config.Config, log *slog.Logger) *handlerprobe.Registry {
 	}
 	targets := make([]handlerprobe.Target, 0, len(cfg.Runtimes))
 	for _, name := range slices.Sorted(maps.Keys(cfg.Runtimes)) {
-		targets = append(targets, handlerprobe.Target{Name: name, RuntimePath: cfg.Runtimes[name].RuntimePath, SystemdCgroup: cfg.CgroupManager == "systemd"})
+		rt := cfg.Runtimes[name]
+		// A sandboxed runtime sets its sandbox up (network included)
+		// only when the container starts, so its probe starts it too.
+		targets = append(targets, handlerprobe.Target{Name: name, RuntimePath: rt.RuntimePath, RuntimeArgs: rt.RuntimeArgs,
+			Start: rt.Sandboxed(), SystemdCgroup: cfg.CgroupManager == "systemd"})
 	}
 	return handlerprobe.NewRegistry(targets, handlerprobe.Options{
 		Dir: filepath.Join(cfg.RunDir, "probe"), Binary: bin, CgroupRoot: "/sys/fs/cgroup",
@@ -386,6 +446,9 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 			ConmonPath:    rt.MonitorPath,
 			RuntimePath:   rt.RuntimePath,
 			RuntimeRoot:   rt.RuntimeRoot,
+			RuntimeArgs:   rt.RuntimeArgs,
+			Sandboxed:     rt.Sandboxed(),
+			ShimPath:      shimBinary(log),
 			SystemdCgroup: cfg.CgroupManager == "systemd",
 			ExitDir:       filepath.Join(cfg.RunDir, "exits", name),
 			SocketDir:     filepath.Join(cfg.RunDir, "s"),
@@ -420,11 +483,12 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 		},
 		// Containers share the sandboxes' creation settings: one bound
 		// and one grace for every kubelet create retry.
-		CreateTimeout:  cfg.Sandbox.CreateTimeout.Std(),
-		AbandonedGrace: cfg.Sandbox.AbandonedGrace.Std(),
-		Devices:        devices,
-		OnExit:         mets.ObserveExit,
-		Log:            log,
+		CreateTimeout:     cfg.Sandbox.CreateTimeout.Std(),
+		AbandonedGrace:    cfg.Sandbox.AbandonedGrace.Std(),
+		Devices:           devices,
+		SandboxedHandlers: sandboxedHandlers(cfg),
+		OnExit:            mets.ObserveExit,
+		Log:               log,
 	}), closeAll
 }
 

@@ -128,6 +128,8 @@ func checkRuntime(ctx context.Context, name string, rt config.Runtime, isDefault
 			return Finding{level, item, fmt.Sprintf("%s is UNUSABLE: its trial container failed: %s; pods asking for handler %q are refused", desc, res.Error, name)}
 		}
 		desc += fmt.Sprintf("; trial container made and deleted in %v", res.Duration.Round(time.Millisecond))
+	} else if probes != nil {
+		desc += "; trial container still under way (its result goes to the log, floe status and Status; pods asking for it wait for it)"
 	}
 	return Finding{OK, item, desc}
 }

@@ -31,8 +31,12 @@ const Timeout = 15 * time.Second
 
 // Target is what is probed: one configured handler.
 type Target struct {
-	Name          string
-	RuntimePath   string
+	Name        string
+	RuntimePath string
+	RuntimeArgs []string
+	// Start starts the trial container too: gVisor sets up the
+	// sandbox's network only then.
+	Start         bool
 	SystemdCgroup bool
 }
 
@@ -106,12 +110,11 @@ func probe(ctx context.Context, t Target, o Options) (err error) {
 	if err := writeBundle(bundle, id, t, o); err != nil {
 		return err
 	}
-	root := filepath.Join(work, "state")
-	global := []string{"--root", root}
-	if t.SystemdCgroup {
-		global = append(global, "--systemd-cgroup")
+	global := globalArgs(t, work)
+	createErr := run(ctx, t.RuntimePath, work, "create", append(slices.Clone(global), "create", "--bundle", bundle, id))
+	if createErr == nil && t.Start {
+		createErr = run(ctx, t.RuntimePath, work, "start", append(slices.Clone(global), "start", id))
 	}
-	createErr := run(ctx, t.RuntimePath, work, "create", append(global, "create", "--bundle", bundle, id))
 	// Deleted whatever create said: a runtime may fail after it has
 	// started the container's init or made its cgroup.
 	delErr := remove(context.WithoutCancel(ctx), t.RuntimePath, work, global, id)
@@ -143,10 +146,7 @@ func Sweep(ctx context.Context, targets []Target, o Options) error {
 			if !strings.HasPrefix(e.Name(), "floe-probe-"+t.Name+"-") {
 				continue
 			}
-			global := []string{"--root", filepath.Join(work, "state")}
-			if t.SystemdCgroup {
-				global = append(global, "--systemd-cgroup")
-			}
+			global := globalArgs(t, work)
 			// A probe killed before create leaves no container: the
 			// delete's "does not exist" is expected then.
 			_ = remove(ctx, t.RuntimePath, work, global, e.Name())
@@ -160,6 +160,16 @@ func Sweep(ctx context.Context, targets []Target, o Options) error {
 	}
 	_ = os.Remove(o.Dir)
 	return errors.Join(errs...)
+}
+
+// globalArgs are the runtime's flags for a probe in work: the handler's
+// own, then a state root inside work.
+func globalArgs(t Target, work string) []string {
+	global := append(slices.Clone(t.RuntimeArgs), "--root", filepath.Join(work, "state"))
+	if t.SystemdCgroup {
+		global = append(global, "--systemd-cgroup")
+	}
+	return global
 }
 
 // remove kills and deletes the probe container. `delete --force` alone

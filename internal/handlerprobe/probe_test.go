@@ -135,13 +135,23 @@ func TestRunscProbe(t *testing.T) {
 	if _, err := exec.LookPath("/usr/bin/runsc"); err != nil {
 		t.Skip("runsc not installed")
 	}
-	var r Result
+	// gVisor's process must run inside its sandbox: a static binary.
+	o.Binary = "/bin/busybox"
+	var plain, hostNet Result
 	probeLeaves(t, o, func() {
-		r = Probe(context.Background(), Target{Name: "runsc", RuntimePath: "/usr/bin/runsc"}, o)
+		plain = Probe(context.Background(), Target{Name: "runsc", RuntimePath: "/usr/bin/runsc", Start: true}, o)
+		hostNet = Probe(context.Background(), Target{Name: "runsc", RuntimePath: "/usr/bin/runsc", RuntimeArgs: []string{"--network=host"}, Start: true}, o)
 	})
-	t.Logf("runsc probe: usable=%v in %v: %s", r.Usable, r.Duration, r.Error)
-	if !r.Usable {
-		t.Errorf("runsc unusable: %s", r.Error)
+	t.Logf("runsc probe (its own network stack): usable=%v in %v: %s", plain.Usable, plain.Duration, plain.Error)
+	t.Logf("runsc probe (--network=host): usable=%v in %v: %s", hostNet.Usable, hostNet.Duration, hostNet.Error)
+	// runsc 20221219 decides it is in the host's network namespace when
+	// /proc/sys/net/core/rmem_default exists, which newer kernels have
+	// in every namespace: it then refuses to start.
+	if !plain.Usable && !strings.Contains(plain.Error, "runsc start") {
+		t.Errorf("runsc's refusal should come from its start: %s", plain.Error)
+	}
+	if !hostNet.Usable {
+		t.Errorf("runsc --network=host unusable: %s", hostNet.Error)
 	}
 }
 
@@ -155,7 +165,7 @@ func TestSweepRemovesAnInterruptedProbe(t *testing.T) {
 	work := filepath.Join(o.Dir, id)
 	// Should the test stop half-way, its container must not outlive it.
 	t.Cleanup(func() {
-		_ = remove(context.Background(), target.RuntimePath, work, []string{"--root", filepath.Join(work, "state")}, id)
+		_ = remove(context.Background(), target.RuntimePath, work, globalArgs(target, work), id)
 		_ = removeCgroups(o.CgroupRoot, id)
 	})
 	probeLeaves(t, o, func() {
@@ -195,4 +205,44 @@ func TestRegistryCheckNamesHandlerAndReason(t *testing.T) {
 	if nilReg.Check("x") != nil || nilReg.Results() != nil {
 		t.Fatal("a nil registry must allow every handler")
 	}
+}
+
+// TestRegistryProbesInTheBackground: Start returns at once; a slow
+// handler is "probing" and counts usable for Check, Await waits for its
+// result, and a quick handler's Await does not wait for the slow one.
+func TestRegistryProbesInTheBackground(t *testing.T) {
+	dir := t.TempDir()
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	slow := Target{Name: "slow", RuntimePath: script("slow", `case " $* " in *" create "*) sleep 1; echo "slow runtime says no" >&2; exit 1;; esac`)}
+	quick := Target{Name: "quick", RuntimePath: script("quick", "exit 0")}
+	reg := NewRegistry([]Target{slow, quick}, Options{Dir: filepath.Join(dir, "probe"), Binary: "/bin/true"}, slog.New(slog.DiscardHandler))
+	start := time.Now()
+	done := reg.Start(context.Background())
+	if time.Since(start) > 200*time.Millisecond {
+		t.Errorf("Start took %v", time.Since(start))
+	}
+	if !reg.Probing("slow") || reg.Check("slow") != nil {
+		t.Errorf("slow handler: probing %v, check %v; want probing and usable meanwhile", reg.Probing("slow"), reg.Check("slow"))
+	}
+	if err := reg.Await(context.Background(), "quick"); err != nil {
+		t.Errorf("quick handler: %v", err)
+	}
+	if waited := time.Since(start); waited > 800*time.Millisecond {
+		t.Errorf("the quick handler's Await waited %v, for the slow one", waited)
+	}
+	err := reg.Await(context.Background(), "slow")
+	if errdefs.KindOf(err) != errdefs.KindFailedPrecondition || !strings.Contains(err.Error(), "slow runtime says no") {
+		t.Errorf("slow handler after its probe: %v", err)
+	}
+	<-done
+	if reg.Probing("slow") || reg.Probing("quick") {
+		t.Error("still probing after the round")
+	}
+	reg.Wait()
 }

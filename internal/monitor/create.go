@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/floe-cri/floe/internal/podinit"
 )
 
 // CreateOptions describe a container to create from a bundle.
@@ -41,8 +43,19 @@ type syncMessage struct {
 
 // conmonArgs are the flags every conmon invocation shares.
 func (m *Monitor) conmonArgs(id, uuid string) []string {
-	args := []string{"--api-version", "1", "-c", id, "-u", uuid, "-r", m.cfg.RuntimePath,
+	runtime := m.cfg.RuntimePath
+	var shim []string
+	if m.cfg.Sandboxed {
+		// conmon runs the runtime through the shim, which gives it a
+		// process to follow per container (see sandboxed.go).
+		runtime = m.cfg.ShimPath
+		shim = []string{podinit.RuntimeShimArg, m.cfg.RuntimePath}
+	}
+	args := []string{"--api-version", "1", "-c", id, "-u", uuid, "-r", runtime,
 		"--socket-dir-path", m.cfg.SocketDir}
+	for _, a := range shim {
+		args = append(args, "--runtime-arg", a)
+	}
 	for _, a := range m.runtimeGlobalArgs() {
 		args = append(args, "--runtime-arg", a)
 	}
@@ -166,7 +179,12 @@ func (m *Monitor) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	c := &Container{
 		ID: opts.ID, Bundle: opts.Bundle, LogPath: opts.LogPath, Pid: msg.Data,
 		ConmonPid: readPidFile(filepath.Join(opts.Bundle, "conmon.pid")),
-		CreatedAt: time.Now(), MemoryCgroup: memoryCgroupOf(msg.Data),
+		CreatedAt: time.Now(),
+	}
+	if !m.cfg.Sandboxed {
+		// A sandboxed container's pid is its waiter's (a host process
+		// outside the container's cgroup).
+		c.MemoryCgroup = memoryCgroupOf(msg.Data)
 	}
 	log.Debug("container created", "pid", c.Pid, "conmon", c.ConmonPid)
 	return c, nil

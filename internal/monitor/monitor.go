@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,7 +49,16 @@ type Config struct {
 	LogSizeMax int64
 	// CommandTimeout bounds each runc invocation (default 30s).
 	CommandTimeout time.Duration
-	Log            *slog.Logger
+	// RuntimeArgs are global flags for every runtime command (the
+	// handler's runtime_args).
+	RuntimeArgs []string
+	// Sandboxed: the runtime runs a pod's containers in one sandbox and
+	// reports its pid for each (runsc); conmon then runs it through
+	// ShimPath (floe-pod-init or floe, see internal/podinit/runtimeshim.go
+	// and sandboxed.go).
+	Sandboxed bool
+	ShimPath  string
+	Log       *slog.Logger
 }
 
 // Container is what the caller keeps about a created container: enough to
@@ -126,6 +136,9 @@ func New(cfg Config) (*Monitor, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if err := checkShim(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.ExitDir == "" || cfg.SocketDir == "" {
 		return nil, errors.New("monitor: ExitDir and SocketDir are required")
@@ -398,9 +411,11 @@ func (m *Monitor) runtime(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 func (m *Monitor) runtimeGlobalArgs() []string {
-	var args []string
+	args := slices.Clone(m.cfg.RuntimeArgs)
 	if m.cfg.RuntimeRoot != "" {
-		args = append(args, "--root", m.cfg.RuntimeRoot)
+		// One argument: the runtime shim of sandboxed runtimes finds
+		// the command as the first argument that is no flag.
+		args = append(args, "--root="+m.cfg.RuntimeRoot)
 	}
 	if m.cfg.SystemdCgroup {
 		args = append(args, "--systemd-cgroup")
@@ -410,7 +425,13 @@ func (m *Monitor) runtimeGlobalArgs() []string {
 
 // Start starts a created container's process.
 func (m *Monitor) Start(ctx context.Context, c *Container) error {
-	if _, err := m.runtime(ctx, "start", c.ID); err != nil {
+	start := m.runtime
+	if m.cfg.Sandboxed {
+		start = func(ctx context.Context, args ...string) ([]byte, error) {
+			return nil, m.startSandboxed(ctx, c)
+		}
+	}
+	if _, err := start(ctx, "start", c.ID); err != nil {
 		return fmt.Errorf("container %s: start: %w", c.ID, err)
 	}
 	m.log.Debug("container started", "container", c.ID, "pid", c.Pid)
@@ -477,6 +498,16 @@ func (m *Monitor) Kill(ctx context.Context, c *Container, sig syscall.Signal, al
 	if err != nil && (strings.Contains(err.Error(), "not running") || strings.Contains(err.Error(), "process already finished")) {
 		return nil
 	}
+	if err != nil && m.cfg.Sandboxed && strings.Contains(err.Error(), "in state created") {
+		// runsc cannot signal a container that was created but never
+		// started (a failed StartContainer): it has no process yet, so
+		// deleting it is its end; its waiter then exits and conmon writes
+		// the exit file.
+		if _, derr := m.runtime(ctx, "delete", "--force", c.ID); derr != nil && errdefs.KindOf(derr) != errdefs.KindNotFound {
+			return fmt.Errorf("container %s: delete a created, never started container: %w", c.ID, derr)
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("container %s: kill %v: %w", c.ID, sig, err)
 	}
@@ -520,7 +551,9 @@ func (m *Monitor) signalAndWait(ctx context.Context, c *Container, sig syscall.S
 		// PID 1 of a namespace drops signals it has no handler for. A stop
 		// that arrives right after the start (critest does this) can reach
 		// the process before it has set its handlers; resend once it has.
-		dropped := signalWouldBeDropped(c.Pid, sig)
+		// (A sandboxed runtime's pid is its sandbox's: the check does not
+		// apply, and its own kernel delivers the signal.)
+		dropped := !m.cfg.Sandboxed && signalWouldBeDropped(c.Pid, sig)
 		if err := m.Kill(ctx, c, sig, false); err != nil {
 			return nil, err
 		}

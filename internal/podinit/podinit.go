@@ -32,14 +32,26 @@ import (
 // HelperArg is the hidden first argument that makes the floe binary act as
 // the pod init; LauncherArg makes it the launcher. cmd/floe dispatches on
 // both (via IsHelper) before anything else runs.
+// PauseArg makes it the process of a sandboxed runtime's pod container
+// (gVisor's root container, see internal/podsandbox): it only waits.
 const (
 	HelperArg   = "__floe-pod-init"
 	LauncherArg = "__floe-pod-init-launch"
+	PauseArg    = "__floe-pause"
 )
 
-// IsHelper reports whether args (os.Args) ask for the launcher or the init.
+// IsHelper reports whether args (os.Args) ask for the launcher, the init,
+// the pause process or the sandboxed runtime's shim and waiter
+// (runtimeshim.go).
 func IsHelper(args []string) bool {
-	return len(args) > 1 && (args[1] == HelperArg || args[1] == LauncherArg)
+	if len(args) < 2 {
+		return false
+	}
+	switch args[1] {
+	case HelperArg, LauncherArg, PauseArg, RuntimeShimArg, runtimeWaitArg:
+		return true
+	}
+	return false
 }
 
 // Main runs the launcher or the init, as os.Args asks, and exits.
@@ -49,6 +61,12 @@ func Main() {
 		launcherMain(os.Args[2:])
 	case HelperArg:
 		initMain()
+	case PauseArg:
+		pauseMain()
+	case RuntimeShimArg:
+		runtimeShimMain(os.Args[2:])
+	case runtimeWaitArg:
+		runtimeWaitMain(os.Args[2:])
 	}
 	os.Exit(2)
 }
@@ -410,6 +428,22 @@ func initMain() {
 		default:
 			os.Exit(0)
 		}
+	}
+}
+
+// pauseMain holds a sandboxed runtime's pod sandbox open: it runs in the
+// runtime's own confinement (its container has an empty read-only root),
+// reaps whatever is reparented to it and ends on SIGTERM or SIGINT.
+func pauseMain() {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGCHLD, unix.SIGINT, unix.SIGTERM)
+	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGUSR1, unix.SIGUSR2)
+	reap()
+	for sig := range sigs {
+		if sig != unix.SIGCHLD {
+			os.Exit(0)
+		}
+		reap()
 	}
 }
 

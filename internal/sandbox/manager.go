@@ -45,7 +45,21 @@ type Options struct {
 	// launcher, cmd/floe-pod-reaper as the init); empty ones re-execute
 	// floe itself.
 	PodInit podinit.Programs
-	Log     *slog.Logger
+	// PodRuntimes keep the per-pod sandbox of sandboxed handlers (gVisor),
+	// by handler name; other handlers have none.
+	PodRuntimes map[string]PodRuntime
+	Log         *slog.Logger
+}
+
+// PodRuntime keeps the sandbox a sandboxed runtime handler runs all of a
+// pod's containers in (internal/podsandbox). StopPod must accept a pod
+// whose sandbox was never made or is gone (undo, crash recovery, repeated
+// stops).
+type PodRuntime interface {
+	StartPod(ctx context.Context, sb *Sandbox) error
+	StopPod(ctx context.Context, sb *Sandbox) error
+	// PodRunning tells a restarted floe whether the sandbox survived.
+	PodRunning(ctx context.Context, sb *Sandbox) bool
 }
 
 // Containers is what the sandbox core needs of the container core: a
@@ -157,6 +171,15 @@ func (m *Manager) validate(spec *Spec) error {
 	if !known {
 		return errdefs.InvalidArgument("runtime_handler", "%q is not configured; configured handlers: %s", spec.RuntimeHandler, strings.Join(m.opts.Handlers, ", "))
 	}
+	if m.opts.PodRuntimes[spec.RuntimeHandler] != nil {
+		// The sandbox brings its own kernel and network stack.
+		if spec.NetworkMode == ModeNode {
+			return errdefs.FailedPrecondition("config.linux.security_context.namespace_options.network: runtime handler %q runs each pod in its own sandbox with its own network stack; hostNetwork pods are not supported", spec.RuntimeHandler)
+		}
+		if spec.UserNS != nil {
+			return errdefs.FailedPrecondition("config.linux.security_context.namespace_options.userns_options: runtime handler %q does not run pods in a user namespace of floe's making", spec.RuntimeHandler)
+		}
+	}
 	// A parent in the other driver's form is refused with both settings
 	// named (a slice name under cgroupfs is expanded, which is safe).
 	if _, err := cgroups.ParentPath(m.opts.CgroupDriver, spec.CgroupParent); err != nil {
@@ -248,7 +271,9 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	} else {
 		failpoint.Hit("sandbox.after-pin")
 	}
-	if spec.PIDMode == ModePod && spec.UserNS == nil {
+	podRuntime := m.opts.PodRuntimes[spec.RuntimeHandler]
+	// A sandboxed runtime keeps its own process tree for the pod.
+	if spec.PIDMode == ModePod && spec.UserNS == nil && podRuntime == nil {
 		init, err := podinit.Start(ctx, podinit.Options{Programs: m.opts.PodInit, CgroupProcs: m.podCgroupProcs(sb), PodID: id})
 		if err != nil {
 			return fail("start pod init", err)
@@ -279,6 +304,17 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		}
 		failpoint.Hit("sandbox.after-cni-add")
 		log.Info("pod network set up", "netns", sb.NetnsName, "ips", att.IPs, "network", att.NetworkName, "took", time.Since(start))
+	}
+	if podRuntime != nil {
+		// After ADD: the runtime takes over the interfaces it finds in
+		// the pod's network namespace. Named by the pod id, the sandbox
+		// is found by a restarted floe without a record of its own.
+		start := time.Now()
+		if err := podRuntime.StartPod(ctx, sb); err != nil {
+			return fail("start pod sandbox", err)
+		}
+		failpoint.Hit("sandbox.after-pod-sandbox-start")
+		log.Info("pod sandbox started", "handler", spec.RuntimeHandler, "took", time.Since(start))
 	}
 	if err := m.hooks.RunPodSandbox(ctx, sb); err != nil {
 		return fail("NRI RunPodSandbox", err)
@@ -348,6 +384,12 @@ func (m *Manager) release(ctx context.Context, sb *Sandbox) error {
 			if err := init.Stop(ctx, 10*time.Second); err != nil {
 				return fmt.Errorf("stop pod init: %w", err)
 			}
+		}
+	}
+	if pr := m.opts.PodRuntimes[sb.Spec.RuntimeHandler]; pr != nil {
+		// Before DEL: the sandbox holds the pod's interfaces.
+		if err := pr.StopPod(ctx, sb); err != nil {
+			return fmt.Errorf("stop pod sandbox: %w", err)
 		}
 	}
 	if sb.Network != nil && !sb.NetworkDown {
@@ -493,8 +535,8 @@ func (m *Manager) Restore(ctx context.Context) error {
 		case sb.State == StateCreating:
 			m.log.Warn("undoing a sandbox whose creation was interrupted", "pod", sb.ID)
 			m.undo(sb.clone())
-		case sb.State == StateReady && !m.pinsIntact(sb):
-			m.log.Warn("sandbox lost its namespaces while floe was down; marking it not ready", "pod", sb.ID)
+		case sb.State == StateReady && (!m.pinsIntact(sb) || !m.podRuntimeRunning(ctx, sb)):
+			m.log.Warn("sandbox lost its namespaces or its runtime sandbox while floe was down; marking it not ready", "pod", sb.ID, "handler", sb.Spec.RuntimeHandler)
 			cp := sb.clone()
 			err := m.release(ctx, cp)
 			if err != nil {
@@ -531,6 +573,13 @@ func (m *Manager) podCgroupProcs(sb *Sandbox) []string {
 		return nil
 	}
 	return m.opts.Cgroups.ProcsFiles(sb.CgroupPath)
+}
+
+// podRuntimeRunning reports whether a sandboxed handler's pod sandbox is
+// still there (true for other handlers).
+func (m *Manager) podRuntimeRunning(ctx context.Context, sb *Sandbox) bool {
+	pr := m.opts.PodRuntimes[sb.Spec.RuntimeHandler]
+	return pr == nil || pr.PodRunning(ctx, sb)
 }
 
 func (m *Manager) pinsIntact(sb *Sandbox) bool {

@@ -56,7 +56,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	// A pod made before its handler failed a probe (a SIGHUP re-probe)
 	// gets no new containers from it.
-	if err := s.deps.Probes.Check(sb.Spec.RuntimeHandler); err != nil {
+	if err := s.deps.Probes.Await(ctx, sb.Spec.RuntimeHandler); err != nil {
 		return nil, err
 	}
 	if err := containerUserns(req.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions(), sb.Spec.UserNS); err != nil {

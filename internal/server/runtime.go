@@ -96,6 +96,14 @@ func (s *Server) handlerConditions() []*runtimeapi.RuntimeCondition {
 	var out []*runtimeapi.RuntimeCondition
 	for _, name := range s.handlerNames() {
 		res, ok := probes[name]
+		if s.deps.Probes.Probing(name) {
+			// Counted usable meanwhile; pods asking for it wait for
+			// the result.
+			c := &runtimeapi.RuntimeCondition{Type: HandlerConditionPrefix + name, Status: !ok || res.Usable, Reason: "HandlerProbing",
+				Message: "its trial container is under way; pods asking for it wait for the result"}
+			out = append(out, c)
+			continue
+		}
 		if !ok {
 			continue
 		}

@@ -33,7 +33,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if handler == "" {
 		handler = s.deps.Config.DefaultRuntime
 	}
-	if err := s.deps.Probes.Check(handler); err != nil {
+	// A handler whose probe is still under way (startup, SIGHUP) is
+	// waited for; other handlers' probes are not.
+	if err := s.deps.Probes.Await(ctx, handler); err != nil {
 		return nil, err
 	}
 	release, err := s.applyPodAnnotations(&spec)

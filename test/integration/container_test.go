@@ -40,6 +40,8 @@ type containerEnvOptions struct {
 	// Images are pushed and pulled besides busybox:ct; the env's images
 	// map holds their pulled references by tag.
 	Images map[string]*fixtures.Image
+	// Handler is the pod's runtime handler ("" for the default).
+	Handler string
 }
 
 func newContainerEnvWith(t *testing.T, o containerEnvOptions) *containerEnv {
@@ -64,7 +66,7 @@ func newContainerEnvWith(t *testing.T, o containerEnvOptions) *containerEnv {
 	if o.Pod != nil {
 		o.Pod(env.podCfg)
 	}
-	resp, err := d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: env.podCfg})
+	resp, err := d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: env.podCfg, RuntimeHandler: o.Handler})
 	if err != nil {
 		t.Fatalf("RunPodSandbox: %v", err)
 	}
