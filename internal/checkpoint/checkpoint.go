@@ -10,7 +10,6 @@ package checkpoint
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -66,10 +65,6 @@ func (s Support) Check(what string) error {
 	}
 	return errdefs.FailedPrecondition("%s: this host cannot checkpoint or restore containers: %s", what, s.Problem)
 }
-
-// ErrNotImplemented is returned where criu works but floe does not yet
-// write or read checkpoint archives.
-var ErrNotImplemented = errors.New("checkpoint archives are not implemented by floe yet; criu works on this host")
 
 // errorLines keeps criu's "Error" lines (its reason), or its whole output
 // when there are none, on one line.

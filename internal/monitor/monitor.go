@@ -46,6 +46,10 @@ type Config struct {
 	// LogSizeMax bounds a container's log file; conmon truncates it when
 	// exceeded. 0 means unbounded.
 	LogSizeMax int64
+	// CRIUPath is the criu runc checkpoints and restores with (runc's
+	// global --criu); empty leaves runc's default (criu in PATH). Only
+	// for runc: other runtimes do not take the flag.
+	CRIUPath string
 	// CommandTimeout bounds each runc invocation (default 30s).
 	CommandTimeout time.Duration
 	Log            *slog.Logger
@@ -404,6 +408,9 @@ func (m *Monitor) runtimeGlobalArgs() []string {
 	}
 	if m.cfg.SystemdCgroup {
 		args = append(args, "--systemd-cgroup")
+	}
+	if m.cfg.CRIUPath != "" {
+		args = append(args, "--criu", m.cfg.CRIUPath)
 	}
 	return args
 }
