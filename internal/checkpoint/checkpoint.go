@@ -1,16 +1,17 @@
-// Package checkpoint decides whether this host can checkpoint and restore
-// containers (CRI CheckpointContainer, KEP-2008), which runc does through
-// criu. It asks criu itself (`criu check`) once at startup: criu fails on
-// kernels newer than it knows (criu 3.17 on Linux 6.13+, whose vDSO has an
-// extra [vvar_vclock] area, stops at "Unexpected rt vDSO area bounds"), and
-// every dump or restore would then fail the same way after floe had paused
-// the container. The answer and criu's own error are kept for the RPCs,
-// the startup checks and Status.
+// Package checkpoint is checkpoint/restore of containers (CRI
+// CheckpointContainer, KEP-2008) below the container core: whether criu
+// works on this host, and the archive format (archive.go, rootfs.go).
+// runc does the dump and restore through criu. Whether criu works is
+// asked of criu itself (`criu check`) once at startup: criu fails on
+// kernels newer than it knows (criu 3.17 on Linux 6.13+, whose vDSO has
+// an extra [vvar_vclock] area, stops at "Unexpected rt vDSO area
+// bounds"), and every dump or restore would then fail the same way after
+// floe had frozen the container. The answer and criu's own error are kept
+// for the RPCs, the startup checks and Status.
 package checkpoint
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -66,10 +67,6 @@ func (s Support) Check(what string) error {
 	}
 	return errdefs.FailedPrecondition("%s: this host cannot checkpoint or restore containers: %s", what, s.Problem)
 }
-
-// ErrNotImplemented is returned where criu works but floe does not yet
-// write or read checkpoint archives.
-var ErrNotImplemented = errors.New("checkpoint archives are not implemented by floe yet; criu works on this host")
 
 // errorLines keeps criu's "Error" lines (its reason), or its whole output
 // when there are none, on one line.

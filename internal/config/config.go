@@ -45,6 +45,7 @@ type Config struct {
 	Registries     RegistriesConfig   `toml:"registries" comment:"Registry resolution through registries.conf (search registries, mirrors, insecure and blocked registries)."`
 	NRI            NRIConfig          `toml:"nri" comment:"NRI (Node Resource Interface) plugins, which see and may adjust every pod and container."`
 	CDI            CDIConfig          `toml:"cdi" comment:"CDI (Container Device Interface) devices: ContainerConfig.CDIDevices and the cdi.k8s.io/* annotations."`
+	Checkpoint     CheckpointConfig   `toml:"checkpoint" comment:"Checkpoint/restore of containers (CRI CheckpointContainer, restore through CreateContainer) with criu."`
 
 	// Sources lists the files that were read, in order, for reports.
 	Sources []string `toml:"-"`
@@ -161,6 +162,11 @@ type CDIConfig struct {
 	SpecDirs []string `toml:"spec_dirs" comment:"Directories holding CDI spec files, lowest priority first (a device in a later directory wins)."`
 }
 
+// CheckpointConfig configures checkpoint/restore.
+type CheckpointConfig struct {
+	CRIUPath string `toml:"criu_path" comment:"criu binary floe checks at startup and runc uses (runc --criu). Kernels newer than the criu knows fail 'criu check' (Debian bookworm's criu 3.17 on Linux 6.13+): point this at a newer criu (4.x) to checkpoint there."`
+}
+
 // ContainersConfig configures containers.
 type ContainersConfig struct {
 	LogSizeMax          Size     `toml:"log_size_max" comment:"Largest a container log may grow before conmon truncates it (bytes or 10Mi); 0 means unlimited (the kubelet rotates logs itself)."`
@@ -225,7 +231,8 @@ func Default() *Config {
 			RegistrationTimeout: Duration(5e9),
 			RequestTimeout:      Duration(2e9),
 		},
-		CDI: CDIConfig{SpecDirs: []string{"/etc/cdi", "/var/run/cdi"}},
+		CDI:        CDIConfig{SpecDirs: []string{"/etc/cdi", "/var/run/cdi"}},
+		Checkpoint: CheckpointConfig{CRIUPath: "/usr/sbin/criu"},
 	}
 }
 

@@ -139,6 +139,9 @@ func (c *Config) validateExtensions() error {
 			return fmt.Errorf("key \"cdi.spec_dirs\": %q is not an absolute path", d)
 		}
 	}
+	if !filepath.IsAbs(c.Checkpoint.CRIUPath) {
+		return fmt.Errorf("key \"checkpoint.criu_path\": %q is not an absolute path", c.Checkpoint.CRIUPath)
+	}
 	return nil
 }
 

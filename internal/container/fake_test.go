@@ -184,6 +184,10 @@ func (f *fakeRuntime) Attach(context.Context, *monitor.Container, monitor.Attach
 }
 
 func (f *fakeRuntime) Resize(*monitor.Container, uint16, uint16) error { return nil }
+func (f *fakeRuntime) CheckpointSupport() error                        { return errors.New("the fake cannot checkpoint") }
+func (f *fakeRuntime) Checkpoint(context.Context, *monitor.Container, monitor.CheckpointOptions) error {
+	return errors.New("the fake cannot checkpoint")
+}
 
 var _ Runtime = (*fakeRuntime)(nil)
 
@@ -220,6 +224,8 @@ func (f *fakeImages) CreateContainerLayer(_, containerID, _ string) (string, err
 	f.mu.Unlock()
 	return dir, nil
 }
+
+func (f *fakeImages) ContainerChanges(string) ([]images.LayerChange, error) { return nil, nil }
 
 func (f *fakeImages) DeleteContainerLayer(containerID string) error {
 	f.mu.Lock()

@@ -210,6 +210,11 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	}
 	step("rootfs")
 	failpoint.Hit("container.after-rootfs")
+	if spec.Restore != nil {
+		if err := m.prepareRestore(c); err != nil {
+			return fail("unpack checkpoint archive", err)
+		}
+	}
 	oc, err := m.ociContainer(c, sb, img, volumeSources)
 	if err != nil {
 		return fail("prepare spec", err)
@@ -250,6 +255,11 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 		}
 	} else if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
 		return fail("create log directory", err)
+	}
+	if spec.Restore != nil {
+		// `runc restore` creates and starts at once: StartContainer does it.
+		log.Info("container created from checkpoint; its start restores it", "archive", spec.Restore.Archive, "from", spec.Restore.FromID)
+		return c, nil
 	}
 	mc, err := mon.Create(ctx, monitor.CreateOptions{ID: id, Bundle: c.Bundle, LogPath: c.LogPath, Terminal: oc.TTY, Stdin: oc.Stdin, LeaveStdinOpen: oc.Stdin && !oc.StdinOnce})
 	if err != nil {
@@ -440,6 +450,9 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if c.State != StateCreated {
 		return errdefs.FailedPrecondition("container %s is %s; only a created container can be started", c.ID, c.State)
 	}
+	if c.RestoreImages != "" && c.Monitor == nil {
+		return m.startRestore(ctx, c)
+	}
 	mon, err := m.monitorFor(c)
 	if err != nil {
 		return err
@@ -462,6 +475,33 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	}
 	m.follow(c.ID, mon, c.Monitor)
 	m.log.Info("container started", "container", c.ID, "pod", c.SandboxID)
+	m.hooks.PostStartContainer(ctx, c)
+	return nil
+}
+
+// startRestore is Start of a container created from a checkpoint, under
+// its operation lock.
+func (m *Manager) startRestore(ctx context.Context, c *Container) error {
+	mon, ok := m.opts.Runtimes[c.Handler]
+	if !ok {
+		return errdefs.FailedPrecondition("runtime handler %q of container %s has no monitor", c.Handler, c.ID)
+	}
+	if err := m.hooks.StartContainer(ctx, c); err != nil {
+		return err
+	}
+	mc, err := m.startRestored(context.WithoutCancel(ctx), c, mon)
+	if err != nil {
+		return err
+	}
+	if _, err := m.update(c.ID, func(c *Container) error {
+		c.Monitor = mc
+		return started(c)
+	}); err != nil {
+		return err
+	}
+	c.Monitor = mc
+	m.follow(c.ID, mon, mc)
+	m.log.Info("container started", "container", c.ID, "pod", c.SandboxID, "restored", true)
 	m.hooks.PostStartContainer(ctx, c)
 	return nil
 }

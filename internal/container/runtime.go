@@ -38,6 +38,10 @@ type Runtime interface {
 	Exec(ctx context.Context, c *monitor.Container, process *specs.Process, s monitor.ExecStreams) (int, error)
 	Attach(ctx context.Context, c *monitor.Container, s monitor.AttachStreams) error
 	Resize(c *monitor.Container, rows, cols uint16) error
+	// CheckpointSupport says why this handler cannot checkpoint, or nil.
+	CheckpointSupport() error
+	// Checkpoint dumps the running container with criu.
+	Checkpoint(ctx context.Context, c *monitor.Container, opts monitor.CheckpointOptions) error
 }
 
 var _ Runtime = (*monitor.Monitor)(nil)
@@ -49,6 +53,7 @@ type Images interface {
 	Status(ref string) (*images.Image, error)
 	CreateContainerLayer(ref, containerID, name string) (string, error)
 	DeleteContainerLayer(containerID string) error
+	ContainerChanges(containerID string) ([]images.LayerChange, error)
 	MountImage(imageID, holder string) (string, error)
 	UnmountImage(imageID, holder string) error
 	AdoptImageMount(imageID, holder string)

@@ -60,6 +60,16 @@ type Spec struct {
 	CDIDevices []string `json:"cdiDevices,omitempty"`
 	// Raw is the CRI ContainerConfig in deterministic protobuf encoding.
 	Raw []byte `json:"raw,omitempty"`
+	// Restore is set when the container is a restore of a checkpoint
+	// archive (CreateContainer naming the archive as its image).
+	Restore *RestoreSource `json:"restore,omitempty"`
+}
+
+// RestoreSource is the checkpoint a container is restored from.
+type RestoreSource struct {
+	Archive string `json:"archive"`
+	// FromID is the checkpointed container's id.
+	FromID string `json:"fromId"`
 }
 
 func (s *Spec) hash() string { return objects.Hash(s) }
@@ -92,6 +102,10 @@ type Container struct {
 	// status, stats and inspect need not read the bundle.
 	User        *specs.User `json:"user,omitempty"`
 	CgroupsPath string      `json:"cgroupsPath,omitempty"`
+	// RestoreImages is the directory of criu images (in the bundle) a
+	// restored container's StartContainer restores from: until then it
+	// has no monitor, since `runc restore` creates and starts in one go.
+	RestoreImages string `json:"restoreImages,omitempty"`
 	// Monitor is conmon's record; nil until conmon created the container.
 	Monitor *monitor.Container `json:"monitor,omitempty"`
 	// ImageMounts are the image mounts this container holds for its
@@ -129,6 +143,10 @@ func reservationKey(sandboxID string, s *Spec) string {
 func (c *Container) clone() *Container {
 	cp := *c
 	cp.ImageMounts = slices.Clone(c.ImageMounts)
+	if c.Spec.Restore != nil {
+		r := *c.Spec.Restore
+		cp.Spec.Restore = &r
+	}
 	if c.Monitor != nil {
 		m := *c.Monitor
 		cp.Monitor = &m

@@ -105,7 +105,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	case <-time.After(startupProbeWait):
 	}
 	probeResults := probes.Results()
-	ckpt := checkpoint.Detect(context.Background(), checkpoint.DefaultCRIU)
+	ckpt := checkpoint.Detect(context.Background(), cfg.Checkpoint.CRIUPath)
 	findings := append(diagnose.Run(context.Background(), cfg, net, cg, diagnose.DefaultHost, probeResults), diagnose.Checkpoint(ckpt))
 	fmt.Fprint(os.Stderr, diagnose.Format(findings))
 	if err := diagnose.FatalError(findings); err != nil {
@@ -453,6 +453,7 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 			ExitDir:       filepath.Join(cfg.RunDir, "exits", name),
 			SocketDir:     filepath.Join(cfg.RunDir, "s"),
 			LogSizeMax:    int64(cfg.Containers.LogSizeMax),
+			CRIUPath:      criuFor(rt, cfg.Checkpoint.CRIUPath),
 			Log:           log.With("handler", name),
 		})
 		if err != nil {
@@ -533,4 +534,14 @@ func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader, imgs 
 		log.Error("SIGHUP: registries", "err", err)
 	}
 	log.Info("SIGHUP: configuration reloaded", "logLevel", cfg.LogLevel)
+}
+
+// criuFor is the criu a handler's runtime checkpoints with: runc takes it
+// as its global --criu flag; other runtimes neither take the flag nor
+// checkpoint through floe.
+func criuFor(rt config.Runtime, criuPath string) string {
+	if filepath.Base(rt.RuntimePath) != "runc" {
+		return ""
+	}
+	return criuPath
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/archive"
 	"go.podman.io/storage/pkg/idtools"
 	"go.podman.io/storage/types"
 
@@ -163,4 +164,28 @@ func toIDTools(maps []IDMap) []idtools.IDMap {
 		out[i] = idtools.IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size}
 	}
 	return out
+}
+
+// LayerChange is one path a container's writable layer changed, relative
+// to its image: Deleted, or added/modified.
+type LayerChange struct {
+	Path    string
+	Deleted bool
+}
+
+// ContainerChanges lists what a container changed in its rootfs (the
+// writable layer against the image), as a checkpoint archives it.
+func (s *Service) ContainerChanges(containerID string) ([]LayerChange, error) {
+	changes, err := s.store.Changes("", containerID)
+	if isUnknownContainer(err) {
+		return nil, errdefs.NotFound("container layer %s not found", containerID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("changes of container layer %s: %w", containerID, err)
+	}
+	out := make([]LayerChange, 0, len(changes))
+	for _, c := range changes {
+		out = append(out, LayerChange{Path: c.Path, Deleted: c.Kind == archive.ChangeDelete})
+	}
+	return out, nil
 }

@@ -28,6 +28,10 @@ type CreateOptions struct {
 	// LeaveStdinOpen keeps the container's stdin open when an attached
 	// client disconnects (CRI stdin without stdin_once).
 	LeaveStdinOpen bool
+	// RestoreFrom is a directory of criu images (a checkpoint): conmon
+	// then runs `runc restore --detach` instead of `runc create`, so the
+	// container comes back running, its processes where they were.
+	RestoreFrom string
 	// Timeout bounds the whole creation (default 4 minutes, the kubelet's
 	// own CreateContainer deadline is 4 minutes too).
 	Timeout time.Duration
@@ -138,6 +142,11 @@ func (m *Monitor) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	if opts.Terminal {
 		args = append(args, "-t")
 	}
+	if opts.RestoreFrom != "" {
+		// conmon passes --bundle, --pid-file, --detach, --image-path and
+		// --work-path (the bundle: criu's restore.log lands there).
+		args = append(args, "--restore", opts.RestoreFrom)
+	}
 	if opts.Stdin {
 		args = append(args, "-i")
 		if opts.LeaveStdinOpen {
@@ -174,6 +183,9 @@ func (m *Monitor) Create(ctx context.Context, opts CreateOptions) (*Container, e
 		return fail(fmt.Errorf("waiting for conmon: %w%s", err, stderrTail(filepath.Join(opts.Bundle, "conmon.stderr"))))
 	}
 	if msg.Data <= 0 {
+		if opts.RestoreFrom != "" {
+			return fail(fmt.Errorf("runc restore: %s%s", strings.TrimSpace(msg.Message), criuLogTail(filepath.Join(opts.Bundle, "restore.log"))))
+		}
 		return fail(fmt.Errorf("runc create: %s", strings.TrimSpace(msg.Message)))
 	}
 	c := &Container{

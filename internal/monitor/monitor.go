@@ -47,6 +47,10 @@ type Config struct {
 	// LogSizeMax bounds a container's log file; conmon truncates it when
 	// exceeded. 0 means unbounded.
 	LogSizeMax int64
+	// CRIUPath is the criu runc checkpoints and restores with (runc's
+	// global --criu); empty leaves runc's default (criu in PATH). Only
+	// for runc: other runtimes do not take the flag.
+	CRIUPath string
 	// CommandTimeout bounds each runc invocation (default 30s).
 	CommandTimeout time.Duration
 	// RuntimeArgs are global flags for every runtime command (the
@@ -419,6 +423,9 @@ func (m *Monitor) runtimeGlobalArgs() []string {
 	}
 	if m.cfg.SystemdCgroup {
 		args = append(args, "--systemd-cgroup")
+	}
+	if m.cfg.CRIUPath != "" {
+		args = append(args, "--criu", m.cfg.CRIUPath)
 	}
 	return args
 }

@@ -51,8 +51,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		return nil, fmt.Errorf("decode sandbox config of %s: %w", sb.ID, err)
 	}
 	spec.OCI.Sysctls = podCfg.GetLinux().GetSysctls()
-	if err := s.checkRestore(req.Config); err != nil {
-		return nil, err
+	if archive, ok := restoreRequested(req.Config); ok {
+		return s.createRestored(ctx, sb, archive, req.Config)
 	}
 	// A pod made before its handler failed a probe (a SIGHUP re-probe)
 	// gets no new containers from it.
