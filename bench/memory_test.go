@@ -21,7 +21,8 @@ import (
 // (floe-pod-reaper) and the Go init it replaces (floe-pod-init), both
 // launched by floe-pod-init as the daemon does; and, as the yardstick,
 // Debian's `catatonit -P` (podman's pause process) as PID 1 of a new PID
-// namespace, when installed.
+// namespace, when installed. Samples are taken once per process
+// (measureOnce).
 //
 //	go test ./bench -run '^$' -bench PodInitRSS -benchtime 1x
 func BenchmarkPodInitRSS(b *testing.B) {
@@ -45,7 +46,7 @@ func BenchmarkPodInitRSS(b *testing.B) {
 	} else {
 		b.Log("catatonit not installed: no yardstick (apt-get install catatonit)")
 	}
-	for i := 0; i < b.N; i++ {
+	measureOnce(b, func(r *onceResult) {
 		rss := map[string]int{}
 		for _, k := range kinds {
 			var vm, anon []int
@@ -54,21 +55,21 @@ func BenchmarkPodInitRSS(b *testing.B) {
 				if err != nil {
 					b.Fatalf("%s: %v", k.name, err)
 				}
-				r, a := procRSS(pid)
+				v, a := procRSS(pid)
 				stop()
-				vm, anon = append(vm, r), append(anon, a)
+				vm, anon = append(vm, v), append(anon, a)
 			}
 			slices.Sort(vm)
 			slices.Sort(anon)
 			rss[k.name] = vm[len(vm)/2]
-			b.ReportMetric(float64(vm[len(vm)/2]), k.name+"-VmRSS-kB")
-			b.ReportMetric(float64(anon[len(anon)/2]), k.name+"-RssAnon-kB")
+			r.report(b, float64(vm[len(vm)/2]), k.name+"-VmRSS-kB")
+			r.report(b, float64(anon[len(anon)/2]), k.name+"-RssAnon-kB")
 		}
 		if c, ok := rss["catatonit"]; ok {
-			b.ReportMetric(float64(rss["c"])/float64(c), "c/catatonit")
-			b.ReportMetric(float64(rss["go"])/float64(c), "go/catatonit")
+			r.report(b, float64(rss["c"])/float64(c), "c/catatonit")
+			r.report(b, float64(rss["go"])/float64(c), "go/catatonit")
 		}
-	}
+	})
 }
 
 const podInitSamples = 10
@@ -113,28 +114,42 @@ func startCatatonit() (int, func(), error) {
 // BenchmarkIdleRSSVsContainerd reports the resident memory of a fresh
 // floe daemon (defaults but for its private paths, info logging, as `make
 // run`) and of containerd with its CRI plugin (as the side-by-side
-// benchmark runs it), after both have answered and idled for idleWait.
+// benchmark runs it), after both have answered and idled for idleWait:
+// medians of idleSamples fresh pairs. It takes its samples once per
+// process (measureOnce), so it shares a command with the per-sample
+// benchmarks whatever -benchtime says.
 //
 //	go test ./bench -run '^$' -bench IdleRSSVsContainerd -benchtime 1x
 func BenchmarkIdleRSSVsContainerd(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		d := harness.StartDaemon(b, harness.Options{LogLevelFromConfig: true})
-		c := startContainerd(b, containerdOptions{
-			Conflist:     filepath.Join(d.CNIDir, "10-floetest.conflist"),
-			RegistryHost: "127.0.0.1:1", SandboxImage: "127.0.0.1:1/pause:none",
-		})
-		time.Sleep(idleWait)
-		fr, fa := procRSS(d.PID())
-		cr, ca := procRSS(c.cmd.Process.Pid)
-		b.ReportMetric(float64(fr)/1024, "floe-VmRSS-MB")
-		b.ReportMetric(float64(fa)/1024, "floe-RssAnon-MB")
-		b.ReportMetric(float64(cr)/1024, "containerd-VmRSS-MB")
-		b.ReportMetric(float64(ca)/1024, "containerd-RssAnon-MB")
-		b.ReportMetric(float64(fr)/float64(cr), "floe/containerd")
-		b.Logf("floe VmRSS %d kB (anon %d kB), containerd %d kB (anon %d kB)", fr, fa, cr, ca)
-		d.Stop()
-		c.cleanup()
-	}
+	measureOnce(b, func(r *onceResult) {
+		var fr, fa, cr, ca []int
+		for i := 0; i < idleSamples; i++ {
+			d := harness.StartDaemon(b, harness.Options{LogLevelFromConfig: true})
+			c := startContainerd(b, containerdOptions{
+				Conflist:     filepath.Join(d.CNIDir, "10-floetest.conflist"),
+				RegistryHost: "127.0.0.1:1", SandboxImage: "127.0.0.1:1/pause:none",
+			})
+			time.Sleep(idleWait)
+			r1, a1 := procRSS(d.PID())
+			r2, a2 := procRSS(c.cmd.Process.Pid)
+			fr, fa, cr, ca = append(fr, r1), append(fa, a1), append(cr, r2), append(ca, a2)
+			r.logf(b, "floe VmRSS %d kB (anon %d kB), containerd %d kB (anon %d kB)", r1, a1, r2, a2)
+			d.Stop()
+			c.cleanup()
+		}
+		mid := func(v []int) float64 {
+			slices.Sort(v)
+			return float64(v[len(v)/2])
+		}
+		r.report(b, mid(fr)/1024, "floe-VmRSS-MB")
+		r.report(b, mid(fa)/1024, "floe-RssAnon-MB")
+		r.report(b, mid(cr)/1024, "containerd-VmRSS-MB")
+		r.report(b, mid(ca)/1024, "containerd-RssAnon-MB")
+		r.report(b, mid(fr)/mid(cr), "floe/containerd")
+	})
 }
 
-const idleWait = 10 * time.Second
+const (
+	idleWait    = 10 * time.Second
+	idleSamples = 3
+)

@@ -17,7 +17,9 @@ import (
 // same local registry, pulled by floe and containerd back to back (which
 // one goes first alternates) and removed, untimed, after each sample.
 // With FLOE_PULL_STRACE=FILE one more floe pull runs under `strace -f
-// -ttt -T` attached to the daemon, written to FILE.
+// -ttt -T` attached to the daemon, written to FILE; FLOE_PULL_STRACE_CALLS
+// limits it to those system calls (strace -e trace=..., filtered in the
+// kernel, so the others run at full speed).
 //
 //	go test ./bench -run '^$' -bench PullSideBySide -benchtime 30x
 func BenchmarkPullSideBySide(b *testing.B) {
@@ -67,7 +69,11 @@ func BenchmarkPullSideBySide(b *testing.B) {
 func tracePull(b *testing.B, path string, pull func(), pid int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "strace", "-f", "-ttt", "-T", "-s", "120", "-o", path, "-p", strconv.Itoa(pid))
+	args := []string{"-f", "-ttt", "-T", "-s", "120", "-o", path, "-p", strconv.Itoa(pid)}
+	if calls := os.Getenv("FLOE_PULL_STRACE_CALLS"); calls != "" {
+		args = append(args, "--seccomp-bpf", "-e", "trace="+calls)
+	}
+	cmd := exec.CommandContext(ctx, "strace", args...)
 	errPath := path + ".stderr"
 	errf, err := os.Create(errPath)
 	if err != nil {

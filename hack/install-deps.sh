@@ -10,7 +10,9 @@ packages=(
   iputils-ping util-linux procps ca-certificates
   # Images: cgo headers containers/image and containers/storage build
   # against by default (signature verification, btrfs driver), so plain
-  # 'go build' needs no build tags.
+  # 'go build' needs no build tags. gcc and libc6-dev (its libc.a) also
+  # build floe-pod-reaper, the static C init of pods sharing a PID
+  # namespace (hack/build-pod-reaper.sh).
   gcc libc6-dev libgpgme-dev libbtrfs-dev
   # Image tests and the pull benchmark: a local registry, htpasswd auth,
   # a static busybox for test images, skopeo and podman on the same store.
