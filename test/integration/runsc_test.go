@@ -112,7 +112,7 @@ func TestRunscTwoContainerPodSharesOneSandbox(t *testing.T) {
 	env, root := runscEnv(t)
 	ctx := harness.Ctx(t)
 
-	srv := env.podPIDConfig("web", "sh", "-c", "mkdir -p /www && echo hello-from-gvisor > /www/index.html && echo serving && exec httpd -f -p 8080 -h /www")
+	srv := env.podPIDConfig("web", "sh", "-c", "mkdir -p /www && echo hello-from-gvisor > /www/index.html && echo serving && exec httpd -f -p 80 -h /www")
 	webID := env.run(t, srv)
 	cli := env.podPIDConfig("client", "sh", "-c", "echo client-up; exec sleep 3600")
 	cliID := env.run(t, cli)
@@ -124,7 +124,8 @@ func TestRunscTwoContainerPodSharesOneSandbox(t *testing.T) {
 	if ps.Status.RuntimeHandler != "runsc" {
 		t.Errorf("pod runtime handler = %q", ps.Status.RuntimeHandler)
 	}
-	url := fmt.Sprintf("http://%s:8080/", ps.Status.GetNetwork().GetIp())
+	// Port 80: a server below 1024 must bind under gVisor too.
+	url := fmt.Sprintf("http://%s:80/", ps.Status.GetNetwork().GetIp())
 
 	check := func(when string) {
 		t.Helper()
@@ -137,8 +138,8 @@ func TestRunscTwoContainerPodSharesOneSandbox(t *testing.T) {
 			t.Fatalf("%s: host GET %s = %q, %v", when, url, body, err)
 		}
 		for _, target := range []string{"127.0.0.1", ps.Status.GetNetwork().GetIp()} {
-			if out, code := env.exec(t, cliID, "sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | nc `+target+` 8080`); code != 0 || !strings.Contains(out, "hello-from-gvisor") {
-				t.Errorf("%s: client -> %s:8080 in the pod = %q (exit %d)", when, target, out, code)
+			if out, code := env.exec(t, cliID, "sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | nc `+target+` 80`); code != 0 || !strings.Contains(out, "hello-from-gvisor") {
+				t.Errorf("%s: client -> %s:80 in the pod = %q (exit %d)", when, target, out, code)
 			}
 		}
 		if out, code := env.exec(t, cliID, "ps"); code != 0 || !strings.Contains(out, "httpd") {
