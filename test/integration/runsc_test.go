@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/test/harness"
@@ -233,18 +235,23 @@ func TestRunscSelfExitingContainersReportTheirCodes(t *testing.T) {
 	}
 }
 
-// TestRunscRefusesWhatASandboxCannotDo: hostNetwork pods and joining the
-// host's PID namespace are refused before anything is made.
-func TestRunscRefusesHostNetwork(t *testing.T) {
+// TestRunscRefusesHostNamespaces: hostNetwork, hostIPC and hostPID pods
+// are refused (FailedPrecondition) before anything is made: the sandbox
+// brings its own kernel.
+func TestRunscRefusesHostNamespaces(t *testing.T) {
 	harness.CheckLeaks(t)
 	env, _ := runscEnv(t)
-	cfg := podConfig("hostnet")
-	cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-		NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
-	}}
-	_, err := env.d.Runtime.RunPodSandbox(harness.Ctx(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: "runsc"})
-	if err == nil || !strings.Contains(err.Error(), "hostNetwork") {
-		t.Fatalf("hostNetwork pod under runsc: %v", err)
+	for name, ns := range map[string]*runtimeapi.NamespaceOption{
+		"hostNetwork": {Network: runtimeapi.NamespaceMode_NODE},
+		"hostIPC":     {Ipc: runtimeapi.NamespaceMode_NODE},
+		"hostPID":     {Pid: runtimeapi.NamespaceMode_NODE},
+	} {
+		cfg := podConfig(strings.ToLower(name))
+		cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns}}
+		_, err := env.d.Runtime.RunPodSandbox(harness.Ctx(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: "runsc"})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s pod under runsc: %v", name, err)
+		}
 	}
 }
 
