@@ -224,6 +224,14 @@ func TestRunscSelfExitingContainersReportTheirCodes(t *testing.T) {
 		t.Errorf("the pod's other container: %v, want running", st.State)
 	}
 	ctx := harness.Ctx(t)
+	// A timed-out exec's process runs in the sandbox, out of reach of a
+	// kill of the host's `runsc exec`: it must be gone all the same.
+	if _, err := env.d.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: keep, Cmd: []string{"sleep", "47"}, Timeout: 1}); err == nil {
+		t.Error("exec of sleep 47 with a 1 s timeout did not time out")
+	}
+	if out, _ := env.exec(t, keep, "ps"); strings.Contains(out, "sleep 47") {
+		t.Errorf("the timed-out exec's process is still there:\n%s", out)
+	}
 	if _, err := env.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: env.podID}); err != nil {
 		t.Fatalf("StopPodSandbox: %v", err)
 	}
