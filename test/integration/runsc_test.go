@@ -140,7 +140,7 @@ func TestRunscTwoContainerPodSharesOneSandbox(t *testing.T) {
 			t.Fatalf("%s: host GET %s = %q, %v", when, url, body, err)
 		}
 		for _, target := range []string{"127.0.0.1", ps.Status.GetNetwork().GetIp()} {
-			if out, code := env.exec(t, cliID, "sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | nc `+target+` 80`); code != 0 || !strings.Contains(out, "hello-from-gvisor") {
+			if out, code := env.exec(t, cliID, "sh", "-c", `(printf 'GET / HTTP/1.0\r\n\r\n'; sleep 1) | nc `+target+` 80`); code != 0 || !strings.Contains(out, "hello-from-gvisor") {
 				t.Errorf("%s: client -> %s:80 in the pod = %q (exit %d)", when, target, out, code)
 			}
 		}
