@@ -141,6 +141,11 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 			// process (a plain `sleep` survived it). The caller is told the
 			// command timed out, so it must be gone when we return: kill it
 			// and wait until it has been reaped.
+			if m.cfg.Sandboxed {
+				// The host process is `runsc exec`; the command runs in
+				// the sandbox, where only the runtime reaches it.
+				m.killSandboxedExec(ctx, c, filepath.Join(dir, "pid"))
+			}
 			if err := proc.killAndWait(5 * time.Second); err != nil {
 				m.log.Warn("exec timed out and its process could not be removed", "container", c.ID, "pid", first.Data, "err", err)
 			}

@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/podinit"
 )
 
 // A sandboxed runtime (gVisor's runsc, Config.Sandboxed) runs all of a
@@ -105,4 +107,17 @@ func logTail(path string) string {
 		return s
 	}
 	return "(no message in the container's log)"
+}
+
+// killSandboxedExec kills a timed-out exec's process inside the sandbox,
+// by the pid the runtime shim had runsc write beside the exec's pid file.
+func (m *Monitor) killSandboxedExec(ctx context.Context, c *Container, pidFile string) {
+	pid := readPidFile(pidFile + podinit.InternalPidFileSuffix)
+	if pid <= 0 {
+		m.log.Warn("timed-out exec: no pid inside the sandbox to kill", "container", c.ID)
+		return
+	}
+	if _, err := m.runtime(ctx, "kill", "--pid="+strconv.Itoa(pid), c.ID, "KILL"); err != nil {
+		m.log.Warn("timed-out exec: kill its process in the sandbox", "container", c.ID, "pid", pid, "err", err)
+	}
 }

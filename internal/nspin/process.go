@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -85,4 +86,31 @@ func enter(path string, kind int) error {
 		return fmt.Errorf("enter namespace %s: %w", path, err)
 	}
 	return nil
+}
+
+// SetNetSysctl writes one sysctl of the network namespace pinned at
+// netnsPath (key in dotted form, e.g. net.ipv4.ip_unprivileged_port_start),
+// from a discarded thread that enters it: /proc/sys/net shows the
+// namespace of the thread that opens it.
+func SetNetSysctl(netnsPath, key, value string) error {
+	if !strings.HasPrefix(key, "net.") || strings.Contains(key, "..") || strings.Contains(key, "/") {
+		return fmt.Errorf("%q is no network sysctl", key)
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread enters the pod's network
+		// namespace, so it must end with this goroutine.
+		if err := enter(netnsPath, unix.CLONE_NEWNET); err != nil {
+			done <- err
+			return
+		}
+		path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+		if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+			done <- fmt.Errorf("set %s in %s: %w", key, netnsPath, err)
+			return
+		}
+		done <- nil
+	}()
+	return <-done
 }

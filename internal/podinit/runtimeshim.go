@@ -59,7 +59,10 @@ func runtimeShimMain(args []string) {
 	runtime, rest := args[0], args[1:]
 	global, pidFile, id, isCreate, err := parseShimArgs(rest)
 	if !isCreate {
-		// Not a create: the runtime itself, in this process.
+		// Not a create: the runtime itself, in this process. An exec also
+		// writes the process's pid inside the sandbox (the pid file's is
+		// the host's `runsc exec`), so floe can kill a timed-out exec.
+		rest = withInternalPidFile(rest)
 		err := syscall.Exec(runtime, append([]string{runtime}, rest...), os.Environ())
 		fmt.Fprintf(os.Stderr, "runtime shim: exec %s: %v\n", runtime, err)
 		os.Exit(2)
@@ -134,6 +137,35 @@ func parseShimArgs(args []string) (global []string, pidFile, id string, isCreate
 		return nil, "", "", true, fmt.Errorf("create without --pid-file or container id: %q", cmdArgs)
 	}
 	return global, pidFile, id, true, nil
+}
+
+// InternalPidFileSuffix names, beside an exec's --pid-file, the file the
+// shim has runsc write the exec'd process's pid in the sandbox's root PID
+// namespace to (runsc kill --pid takes it).
+const InternalPidFileSuffix = ".internal"
+
+// withInternalPidFile adds --internal-pid-file to an exec command line
+// that has a --pid-file; other command lines are returned as they are.
+func withInternalPidFile(args []string) []string {
+	cmdAt := slices.IndexFunc(args, func(a string) bool { return !strings.HasPrefix(a, "-") })
+	if cmdAt < 0 || args[cmdAt] != "exec" {
+		return args
+	}
+	pidFile := ""
+	for i := cmdAt + 1; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--pid-file" && i+1 < len(args):
+			pidFile = args[i+1]
+		case strings.HasPrefix(a, "--pid-file="):
+			pidFile = strings.TrimPrefix(a, "--pid-file=")
+		}
+	}
+	if pidFile == "" {
+		return args
+	}
+	out := slices.Clone(args[:cmdAt+1])
+	out = append(out, "--internal-pid-file="+pidFile+InternalPidFileSuffix)
+	return append(out, args[cmdAt+1:]...)
 }
 
 // runtimeWaitMain is the waiter: args are RUNTIME [FLAG]... ID. It exits

@@ -24,3 +24,16 @@ func TestParseShimArgs(t *testing.T) {
 		t.Errorf("create without a pid file: %v %v", create, err)
 	}
 }
+
+func TestWithInternalPidFile(t *testing.T) {
+	got := withInternalPidFile([]string{"--root=/r", "exec", "--pid-file", "/d/pid", "--process", "/d/p.json", "-d", "c1"})
+	want := []string{"--root=/r", "exec", "--internal-pid-file=/d/pid" + InternalPidFileSuffix, "--pid-file", "/d/pid", "--process", "/d/p.json", "-d", "c1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("exec: %q", got)
+	}
+	for _, args := range [][]string{{"--root=/r", "kill", "c1", "9"}, {"exec", "c1", "ls"}} {
+		if got := withInternalPidFile(args); !slices.Equal(got, args) {
+			t.Errorf("%q changed to %q", args, got)
+		}
+	}
+}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/nspin"
 	"github.com/floe-cri/floe/internal/podinit"
 	"github.com/floe-cri/floe/internal/sandbox"
 )
@@ -99,6 +100,14 @@ func (r *Runtime) StartPod(ctx context.Context, sb *sandbox.Sandbox) error {
 	}
 	if r.o.PauseBinary == "" {
 		return errdefs.FailedPrecondition("runtime handler %q needs floe-pod-init installed beside floe: the pod's pause container runs it (static) in an empty root", r.o.Handler)
+	}
+	// With runsc --network=host the Sentry opens the pod's sockets on
+	// the host kernel, as a process without CAP_NET_BIND_SERVICE there: a
+	// server on port 80 (nginx, httpd) would fail to bind. The pod's own
+	// network namespace lets every port be bound (as Docker sets it for
+	// its containers); Kubernetes counts this sysctl as safe.
+	if err := nspin.SetNetSysctl(sb.NetnsPath, "net.ipv4.ip_unprivileged_port_start", "0"); err != nil {
+		return fmt.Errorf("pod sandbox network: %w", err)
 	}
 	dir := bundleDir(sb)
 	if err := r.writeBundle(dir, sb); err != nil {

@@ -179,6 +179,14 @@ func (m *Manager) validate(spec *Spec) error {
 		if spec.UserNS != nil {
 			return errdefs.FailedPrecondition("config.linux.security_context.namespace_options.userns_options: runtime handler %q does not run pods in a user namespace of floe's making", spec.RuntimeHandler)
 		}
+		// Its kernel has its own IPC objects and process table: the
+		// node's cannot be shared.
+		if spec.IPCMode == ModeNode {
+			return errdefs.FailedPrecondition("config.linux.security_context.namespace_options.ipc: runtime handler %q runs each pod in its own kernel; hostIPC pods are not supported", spec.RuntimeHandler)
+		}
+		if spec.PIDMode == ModeNode {
+			return errdefs.FailedPrecondition("config.linux.security_context.namespace_options.pid: runtime handler %q runs each pod in its own kernel; hostPID pods are not supported", spec.RuntimeHandler)
+		}
 	}
 	// A parent in the other driver's form is refused with both settings
 	// named (a slice name under cgroupfs is expanded, which is safe).

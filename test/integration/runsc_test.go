@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/test/harness"
@@ -112,7 +114,7 @@ func TestRunscTwoContainerPodSharesOneSandbox(t *testing.T) {
 	env, root := runscEnv(t)
 	ctx := harness.Ctx(t)
 
-	srv := env.podPIDConfig("web", "sh", "-c", "mkdir -p /www && echo hello-from-gvisor > /www/index.html && echo serving && exec httpd -f -p 8080 -h /www")
+	srv := env.podPIDConfig("web", "sh", "-c", "mkdir -p /www && echo hello-from-gvisor > /www/index.html && echo serving && exec httpd -f -p 80 -h /www")
 	webID := env.run(t, srv)
 	cli := env.podPIDConfig("client", "sh", "-c", "echo client-up; exec sleep 3600")
 	cliID := env.run(t, cli)
@@ -124,7 +126,8 @@ func TestRunscTwoContainerPodSharesOneSandbox(t *testing.T) {
 	if ps.Status.RuntimeHandler != "runsc" {
 		t.Errorf("pod runtime handler = %q", ps.Status.RuntimeHandler)
 	}
-	url := fmt.Sprintf("http://%s:8080/", ps.Status.GetNetwork().GetIp())
+	// Port 80: a server below 1024 must bind under gVisor too.
+	url := fmt.Sprintf("http://%s:80/", ps.Status.GetNetwork().GetIp())
 
 	check := func(when string) {
 		t.Helper()
@@ -137,8 +140,8 @@ func TestRunscTwoContainerPodSharesOneSandbox(t *testing.T) {
 			t.Fatalf("%s: host GET %s = %q, %v", when, url, body, err)
 		}
 		for _, target := range []string{"127.0.0.1", ps.Status.GetNetwork().GetIp()} {
-			if out, code := env.exec(t, cliID, "sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | nc `+target+` 8080`); code != 0 || !strings.Contains(out, "hello-from-gvisor") {
-				t.Errorf("%s: client -> %s:8080 in the pod = %q (exit %d)", when, target, out, code)
+			if out, code := env.exec(t, cliID, "sh", "-c", `(printf 'GET / HTTP/1.0\r\n\r\n'; sleep 1) | nc `+target+` 80`); code != 0 || !strings.Contains(out, "hello-from-gvisor") {
+				t.Errorf("%s: client -> %s:80 in the pod = %q (exit %d)", when, target, out, code)
 			}
 		}
 		if out, code := env.exec(t, cliID, "ps"); code != 0 || !strings.Contains(out, "httpd") {
@@ -221,6 +224,14 @@ func TestRunscSelfExitingContainersReportTheirCodes(t *testing.T) {
 		t.Errorf("the pod's other container: %v, want running", st.State)
 	}
 	ctx := harness.Ctx(t)
+	// A timed-out exec's process runs in the sandbox, out of reach of a
+	// kill of the host's `runsc exec`: it must be gone all the same.
+	if _, err := env.d.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: keep, Cmd: []string{"sleep", "47"}, Timeout: 1}); err == nil {
+		t.Error("exec of sleep 47 with a 1 s timeout did not time out")
+	}
+	if out, _ := env.exec(t, keep, "ps"); strings.Contains(out, "sleep 47") {
+		t.Errorf("the timed-out exec's process is still there:\n%s", out)
+	}
 	if _, err := env.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: env.podID}); err != nil {
 		t.Fatalf("StopPodSandbox: %v", err)
 	}
@@ -232,18 +243,23 @@ func TestRunscSelfExitingContainersReportTheirCodes(t *testing.T) {
 	}
 }
 
-// TestRunscRefusesWhatASandboxCannotDo: hostNetwork pods and joining the
-// host's PID namespace are refused before anything is made.
-func TestRunscRefusesHostNetwork(t *testing.T) {
+// TestRunscRefusesHostNamespaces: hostNetwork, hostIPC and hostPID pods
+// are refused (FailedPrecondition) before anything is made: the sandbox
+// brings its own kernel.
+func TestRunscRefusesHostNamespaces(t *testing.T) {
 	harness.CheckLeaks(t)
 	env, _ := runscEnv(t)
-	cfg := podConfig("hostnet")
-	cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-		NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
-	}}
-	_, err := env.d.Runtime.RunPodSandbox(harness.Ctx(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: "runsc"})
-	if err == nil || !strings.Contains(err.Error(), "hostNetwork") {
-		t.Fatalf("hostNetwork pod under runsc: %v", err)
+	for name, ns := range map[string]*runtimeapi.NamespaceOption{
+		"hostNetwork": {Network: runtimeapi.NamespaceMode_NODE},
+		"hostIPC":     {Ipc: runtimeapi.NamespaceMode_NODE},
+		"hostPID":     {Pid: runtimeapi.NamespaceMode_NODE},
+	} {
+		cfg := podConfig(strings.ToLower(name))
+		cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns}}
+		_, err := env.d.Runtime.RunPodSandbox(harness.Ctx(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: "runsc"})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s pod under runsc: %v", name, err)
+		}
 	}
 }
 
