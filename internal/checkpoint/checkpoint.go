@@ -13,7 +13,9 @@ package checkpoint
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +35,11 @@ type Support struct {
 	// Problem is why criu cannot work here: missing, or its own error
 	// from `criu check`. Empty when criu works.
 	Problem string `json:"problem,omitempty"`
+	// RootOnly is set when floe lacks CAP_SYS_RESOURCE (some restricted
+	// hosts): criu reads each process's rlimits with prlimit, which the
+	// kernel then allows only for processes of criu's own uid and gid, so
+	// only containers running as 0:0 can be dumped.
+	RootOnly bool `json:"rootOnly,omitempty"`
 }
 
 // Detect runs `criu --version` and `criu check`.
@@ -47,6 +54,7 @@ func Detect(ctx context.Context, criuPath string) Support {
 	if out, err := exec.CommandContext(ctx, criuPath, "--version").CombinedOutput(); err == nil {
 		s.Version = firstLine(strings.TrimPrefix(strings.TrimSpace(string(out)), "Version: "))
 	}
+	s.RootOnly = lacksSysResource()
 	cmd := exec.CommandContext(ctx, criuPath, "check")
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
@@ -54,6 +62,33 @@ func Detect(ctx context.Context, criuPath string) Support {
 		s.Problem = fmt.Sprintf("criu check failed (%v): %s", err, errorLines(string(out)))
 	}
 	return s
+}
+
+// capSysResource is CAP_SYS_RESOURCE's bit in the capability sets.
+const capSysResource = 24
+
+// lacksSysResource reads floe's own effective capabilities.
+func lacksSysResource() bool {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<capSysResource) == 0
+		}
+	}
+	return false
+}
+
+// CheckUser refuses, before criu freezes anything, a container criu
+// cannot dump on this host because of whom it runs as.
+func (s Support) CheckUser(what string, uid, gid uint32) error {
+	if !s.RootOnly || (uid == 0 && gid == 0) {
+		return nil
+	}
+	return errdefs.FailedPrecondition("%s: the container runs as %d:%d, and floe lacks CAP_SYS_RESOURCE on this host, so criu may not read its process limits (prlimit needs the same uid and gid, or that capability); only containers running as 0:0 can be checkpointed here", what, uid, gid)
 }
 
 // Usable reports whether criu works on this host.

@@ -141,7 +141,11 @@ func Checkpoint(s checkpoint.Support) Finding {
 	if !s.Usable() {
 		return Finding{Warn, "checkpoint/restore", "unavailable: " + s.Problem + "; CheckpointContainer and restores answer FailedPrecondition"}
 	}
-	return Finding{OK, "checkpoint/restore", fmt.Sprintf("criu %s works (%s)", s.Version, s.CRIUPath)}
+	msg := fmt.Sprintf("criu %s works (%s)", s.Version, s.CRIUPath)
+	if s.RootOnly {
+		msg += "; without CAP_SYS_RESOURCE only containers running as 0:0 can be checkpointed"
+	}
+	return Finding{OK, "checkpoint/restore", msg}
 }
 
 func checkCgroups(cfg *config.Config, cg *cgroups.Support, h Host) []Finding {

@@ -56,6 +56,11 @@ func (s *Server) CheckpointContainer(ctx context.Context, req *runtimeapi.Checkp
 	if err := s.checkpointSupported(fmt.Sprintf("checkpoint of container %s", c.ID)); err != nil {
 		return nil, err
 	}
+	if c.User != nil {
+		if err := s.deps.Checkpoint.CheckUser(fmt.Sprintf("checkpoint of container %s", c.ID), c.User.UID, c.User.GID); err != nil {
+			return nil, err
+		}
+	}
 	if err := checkLocation(req.Location); err != nil {
 		return nil, err
 	}

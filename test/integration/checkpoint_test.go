@@ -51,7 +51,11 @@ func TestCheckpointContainerAndRestore(t *testing.T) {
 	t.Logf("criu on this host: %+v", host)
 	env := newContainerEnvWith(t, containerEnvOptions{ConfigTOML: fmt.Sprintf("[checkpoint]\ncriu_path = %q\n", criu)})
 	ctx := harness.Ctx(t)
-	id := env.run(t, env.config("counter", "sh", "-c", counterScript))
+	// As root: where floe lacks CAP_SYS_RESOURCE (this kind of host)
+	// criu can only dump processes of its own uid and gid.
+	counter := env.config("counter", "sh", "-c", counterScript)
+	counter.Linux.SecurityContext.RunAsUser = &runtimeapi.Int64Value{Value: 0}
+	id := env.run(t, counter)
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "counter.tar")
 
@@ -85,6 +89,18 @@ func TestCheckpointContainerAndRestore(t *testing.T) {
 	_, err := env.d.Runtime.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: id, Location: filepath.Join(dir, "no", "x.tar")})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "location") {
 		t.Errorf("CheckpointContainer into a missing directory = %v", err)
+	}
+
+	if host.RootOnly {
+		// The image's own user (1000): refused before criu runs.
+		other := env.run(t, env.config("nonroot", "sleep", "1000"))
+		_, err := env.d.Runtime.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: other, Location: archive})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "CAP_SYS_RESOURCE") {
+			t.Errorf("CheckpointContainer of a non-root container without CAP_SYS_RESOURCE = %v", err)
+		}
+		if _, err := env.d.Runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: other}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	before := lastCount(t, logPath)
