@@ -24,6 +24,9 @@ packages=(
   # by the benchmark itself with a private root and socket; it never talks
   # to the package's own service.
   containerd
+  # bench/ PodInitRSS: podman's pause process (catatonit -P), the
+  # yardstick of the pod init's memory.
+  catatonit
   # Other runtime handlers and checkpointing: every configured handler is
   # probed with a trial container (crun must show up unusable on a cgroup
   # v1 hybrid host), and criu for CheckpointContainer; gVisor's runsc for

@@ -285,7 +285,9 @@ func Run(cfg *config.Config, reload Reloader) error {
 	log.Info("floe serving", "version", version.Version, "socket", cfg.Socket, "inspectSocket", cfg.InspectSocketPath(),
 		"stateDir", cfg.StateDir, "runDir", cfg.RunDir, "cgroupManager", cfg.CgroupManager)
 	// Startup is done (checks, probes, restore): what only it used of the
-	// binary and the heap goes back; an idle daemon keeps a third.
+	// binary and the heap goes back. Measured (bench IdleRSSVsContainerd):
+	// 43 MB VmRSS before, 32 MB after, once clients have made their first
+	// calls; code that serves calls later is mapped back as it runs.
 	if r, err := procmem.ReleaseStartupPages(); err != nil {
 		log.Warn("cannot release startup memory", "err", err)
 	} else {
