@@ -39,6 +39,10 @@ type fakeRuntime struct {
 	onCreate func(ctx context.Context, id string) error
 	onUpdate func(id string)
 	onStart  func(ctx context.Context, id string) error
+
+	// restoredFrom is the criu image directory of each container
+	// created with CreateOptions.RestoreFrom (which runs it at once).
+	restoredFrom map[string]string
 }
 
 type fakeContainer struct {
@@ -72,6 +76,13 @@ func (f *fakeRuntime) Create(ctx context.Context, opts monitor.CreateOptions) (*
 	}
 	f.nextPid++
 	f.ctrs[opts.ID] = &fakeContainer{status: monitor.StatusCreated, exited: make(chan struct{})}
+	if opts.RestoreFrom != "" {
+		if f.restoredFrom == nil {
+			f.restoredFrom = map[string]string{}
+		}
+		f.restoredFrom[opts.ID] = opts.RestoreFrom
+		f.ctrs[opts.ID].status = monitor.StatusRunning
+	}
 	return &monitor.Container{ID: opts.ID, Bundle: opts.Bundle, LogPath: opts.LogPath, Pid: f.nextPid, CreatedAt: time.Now()}, nil
 }
 
