@@ -92,6 +92,7 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
+	started := time.Now()
 	cmd, r, err := m.startConmon(ctx, args, dir, filepath.Join(dir, "conmon.stderr"))
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w", c.ID, err)
@@ -117,6 +118,15 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 	stopWatch, overflowed := watchLogSize(logPath, execLogFileMax, proc)
 	result, err := readSync(dec, r, deadline)
 	stopWatch()
+	if err != nil && m.cfg.Sandboxed {
+		// conmon ends a timed-out `runsc exec` by killing that host
+		// process and closes the pipe without an answer; the command
+		// itself runs on inside the sandbox.
+		m.killSandboxedExec(ctx, c, filepath.Join(dir, "pid"))
+		if timeout > 0 && time.Since(started) >= timeout {
+			return nil, fmt.Errorf("container %s: exec %q after %v: %w", c.ID, process.Args, timeout, ErrExecTimeout)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: waiting for the exit code: %w", c.ID, err)
 	}
