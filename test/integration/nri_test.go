@@ -74,8 +74,17 @@ func TestNRIPluginAdjustsContainers(t *testing.T) {
 	}
 	plugin := startNRIPlugin(t, e.d.NRISocket, "--env", "NRI_INJECTED=yes", "--mount", src+":/nri-mount", "--cpuset", "1")
 	script := `echo "env=$NRI_INJECTED"; cat /nri-mount/marker 2>&1; grep Cpus_allowed_list /proc/self/status`
-	// /info (and so `floe status`) shows the socket and the plugin.
-	in, err := inspect.NewClient(e.d.InspectSocket).Info(harness.Ctx(t))
+	// /info (and so `floe status`) shows the socket and the plugin. The
+	// plugin says "synchronized" when the sync reaches it; the runtime
+	// lists it once the plugin's reply is in, a moment later.
+	var in *inspect.Info
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		in, err = inspect.NewClient(e.d.InspectSocket).Info(harness.Ctx(t))
+		if (err == nil && in.NRI.Plugins == 1) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || !in.NRI.Enabled || in.NRI.Socket != e.d.NRISocket || in.NRI.Plugins != 1 || len(in.NRI.Names) != 1 || in.NRI.Names[0] != "50-floetest" {
 		t.Errorf("/info nri: %+v (%v)", in.NRI, err)
 	}
