@@ -73,9 +73,7 @@ func TestRestoredContainerStartsByRestoring(t *testing.T) {
 	if err := h.m.Remove(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	if h.stored(id) != nil || h.imgs.layers[id] {
-		t.Error("removed restored container left its record or layer")
-	}
+	h.waitRemoved(id)
 }
 
 // A handler that cannot checkpoint is refused before anything happens,
