@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -317,4 +318,50 @@ func TestPodStartLatencyPerHandler(t *testing.T) {
 	rc, rs := med(times["runc"]), med(times["runsc"])
 	t.Logf("median pod start (RunPodSandbox+CreateContainer+StartContainer, %d samples each, alternating): runc %v, runsc %v (runsc/runc %.2f); median StopPodSandbox: runc %v, runsc %v",
 		samples, rc.Round(time.Millisecond), rs.Round(time.Millisecond), float64(rs)/float64(rc), med(stopTimes["runc"]).Round(time.Millisecond), med(stopTimes["runsc"]).Round(time.Millisecond))
+}
+
+// A gVisor pod whose creation floe did not live to finish, killed right
+// after the pod's pause container (its gVisor sandbox) started: the
+// restarted floe undoes it by the pod id, gVisor sandbox included, as it
+// undoes a runc pod's pinned namespaces.
+func TestRunscKill9AfterPodSandboxStartIsUndoneOnRestart(t *testing.T) {
+	harness.CheckLeaks(t)
+	needRunsc(t)
+	root := t.TempDir()
+	t.Cleanup(func() {
+		if left := processesUnder(root); len(left) > 0 {
+			t.Errorf("gVisor processes left: %v", left)
+		}
+	})
+	d := harness.StartDaemon(t, harness.Options{ConfigTOML: runscConfig(root)})
+	d.Stop()
+	d.Env = []string{"FLOE_TEST_CRASH_AT=sandbox.after-pod-sandbox-start"}
+	d.Start()
+	cfg := podConfig("gvisor-halfmade")
+	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: "runsc"})
+	if !d.WaitExit(90 * time.Second) {
+		t.Fatalf("floe did not reach sandbox.after-pod-sandbox-start\n%s", d.Log())
+	}
+	if len(processesUnder(root)) == 0 {
+		t.Fatal("no gVisor sandbox was running when floe died: the crash point is not where the test means it")
+	}
+	d.Env = nil
+	d.Start()
+	if pods := listPods(t, d); len(pods) != 0 {
+		t.Errorf("half-made gVisor pod listed after restart: %v", pods)
+	}
+	if netnsWithPrefix("itest_gvisor-halfmade-") {
+		t.Error("half-made gVisor pod's netns survived the restart")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(processesUnder(root)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if left := processesUnder(root); len(left) > 0 {
+		t.Errorf("the half-made pod's gVisor sandbox outlived the restart: %v", left)
+	}
+	harness.Snapshot(t).AssertNoLeaks(t, d.IPAMDir)
 }
