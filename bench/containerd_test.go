@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/test/harness"
@@ -139,34 +138,18 @@ func (c *containerd) start() {
 	c.waitErr = make(chan error, 1)
 	cmd := c.cmd
 	go func() { c.waitErr <- cmd.Wait() }()
-	conn, err := grpc.NewClient("unix://"+c.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.conn = conn
-	c.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
-	c.Images = runtimeapi.NewImageServiceClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		// Status, not Version: the CRI plugin answers Version before its
-		// network config is loaded, and RunPodSandbox would then fail.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	c.conn = harness.DialCRI(c.t, c.socket)
+	c.Runtime = runtimeapi.NewRuntimeServiceClient(c.conn)
+	c.Images = runtimeapi.NewImageServiceClient(c.conn)
+	// Status, not Version: the CRI plugin answers Version before its
+	// network config is loaded, and RunPodSandbox would then fail.
+	harness.WaitStarted(c.t, "containerd", c.waitErr, 30*time.Second, 100*time.Millisecond, func(ctx context.Context) error {
 		st, err := c.Runtime.Status(ctx, &runtimeapi.StatusRequest{})
-		cancel()
-		if err == nil && allReady(st.GetStatus()) {
-			return
+		if err == nil && !allReady(st.GetStatus()) {
+			err = fmt.Errorf("not ready: %v", st.GetStatus())
 		}
-		select {
-		case werr := <-c.waitErr:
-			c.waitErr <- werr
-			c.t.Fatalf("containerd exited during startup: %v\n%s", werr, c.log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("containerd not ready within 30s: %v %v\n%s", err, st, c.log())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err
+	}, c.log)
 }
 
 func allReady(st *runtimeapi.RuntimeStatus) bool {

@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -279,40 +277,15 @@ func (d *Daemon) Start() {
 	d.waitErr = make(chan error, 1)
 	cmd := d.cmd
 	go func() { d.waitErr <- cmd.Wait() }()
-	// The socket appears only once floe has taken its state lock; a
-	// connection tried before that fails, and gRPC's default reconnect
-	// backoff (1 s, growing) would then hide how long the start really
-	// took (the restart benchmark read ~1010 ms whatever floe did).
-	conn, err := grpc.NewClient("unix://"+d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 200 * time.Millisecond},
-			MinConnectTimeout: 20 * time.Second,
-		}))
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.conn = conn
-	d.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
-	d.Images = runtimeapi.NewImageServiceClient(conn)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	d.conn = DialCRI(d.t, d.Socket)
+	d.Runtime = runtimeapi.NewRuntimeServiceClient(d.conn)
+	d.Images = runtimeapi.NewImageServiceClient(d.conn)
+	WaitStarted(d.t, "floe", d.waitErr, 20*time.Second, 5*time.Millisecond, func(ctx context.Context) error {
 		_, err := d.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case werr := <-d.waitErr:
-			d.waitErr <- werr
-			d.t.Fatalf("floe exited during startup: %v (processes holding its state lock: %v)\n%s", werr, FileHolders(filepath.Join(d.StateDir, "floe.lock")), d.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("floe did not answer within 20s: %v\n%s", err, d.Log())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err
+	}, func() string {
+		return fmt.Sprintf("processes holding its state lock: %v\n%s", FileHolders(filepath.Join(d.StateDir, "floe.lock")), d.Log())
+	})
 }
 
 // PID is the running daemon's process id.
