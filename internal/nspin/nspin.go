@@ -17,7 +17,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -151,23 +153,84 @@ func IsPinned(path string) bool {
 	return st.Type == unix.NSFS_MAGIC
 }
 
-// PrepareNetnsDir makes dir a shared mount point, as `ip netns add` does, so
-// that pins made later propagate into mount namespaces that were copied
-// from the host after the directory was set up.
-func PrepareNetnsDir(dir string) error {
+// PrepareNetnsDir makes dir a shared mount point in a peer group of its
+// own, so that pins made later propagate into mount namespaces copied from
+// the host after the directory was set up (as `ip netns add` intends), and
+// only there. A plain bind of dir onto itself joins the peer group of the
+// mount it sits on when that one is shared (/ usually is): every pin would
+// then be mounted twice, once on dir and once, hidden, on the parent, so
+// each pod's netns cost two host mounts, and every mount on the host slows
+// each later container's start (runc copies the whole mount table into the
+// container's namespace and detaches it again). So the bind is made
+// private before it is shared. A dir already mounted in its parent's peer
+// group (an older floe, or a bind made by hand) is moved to a group of its
+// own when nothing is pinned under it yet; with pins under it, moving it
+// would leave their hidden copies mounted for ever, so it is left as it is
+// and the caller is told.
+func PrepareNetnsDir(dir string) (warning string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+		return "", fmt.Errorf("create %s: %w", dir, err)
 	}
-	err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
-	if errors.Is(err, unix.EINVAL) {
-		// Not a mount point yet: bind it onto itself, then share it.
-		if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("bind %s onto itself: %w", dir, err)
-		}
-		err = unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
-	}
+	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return fmt.Errorf("make %s a shared mount: %w", dir, err)
+		return "", fmt.Errorf("resolve %s: %w", dir, err)
 	}
-	return nil
+	self, parent, under, err := mountsAt(real)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case self == nil:
+		if err := unix.Mount(real, real, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return "", fmt.Errorf("bind %s onto itself: %w", real, err)
+		}
+		if err := unix.Mount("", real, "none", unix.MS_PRIVATE, ""); err != nil {
+			return "", fmt.Errorf("make %s private: %w", real, err)
+		}
+	case sharedGroup(self) != "" && parent != nil && sharedGroup(self) == sharedGroup(parent):
+		if under > 0 {
+			return fmt.Sprintf("%s shares the peer group of %s, so each pin under it is mounted twice; %d pins are there now, so it is left so until it is empty (unmount it when no pod uses it)", real, parent.Mountpoint, under), nil
+		}
+		if err := unix.Mount("", real, "none", unix.MS_PRIVATE, ""); err != nil {
+			return "", fmt.Errorf("make %s private: %w", real, err)
+		}
+	}
+	if err := unix.Mount("", real, "none", unix.MS_SHARED, ""); err != nil {
+		return "", fmt.Errorf("make %s a shared mount: %w", real, err)
+	}
+	return "", nil
+}
+
+// mountsAt finds, in this process's mount table, the topmost mount at dir,
+// the mount it sits on and how many mounts are under dir.
+func mountsAt(dir string) (self, parent *mountinfo.Info, under int, err error) {
+	all, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("read mount table: %w", err)
+	}
+	byID := map[int]*mountinfo.Info{}
+	for _, m := range all {
+		byID[m.ID] = m
+		switch {
+		case m.Mountpoint == dir:
+			// Mounts stacked at one path are listed in mount order.
+			self = m
+		case strings.HasPrefix(m.Mountpoint, dir+"/"):
+			under++
+		}
+	}
+	if self != nil {
+		parent = byID[self.Parent]
+	}
+	return self, parent, under, nil
+}
+
+// sharedGroup is the "shared:N" tag of a mount, or "" when it is not shared.
+func sharedGroup(m *mountinfo.Info) string {
+	for _, f := range strings.Fields(m.Optional) {
+		if strings.HasPrefix(f, "shared:") {
+			return f
+		}
+	}
+	return ""
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/floe-cri/floe/internal/cgroups"
@@ -79,6 +80,31 @@ type Manager struct {
 
 	containers Containers
 	hooks      Hooks // NRI plugins, see hooks.go
+
+	// netnsDirReady is set once the netns dir is a shared mount point of
+	// its own. Preparing it reads the whole mount table, which grows with
+	// the pods, so it is done once, not per pod.
+	netnsDirMu    sync.Mutex
+	netnsDirReady bool
+}
+
+// prepareNetnsDir makes the netns dir a shared mount point once per
+// daemon; a failure is retried by the next pod.
+func (m *Manager) prepareNetnsDir() error {
+	m.netnsDirMu.Lock()
+	defer m.netnsDirMu.Unlock()
+	if m.netnsDirReady {
+		return nil
+	}
+	warning, err := nspin.PrepareNetnsDir(m.opts.NetnsDir)
+	if err != nil {
+		return err
+	}
+	if warning != "" {
+		m.log.Warn("netns dir mounted so that pins are doubled", "dir", m.opts.NetnsDir, "reason", warning)
+	}
+	m.netnsDirReady = true
+	return nil
 }
 
 // SetContainers connects the container core (created after this one).
@@ -265,7 +291,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	}
 	failpoint.Hit("sandbox.after-pod-files")
 	if sb.NetnsPath != "" {
-		if err := nspin.PrepareNetnsDir(m.opts.NetnsDir); err != nil {
+		if err := m.prepareNetnsDir(); err != nil {
 			return fail("prepare netns dir", err)
 		}
 	}
