@@ -48,6 +48,30 @@ func BenchmarkNodeFills(b *testing.B) {
 	})
 }
 
+// BenchmarkNodeFillsSideBySide is the pod start part of BenchmarkNodeFills
+// for floe and then for containerd (Debian's 1.6, as in SideBySide), each
+// on a node it filled itself and emptied again: whether the other runtime
+// stays flatter as a node fills, with the floor measured beside each. It
+// takes its samples itself, once per process:
+//
+//	go test ./bench -run '^$' -bench NodeFillsSideBySide -benchtime 1x -v
+func BenchmarkNodeFillsSideBySide(b *testing.B) {
+	measureOnce(b, func(r *onceResult) {
+		sb := newSideBySide(b)
+		var table strings.Builder
+		for _, p := range sb.peers {
+			f := &fillRun{b: b, cb: sb.cb, p: p, r: r}
+			func() {
+				// Deferred, so a failed level still empties the node.
+				defer func() { removeAll(b, p, f.running) }()
+				f.startLevels([]int{0, 100, 250})
+			}()
+			table.WriteString(f.table.String())
+		}
+		r.logf(b, "\n%s", table.String())
+	})
+}
+
 // fillRun is one pass of BenchmarkNodeFills.
 type fillRun struct {
 	b       *testing.B
@@ -98,11 +122,11 @@ func (f *fillRun) startLevels(levels []int) {
 		}
 		// The host's mount table, which every runc run copies and detaches:
 		// BenchmarkFloorAsHostFills shows what it costs.
-		fmt.Fprintf(&f.table, "%-44s %9.1f %9.1f %9.2f %9.1f %9.2f %7d   %.1f, %.1f, %.1f\n", fmt.Sprintf("with %d pods running", level),
+		fmt.Fprintf(&f.table, "%-44s %9.1f %9.1f %9.2f %9.1f %9.2f %7d   %.1f, %.1f, %.1f\n", fmt.Sprintf("%s with %d pods running", f.p.name, level),
 			ms(median(ds)), ms(pct(ds, 90)), ratio(median(ds), empty), ms(median(floor)), ratio(median(ds), median(floor)), hostMounts(f.b),
 			ms(median(calls["RunPodSandbox"])), ms(median(calls["CreateContainer"])), ms(median(calls["StartContainer"])))
-		f.report(ratio(median(ds), empty), fmt.Sprintf("start-%dpods/empty", level))
-		f.report(ratio(median(ds), median(floor)), fmt.Sprintf("start-%dpods/floor", level))
+		f.report(ratio(median(ds), empty), fmt.Sprintf("%s-start-%dpods/empty", f.p.name, level))
+		f.report(ratio(median(ds), median(floor)), fmt.Sprintf("%s-start-%dpods/floor", f.p.name, level))
 	}
 }
 
