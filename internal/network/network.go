@@ -21,6 +21,8 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
 	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/floe-cri/floe/internal/nspin"
 )
 
 // PodInfo identifies the pod to the CNI plugins.
@@ -316,10 +318,11 @@ func (m *Manager) Teardown(ctx context.Context, pod PodInfo, att *Attachment) er
 	if err != nil {
 		return fmt.Errorf("decode stored CNI config of pod %s: %w", pod.ID, err)
 	}
-	if pod.NetnsPath != "" {
-		if _, err := os.Stat(pod.NetnsPath); err != nil {
-			pod.NetnsPath = ""
-		}
+	// DEL without a netns when the pin is gone, or was never made: a
+	// crash can leave the empty mount target without the namespace on it,
+	// and plugins refuse a path that is not a network namespace.
+	if pod.NetnsPath != "" && !nspin.IsPinned(pod.NetnsPath) {
+		pod.NetnsPath = ""
 	}
 	start := time.Now()
 	err = m.cni.DelNetworkList(ctx, list, m.runtimeConf(pod, att.CapabilityArgs))

@@ -264,6 +264,18 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		m.undo(sb)
 		return nil, fmt.Errorf("%s for pod %s/%s: %w", step, spec.Namespace, spec.Name, err)
 	}
+	if sb.NetnsPath != "" {
+		// Planned before anything is made: a node without a network
+		// configuration fails the pod with nothing to undo. The plan is in
+		// the first record, so a crash anywhere before or during ADD is
+		// undone by a DEL (which tolerates a missing netns) without a
+		// second commit just before ADD.
+		att, err := m.opts.Network.Plan(m.podInfo(sb))
+		if err != nil {
+			return nil, fmt.Errorf("set up pod network for pod %s/%s: %w", spec.Namespace, spec.Name, err)
+		}
+		sb.Network = att
+	}
 	if err := m.table.Add(sb); err != nil {
 		return fail("record sandbox", err)
 	}
@@ -319,17 +331,7 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		}
 		log.Info("pod init started for the shared PID namespace", "pid", init.Pid)
 	}
-	if sb.NetnsPath != "" {
-		att, err := m.opts.Network.Plan(m.podInfo(sb))
-		if err != nil {
-			return fail("set up pod network", err)
-		}
-		// Record the configuration before ADD: if floe dies during ADD,
-		// Restore runs DEL with it and nothing stays allocated.
-		sb.Network = att
-		if err := m.save(sb); err != nil {
-			return fail("record sandbox network", err)
-		}
+	if att := sb.Network; att != nil {
 		start := time.Now()
 		if err := m.opts.Network.Add(ctx, m.podInfo(sb), att); err != nil {
 			// Add already ran DEL.
