@@ -171,32 +171,32 @@ func PrepareNetnsDir(dir string) (warning string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("create %s: %w", dir, err)
 	}
-	real, err := filepath.EvalSymlinks(dir)
+	resolved, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return "", fmt.Errorf("resolve %s: %w", dir, err)
 	}
-	self, parent, under, err := mountsAt(real)
+	self, parent, under, err := mountsAt(resolved)
 	if err != nil {
 		return "", err
 	}
 	switch {
 	case self == nil:
-		if err := unix.Mount(real, real, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return "", fmt.Errorf("bind %s onto itself: %w", real, err)
+		if err := unix.Mount(resolved, resolved, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return "", fmt.Errorf("bind %s onto itself: %w", resolved, err)
 		}
-		if err := unix.Mount("", real, "none", unix.MS_PRIVATE, ""); err != nil {
-			return "", fmt.Errorf("make %s private: %w", real, err)
+		if err := unix.Mount("", resolved, "none", unix.MS_PRIVATE, ""); err != nil {
+			return "", fmt.Errorf("make %s private: %w", resolved, err)
 		}
 	case sharedGroup(self) != "" && parent != nil && sharedGroup(self) == sharedGroup(parent):
 		if under > 0 {
-			return fmt.Sprintf("%s shares the peer group of %s, so each pin under it is mounted twice; %d pins are there now, so it is left so until it is empty (unmount it when no pod uses it)", real, parent.Mountpoint, under), nil
+			return fmt.Sprintf("%s shares the peer group of %s, so each pin under it is mounted twice; %d pins are there now, so it is left so until it is empty (unmount it when no pod uses it)", resolved, parent.Mountpoint, under), nil
 		}
-		if err := unix.Mount("", real, "none", unix.MS_PRIVATE, ""); err != nil {
-			return "", fmt.Errorf("make %s private: %w", real, err)
+		if err := unix.Mount("", resolved, "none", unix.MS_PRIVATE, ""); err != nil {
+			return "", fmt.Errorf("make %s private: %w", resolved, err)
 		}
 	}
-	if err := unix.Mount("", real, "none", unix.MS_SHARED, ""); err != nil {
-		return "", fmt.Errorf("make %s a shared mount: %w", real, err)
+	if err := unix.Mount("", resolved, "none", unix.MS_SHARED, ""); err != nil {
+		return "", fmt.Errorf("make %s a shared mount: %w", resolved, err)
 	}
 	return "", nil
 }
