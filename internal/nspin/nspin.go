@@ -189,7 +189,7 @@ func PrepareNetnsDir(dir string) (warning string, err error) {
 		}
 	case sharedGroup(self) != "" && parent != nil && sharedGroup(self) == sharedGroup(parent):
 		if under > 0 {
-			return fmt.Sprintf("%s shares the peer group of %s, so each pin under it is mounted twice; %d pins are there now, so it is left so until it is empty (unmount it when no pod uses it)", resolved, parent.Mountpoint, under), nil
+			return fmt.Sprintf("%s shares the peer group of %s, so each pin under it is mounted twice; it is left as it is while %d pins are under it (unmount it once no pod uses it, and floe makes it anew)", resolved, parent.Mountpoint, under), nil
 		}
 		if err := unix.Mount("", resolved, "none", unix.MS_PRIVATE, ""); err != nil {
 			return "", fmt.Errorf("make %s private: %w", resolved, err)
