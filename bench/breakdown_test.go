@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containernetworking/cni/libcni"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/test/ocitest"
@@ -138,7 +137,7 @@ func timedStartPod(ctx context.Context, p criPeer, r *podRun, image string, add 
 // it made, timing the CNI DEL and the netns removal.
 func (cb *containerBench) timedFloor(b *testing.B, id, bundle, netns string, split bool, add func(string, time.Duration)) {
 	ctx := context.Background()
-	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: "/run/netns/" + netns, IfName: "eth0", Args: [][2]string{{"IgnoreUnknown", "1"}}}
+	rt := floorRuntimeConf(id, netns)
 	defer func() {
 		ocitest.ForceDelete(id)
 		start := time.Now()

@@ -62,12 +62,19 @@ func floorBundle(b *testing.B) (id, bundle, netns string) {
 	return id, bundle, netns
 }
 
+// floorRuntimeConf is the CNI runtime config of a floor pod: the same
+// interface name and arguments floe gives its pods, in the netns that
+// `ip netns add NETNS` makes.
+func floorRuntimeConf(id, netns string) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{ContainerID: id, NetNS: "/run/netns/" + netns, IfName: "eth0", Args: [][2]string{{"IgnoreUnknown", "1"}}}
+}
+
 // floor is the work of a pod with one container without floe: a netns, a
 // CNI ADD of the same conflist, and `runc run -d` of a prepared bundle. It
 // returns the undo.
 func (cb *containerBench) floor(b *testing.B, id, bundle, netns string) func() {
 	ctx := context.Background()
-	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: "/run/netns/" + netns, IfName: "eth0", Args: [][2]string{{"IgnoreUnknown", "1"}}}
+	rt := floorRuntimeConf(id, netns)
 	undo := func() {
 		ocitest.ForceDelete(id)
 		cb.cni.DelNetworkList(ctx, cb.list, rt)

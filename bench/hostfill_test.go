@@ -121,7 +121,7 @@ func extraNetworks(b *testing.B, cb *containerBench, n int) func() {
 		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 			b.Fatalf("ip netns add: %v %s", err, out)
 		}
-		rt := &libcni.RuntimeConf{ContainerID: name, NetNS: "/run/netns/" + name, IfName: "eth0", Args: [][2]string{{"IgnoreUnknown", "1"}}}
+		rt := floorRuntimeConf(name, name)
 		made = append(made, rt)
 		if _, err := cb.cni.AddNetworkList(ctx, cb.list, rt); err != nil {
 			b.Fatalf("CNI ADD: %v", err)

@@ -38,8 +38,7 @@ func BenchmarkRunPodSandboxVsFloor(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		// Floor.
 		name := "floebench-" + harness.Short()
-		rt := &libcni.RuntimeConf{ContainerID: name, NetNS: "/run/netns/" + name, IfName: "eth0",
-			Args: [][2]string{{"IgnoreUnknown", "1"}}}
+		rt := floorRuntimeConf(name, name)
 		start := time.Now()
 		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 			b.Fatalf("ip netns add: %v %s", err, out)
