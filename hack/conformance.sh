@@ -107,5 +107,14 @@ if [[ -n $leaks ]] || [[ -n $(ipam_left floe-conformance) ]]; then
   ipam_left floe-conformance >&2
   status=1
 fi
-tail -1 "$OUT/summary.txt" 2>/dev/null || true
+# A run in which nothing passed judged nothing (critest could not reach the
+# daemon, or the focus matched no spec): that is a failure too, whatever
+# critest.sh's own exit status says.
+last=$(tail -1 "$OUT/summary.txt" 2>/dev/null || true)
+echo "$last"
+passed=$(sed -n 's/^\([0-9][0-9]*\) passed.*/\1/p' <<<"$last")
+if [[ -z $passed || $passed -eq 0 ]]; then
+  echo "conformance: no spec passed (summary: ${last:-none})" >&2
+  status=1
+fi
 exit $status

@@ -18,7 +18,10 @@
 #
 # Exit status: non-zero when a spec failed that is not listed in
 # hack/node-e2e-host-failures.txt (specs shown to fail on containerd here
-# too, with the reason), or when anything leaked.
+# too, with the reason and the failure text they are excused for), or failed
+# with another message than its entry names; when the suite's setup failed,
+# fewer specs ran than were focused (or SPECS names specs ginkgo did not
+# find); or when anything leaked.
 # Output: $NODE_E2E_OUT (default /tmp/floe-node-e2e-out/$RUNTIME):
 # summary.txt, e2e.log, report.json, the runtime's log.
 set -euo pipefail
@@ -157,28 +160,61 @@ leaks=$( { comm -13 "$D/before" "$D/after"; ipam_left floe-node-e2e | sed 's/^/i
 [[ -z $leaks ]] || status=1
 
 its='[.[].SpecReports[] | select(.LeafNodeType=="It" and .NumAttempts>0)]'
-first='((.Failure.Message // "") | split("\n") | map(select(length>0)) | .[0] // "" | .[0:200])'
+first='((.Failure.Message // "") | split("\n") | map(select(length>0)) | .[0] // "" | .[0:500])'
 name='"\(.ContainerHierarchyTexts | join(" ")) \(.LeafNodeText)"'
 n() { jq "$its | map(select($1)) | length" "$report"; }
 passed=$(n '.State=="passed"'); failed=$(n '.State!="passed" and .State!="skipped"'); skipped=$(n '.State=="skipped"')
-jq -r "$its | .[] | select(.State!=\"passed\" and .State!=\"skipped\") | $name" "$report" | sort >"$OUT/failed.txt"
-# The known list: one spec name per line, after a '# reason' comment.
-grep -v '^#' "$KNOWN" 2>/dev/null | sed '/^$/d' | sort -u >"$D/known" || true
-comm -23 "$OUT/failed.txt" "$D/known" >"$OUT/unexpected.txt"
+ran=$((passed + failed + skipped))
+# What ginkgo meant to run, and whether its suite-level nodes (the embedded
+# API server, the kubelet's start) worked: a run that set nothing up, or
+# ran fewer specs than it focused on, judged nothing and fails.
+will=$(jq '[.[].PreRunStats.SpecsThatWillRun // 0] | add // 0' "$report")
+setup=$(jq -r '.[].SpecReports[] | select(.LeafNodeType!="It" and .State!="passed" and .State!="skipped") | "\(.LeafNodeType): \(.State): \((.Failure.Message // "") | split("\n") | .[0] // "")"' "$report")
+focused=""
+[[ -z ${SPECS:-} ]] || focused=$(sed '/^$/d' "$SPECS" | sort -u | wc -l)
+# Every failed spec with its first failure line, tab-separated.
+jq -r "$its | .[] | select(.State!=\"passed\" and .State!=\"skipped\") | \"\($name)\t\($first)\"" "$report" | sort >"$D/failed.tsv"
+cut -f1 "$D/failed.tsv" >"$OUT/failed.txt"
+# The known list: groups separated by blank lines, each a '# reason'
+# comment, a '# expect: TEXT' line (a piece of the first failure line the
+# specs are excused for) and the full spec names. A listed spec that fails
+# with another message is unexpected: it may hide a new defect.
+awk -F'\t' '
+  /^$/ { expect = ""; next }
+  /^# expect: / { expect = substr($0, 11); next }
+  /^#/ { next }
+  { if (expect == "") { print "no # expect: line for " $0 > "/dev/stderr"; bad = 1 } print $0 "\t" expect }
+  END { exit bad }' "$KNOWN" | sort -u >"$D/known.tsv" || { echo "$KNOWN: every listed spec needs the failure text it is excused for" >&2; exit 2; }
+: >"$D/known-failed.txt"; : >"$OUT/unexpected.txt"; : >"$D/unexpected.tsv"
+while IFS=$'\t' read -r spec msg; do
+  expect=$(awk -F'\t' -v s="$spec" '$1 == s { print $2; exit }' "$D/known.tsv")
+  if [[ -n $expect && $msg == *"$expect"* ]]; then
+    echo "$spec" >>"$D/known-failed.txt"
+  else
+    echo "$spec" >>"$OUT/unexpected.txt"
+    if [[ -n $expect ]]; then msg="$msg (listed, but excused only for: $expect)"; fi
+    printf '%s | %s\n' "$spec" "$msg" >>"$D/unexpected.tsv"
+  fi
+done <"$D/failed.tsv"
 {
   echo "# node e2e against $RUNTIME ($(date -u +%FT%TZ), ${secs}s) focus=${FOCUS:-NodeConformance} $*"
   echo; echo "## failed, not known to fail on containerd here (spec | first line)"
-  while read -r spec; do
-    jq -r --arg s "$spec" "$its | .[] | select($name == \$s) | \"\(\$s) | \($first)\"" "$report"
-  done <"$OUT/unexpected.txt"
-  echo; echo "## failed, known to fail for any runtime on this host (hack/node-e2e-host-failures.txt)"
-  comm -12 "$OUT/failed.txt" "$D/known"
+  cat "$D/unexpected.tsv"
+  echo; echo "## failed, known to fail for any runtime on this host with the listed message (hack/node-e2e-host-failures.txt)"
+  cat "$D/known-failed.txt"
+  [[ -z $setup ]] || { echo; echo "## the suite's setup failed"; echo "$setup"; }
+  [[ $ran -ge $will ]] || { echo; echo "## only $ran of the $will focused specs ran"; }
+  [[ -z $focused || $will -ge $focused ]] || { echo; echo "## SPECS names $focused specs, ginkgo found $will"; }
   [[ -z $leaks ]] || { echo; echo "## left behind on the host"; echo "$leaks"; }
   echo; echo "$passed passed, $failed failed ($(wc -l <"$OUT/unexpected.txt") unexpected), $skipped skipped"
 } >"$OUT/summary.txt"
 
 sed -n '/^## failed, not known/,/^## failed, known/p' "$OUT/summary.txt" | head -40
+sed -n '/^## the suite/,$p' "$OUT/summary.txt" | sed '$d' | head -20
 [[ -z $leaks ]] || { echo "node e2e run left things behind:"; echo "$leaks"; } >&2
 tail -1 "$OUT/summary.txt"
 [[ -s $OUT/unexpected.txt ]] && status=1
+[[ -z $setup ]] || status=1
+[[ $ran -ge $will && $will -gt 0 ]] || status=1
+[[ -z $focused || $will -ge $focused ]] || status=1
 exit $status

@@ -179,7 +179,10 @@ func checkMetadataValue(field, v string) error {
 
 // checkHostname: sethostname(2) takes at most HOST_NAME_MAX (64) bytes, and
 // the name lands in /etc/hostname and /etc/hosts, so it must be a host
-// name (RFC 1123 labels), refused before namespaces are made.
+// name (RFC 1123 labels), refused before namespaces are made. One trailing
+// dot (an absolute name) is allowed and kept: with setHostnameAsFQDN and no
+// cluster domain the kubelet sends "pod.sub.ns.svc.", and the pod must see
+// exactly that name, as it does on containerd and CRI-O.
 func checkHostname(h string) error {
 	if h == "" {
 		return nil
@@ -187,7 +190,7 @@ func checkHostname(h string) error {
 	if len(h) > 64 {
 		return invalid("config.hostname", "%q is %d bytes; at most 64 are allowed", h, len(h))
 	}
-	for _, label := range strings.Split(h, ".") {
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
 		ok := label != "" && label[0] != '-' && label[len(label)-1] != '-'
 		for _, r := range label {
 			ok = ok && (r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')

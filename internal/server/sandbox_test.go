@@ -66,3 +66,31 @@ func TestIDAttrsNameThePodAndContainer(t *testing.T) {
 		t.Errorf("version attrs = %v", got)
 	}
 }
+
+func TestCheckHostname(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"", true},
+		{"web-0", true},
+		{"web-0.sub.ns.svc.cluster.local", true},
+		// setHostnameAsFQDN without a cluster domain: an absolute name.
+		{"hostfqdn-127918.t.hostfqdn-99.svc.", true},
+		{"a..b", false},
+		{".", false},
+		{"a.b..", false},
+		{"-a", false},
+		{"a_b", false},
+		{"a/b", false},
+		{strings.Repeat("a", 65), false},
+	} {
+		err := checkHostname(tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("checkHostname(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "config.hostname") {
+			t.Errorf("checkHostname(%q): error %q does not name the field", tc.name, err)
+		}
+	}
+}
