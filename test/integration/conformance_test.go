@@ -55,6 +55,22 @@ func TestPodHostnameDefaultsToTheNodesAndLongOnesAreRefused(t *testing.T) {
 	}
 }
 
+// With setHostnameAsFQDN and no cluster domain the kubelet sends an
+// absolute name, trailing dot included; SIG Node's "the FQDN is set as
+// hostname" spec expects the pod to see exactly that name.
+func TestPodHostnameMayBeAnAbsoluteFQDN(t *testing.T) {
+	harness.CheckLeaks(t)
+	const fqdn = "hostfqdn-1.t.hostfqdn-99.svc."
+	e := newContainerEnv(t, func(p *runtimeapi.PodSandboxConfig) { p.Hostname = fqdn })
+	id := e.run(t, e.config("host", "sleep", "60"))
+	if out, _ := e.exec(t, id, "hostname"); out != fqdn {
+		t.Errorf("hostname = %q, want %q", out, fqdn)
+	}
+	if out, _ := e.exec(t, id, "cat", "/etc/hostname"); out != fqdn {
+		t.Errorf("/etc/hostname = %q, want %q", out, fqdn)
+	}
+}
+
 func listPods(t *testing.T, d *harness.Daemon) []*runtimeapi.PodSandbox {
 	t.Helper()
 	resp, err := d.Runtime.ListPodSandbox(harness.Ctx(t), &runtimeapi.ListPodSandboxRequest{})
