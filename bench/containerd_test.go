@@ -16,6 +16,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/floe-cri/floe/test/harness"
+	"github.com/floe-cri/floe/test/needs"
 )
 
 // containerd is Debian's containerd (1.6) with its CRI plugin, run as the
@@ -88,9 +89,7 @@ oom_score = 0
 // stopped, its shims killed and its mounts removed when the test ends.
 func startContainerd(t testing.TB, o containerdOptions) *containerd {
 	t.Helper()
-	if _, err := exec.LookPath("containerd"); err != nil {
-		t.Skip("containerd not installed (hack/install-deps.sh installs it)")
-	}
+	needs.Binary(t, "containerd")
 	// Short: containerd's socket path, plus ".ttrpc", must fit sun_path.
 	dir, err := os.MkdirTemp("", "floe-ctrd-")
 	if err != nil {

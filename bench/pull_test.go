@@ -23,6 +23,7 @@ import (
 
 	"github.com/floe-cri/floe/test/fixtures"
 	"github.com/floe-cri/floe/test/harness"
+	"github.com/floe-cri/floe/test/needs"
 )
 
 const (
@@ -32,9 +33,7 @@ const (
 
 func BenchmarkPullVsSkopeo(b *testing.B) {
 	harness.RequireRoot(b)
-	if _, err := exec.LookPath("skopeo"); err != nil {
-		b.Skip("skopeo not installed")
-	}
+	needs.Binary(b, "skopeo")
 	reg := fixtures.StartRegistry(b, fixtures.RegistryOptions{})
 	img := reg.Push(b, "bench/random:1", fixtures.RandomLayers(layers, layerSize, 42))
 	b.Logf("image %s: %d layers, %.1f MB compressed", img.Ref, layers, float64(img.Size)/1e6)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/floe-cri/floe/test/needs"
 )
 
 // BenchmarkPullSideBySide is the PullImage row of BenchmarkSideBySide on
@@ -82,7 +84,7 @@ func tracePull(b *testing.B, path string, pull func(), pid int) {
 	defer errf.Close()
 	cmd.Stderr = errf
 	if err := cmd.Start(); err != nil {
-		b.Skipf("strace: %v", err)
+		needs.Missing(b, "strace", err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if msg, _ := os.ReadFile(errPath); len(msg) > 0 {

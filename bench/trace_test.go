@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/floe-cri/floe/test/needs"
 )
 
 // TestTraceOps shows where the time of one pod start, StopContainer,
@@ -32,9 +34,7 @@ func TestTraceOps(t *testing.T) {
 	if dir == "" {
 		t.Skip("set FLOE_TRACE_DIR to trace floe's calls")
 	}
-	if _, err := exec.LookPath("strace"); err != nil {
-		t.Skip("strace not installed")
-	}
+	needs.Binary(t, "strace")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

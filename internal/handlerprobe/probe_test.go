@@ -14,6 +14,7 @@ import (
 	"github.com/floe-cri/floe/internal/cgroups"
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/test/harness"
+	"github.com/floe-cri/floe/test/needs"
 )
 
 func TestMain(m *testing.M) {
@@ -96,9 +97,7 @@ func TestRuncUsableFastAndClean(t *testing.T) {
 
 func TestCrunOnHybridHostUnusableWithItsError(t *testing.T) {
 	o := options(t)
-	if _, err := exec.LookPath("/usr/bin/crun"); err != nil {
-		t.Skip("crun not installed (hack/install-deps.sh installs it)")
-	}
+	needs.Binary(t, "/usr/bin/crun")
 	cg, err := cgroups.Detect(cgroups.HostPaths)
 	if err != nil {
 		t.Fatal(err)
@@ -132,9 +131,7 @@ func TestMissingBinaryUnusable(t *testing.T) {
 
 func TestRunscProbe(t *testing.T) {
 	o := options(t)
-	if _, err := exec.LookPath("/usr/bin/runsc"); err != nil {
-		t.Skip("runsc not installed")
-	}
+	needs.Binary(t, "/usr/bin/runsc")
 	// gVisor's process must run inside its sandbox: a static binary.
 	o.Binary = "/bin/busybox"
 	var plain, hostNet Result

@@ -19,6 +19,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/test/harness"
+	"github.com/floe-cri/floe/test/needs"
 	"github.com/floe-cri/floe/test/ocitest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -80,9 +81,7 @@ func requireTools(t *testing.T) {
 		t.Skip("needs root")
 	}
 	for _, p := range []string{"/usr/bin/conmon", "/usr/sbin/runc", ocitest.BusyboxPath} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("missing %s (hack/install-deps.sh installs it)", p)
-		}
+		needs.File(t, p, p)
 	}
 }
 

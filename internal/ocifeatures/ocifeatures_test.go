@@ -2,8 +2,9 @@ package ocifeatures
 
 import (
 	"context"
-	"os/exec"
 	"testing"
+
+	"github.com/floe-cri/floe/test/needs"
 )
 
 func TestParse(t *testing.T) {
@@ -21,10 +22,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestProbeRealRunc(t *testing.T) {
-	path, err := exec.LookPath("runc")
-	if err != nil {
-		t.Skip("runc not installed")
-	}
+	path := needs.Binary(t, "runc")
 	f, err := Probe(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)

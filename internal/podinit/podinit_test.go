@@ -13,6 +13,7 @@ import (
 
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/test/harness"
+	"github.com/floe-cri/floe/test/needs"
 	"github.com/floe-cri/floe/test/ocitest"
 )
 
@@ -75,9 +76,7 @@ func startInit(t *testing.T, p Programs) *Init {
 
 func TestInitIsPID1AndReapsOrphans(t *testing.T) {
 	for _, p := range []string{"/usr/sbin/runc", ocitest.BusyboxPath} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("missing %s", p)
-		}
+		needs.File(t, p, p)
 	}
 	for name, p := range inits(t) {
 		t.Run(name, func(t *testing.T) { testPID1AndReaping(t, p) })

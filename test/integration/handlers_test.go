@@ -2,7 +2,6 @@ package integration
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/internal/server"
 	"github.com/floe-cri/floe/test/harness"
+	"github.com/floe-cri/floe/test/needs"
 )
 
 // crunHybridError is what crun 1.8 says on a cgroup v1 hybrid host.
@@ -26,9 +26,7 @@ const crunHybridError = "hybrid mode not supported"
 // about: crun installed and a hybrid cgroup layout it refuses.
 func requireCrunOnHybrid(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("/usr/bin/crun"); err != nil {
-		t.Skip("crun not installed (hack/install-deps.sh installs it)")
-	}
+	needs.Binary(t, "/usr/bin/crun")
 	cg, err := cgroups.Detect(cgroups.HostPaths)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/test/needs"
 )
 
 // CgroupRoot is the cgroupfs parent every test container is put under, so
@@ -38,9 +39,7 @@ func Bundle(t testing.TB, id string, mutate func(*ocispec.Container)) string {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(BusyboxPath); err != nil {
-		t.Skipf("no %s (install busybox-static)", BusyboxPath)
-	}
+	needs.File(t, BusyboxPath, "busybox-static ("+BusyboxPath+")")
 	if err := Build(root); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/floe-cri/floe/test/needs"
 )
 
 // BusyboxPath is the static busybox the rootfs is made from.
@@ -33,9 +35,7 @@ const (
 // host has no static busybox.
 func Busybox(t testing.TB) string {
 	t.Helper()
-	if _, err := os.Stat(BusyboxPath); err != nil {
-		t.Skipf("no %s (install busybox-static): %v", BusyboxPath, err)
-	}
+	needs.File(t, BusyboxPath, "busybox-static ("+BusyboxPath+")")
 	dir, err := os.MkdirTemp("", "floe-rootfs-")
 	if err != nil {
 		t.Fatal(err)
