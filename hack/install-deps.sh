@@ -20,6 +20,9 @@ packages=(
   # critest (make conformance): the kit's scripts build its images with
   # umoci and read the registry and ginkgo's report with curl and jq.
   curl jq umoci
+  # bench/ TestTraceOps and PullSideBySide (FLOE_PULL_STRACE) trace floe's
+  # system calls.
+  strace
   # bench/ SideBySide: containerd (CRI plugin) as the peer runtime, started
   # by the benchmark itself with a private root and socket; it never talks
   # to the package's own service.
