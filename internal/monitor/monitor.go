@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/procstat"
 	"github.com/fsnotify/fsnotify"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -708,25 +709,5 @@ func conmonAlive(c *Container) bool {
 	return len(cmdline) == 0 || bytes.Contains(cmdline, []byte(c.Bundle))
 }
 
-// isZombie reports whether pid is gone or a zombie.
-func isZombie(pid int) bool {
-	state, exists := procState(pid)
-	return !exists || state == 'Z'
-}
-
-// procState is the state letter of pid from /proc/PID/stat (R, S, Z, X,
-// ...); exists is false when the process is gone, and state is 0 when the
-// file cannot be parsed.
-func procState(pid int) (state byte, exists bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	// The command name may hold spaces and parens: the state is the first
-	// field after its closing paren.
-	i := bytes.LastIndexByte(data, ')')
-	if i <= 0 || i+2 >= len(data) {
-		return 0, true
-	}
-	return data[i+2], true
-}
+// isZombie reports whether pid is gone, a zombie or dead.
+func isZombie(pid int) bool { return procstat.Gone(pid) }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/floe-cri/floe/internal/procstat"
 )
 
 // process is a handle on a process floe did not fork (an exec'd process
@@ -77,8 +79,11 @@ func (p process) killAndWait(limit time.Duration) error {
 // The pid cannot be taken by a new process before it is reaped; a live
 // process under the same pid afterwards means ours is gone.
 func (p process) reaped() bool {
-	state, exists := procState(p.pid)
-	return !exists || (state != 0 && state != 'Z' && state != 'X')
+	st, err := procstat.Read(p.pid)
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	return err == nil && !st.Dead()
 }
 
 // signalWouldBeDropped reports whether sig sent now to pid would be lost:

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/floe-cri/floe/internal/procstat"
 )
 
 // HelperArg is the hidden first argument that makes the floe binary act as
@@ -203,34 +205,12 @@ func (i *Init) waitGone(ctx context.Context, limit time.Duration) bool {
 }
 
 // statFields returns the fields of /proc/PID/stat after the command name.
-func statFields(pid int) ([]string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, err
-	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return nil, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	return strings.Fields(string(data[i+1:])), nil
-}
-
 func startTime(pid int) (uint64, error) {
-	f, err := statFields(pid)
-	if err != nil {
-		return 0, err
-	}
-	// Field 22 of stat is starttime; f[0] is field 3.
-	if len(f) < 20 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
+	st, err := procstat.Read(pid)
+	return st.StartTime, err
 }
 
-func zombie(pid int) bool {
-	f, err := statFields(pid)
-	return err != nil || len(f) == 0 || f[0] == "Z" || f[0] == "X"
-}
+func zombie(pid int) bool { return procstat.Gone(pid) }
 
 // initExeFlag passes Options.Init to the launcher as its first argument;
 // podFlag passes Options.PodID, which the launcher puts on the init's
@@ -546,8 +526,8 @@ func ProcessesIn(ns string) (map[int]string, error) {
 		if n, err := NamespaceOf(pid); err != nil || n != ns {
 			continue
 		}
-		if f, err := statFields(pid); err == nil && len(f) > 0 {
-			out[pid] = f[0]
+		if st, err := procstat.Read(pid); err == nil {
+			out[pid] = string(st.State)
 		}
 	}
 	return out, nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/floe-cri/floe/internal/ocispec"
+	"github.com/floe-cri/floe/internal/procstat"
 	"github.com/floe-cri/floe/test/harness"
 	"github.com/floe-cri/floe/test/needs"
 	"github.com/floe-cri/floe/test/ocitest"
@@ -216,12 +217,11 @@ func readFile(p string) string {
 }
 
 func parentOf(t *testing.T, pid int) int {
-	f, err := statFields(pid)
+	st, err := procstat.Read(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
+	return st.PPid
 }
 
 // The init can be placed in the pod's cgroup before it reports ready.
