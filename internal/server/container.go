@@ -65,6 +65,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err := mountUserns(req.Config.GetMounts(), sb.Spec.UserNS); err != nil {
 		return nil, err
 	}
+	procMount(req.Config.GetLinux().GetSecurityContext(), sb.Spec.UserNS != nil, &spec.OCI)
 	devs, err := s.annotationDevices(sb)
 	if err != nil {
 		return nil, err
@@ -358,7 +359,8 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 	if err := oc.User.Validate(); err != nil {
 		return fmt.Errorf("config.linux.%w", err)
 	}
-	// Empty lists from the kubelet mean "use the defaults".
+	// Empty lists keep the defaults, except in a pod with a user
+	// namespace (procMount: Unmasked; see procMount).
 	if len(sc.MaskedPaths) > 0 {
 		oc.MaskedPaths = sc.MaskedPaths
 	}
