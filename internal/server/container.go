@@ -71,6 +71,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		return nil, err
 	}
 	spec.OCI.Devices = append(spec.OCI.Devices, devs...)
+	if spec.OCI.LSM, err = containerLSM(req.Config.GetLinux().GetSecurityContext(), podCfg.GetLinux().GetSecurityContext(), s.deps.LSM, s.deps.Config.AppArmor.DefaultProfile); err != nil {
+		return nil, err
+	}
 	if err := s.checkHandlerSupports(sb.Spec.RuntimeHandler, &spec); err != nil {
 		return nil, err
 	}
@@ -199,7 +202,7 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		}
 		// uidMappings/gidMappings are checked against the pod's user
 		// namespace in CreateContainer (mountUserns).
-		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly, Options: m.MountOptions}
+		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly, Options: m.MountOptions, SELinuxRelabel: m.SelinuxRelabel}
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			mount.Propagation = ocispec.PropagationHostToCt
