@@ -30,6 +30,9 @@ func TestLSMRequestsOnHostWithoutLSMs(t *testing.T) {
 	if err != nil || in.LSM == nil || in.LSM.AppArmor || in.LSM.SELinux || !strings.HasPrefix(in.LSM.String(), "none (AppArmor: not enabled") {
 		t.Fatalf("/info LSM: %+v %v; this test needs a host without AppArmor and SELinux", in.LSM, err)
 	}
+	if out, err := floeCLI(t, e.d, "status"); err != nil || !strings.Contains(out, "LSMs") || !strings.Contains(out, "none (AppArmor: not enabled") {
+		t.Errorf("floe status does not say which LSMs the node enforces: %v\n%s", err, out)
+	}
 
 	runs := map[string]func(*runtimeapi.LinuxContainerSecurityContext){
 		"default": func(sc *runtimeapi.LinuxContainerSecurityContext) {
