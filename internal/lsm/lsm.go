@@ -171,3 +171,16 @@ func Relabel(path, fileLabel string) error {
 	}
 	return nil
 }
+
+// ReserveLabel records that a container runs with an SELinux process
+// label, so that labels picked later get other MCS levels (for the
+// containers floe finds again after a restart).
+func ReserveLabel(processLabel string) {
+	selinux.ReserveLabel(processLabel)
+}
+
+// ReleaseLabel frees the MCS level of a removed container's process
+// label (or of one whose creation failed) for reuse.
+func ReleaseLabel(processLabel string) {
+	selinux.ReleaseLabel(processLabel)
+}

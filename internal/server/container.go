@@ -24,6 +24,7 @@ import (
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/images"
+	"github.com/floe-cri/floe/internal/lsm"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/sandbox"
@@ -71,14 +72,18 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		return nil, err
 	}
 	spec.OCI.Devices = append(spec.OCI.Devices, devs...)
-	if spec.OCI.LSM, err = containerLSM(req.Config.GetLinux().GetSecurityContext(), podCfg.GetLinux().GetSecurityContext(), s.deps.LSM, s.deps.Config.AppArmor.DefaultProfile); err != nil {
+	if err := s.checkHandlerSupports(sb.Spec.RuntimeHandler, &spec); err != nil {
 		return nil, err
 	}
-	if err := s.checkHandlerSupports(sb.Spec.RuntimeHandler, &spec); err != nil {
+	// Last before Create: an SELinux label picked here holds an MCS level
+	// until the container is removed or its creation fails.
+	if spec.OCI.LSM, err = containerLSM(req.Config.GetLinux().GetSecurityContext(), podCfg.GetLinux().GetSecurityContext(), s.deps.LSM, s.deps.Config.AppArmor.DefaultProfile); err != nil {
 		return nil, err
 	}
 	id, err := s.deps.Containers.Create(ctx, sb.ID, spec)
 	if err != nil {
+		// The MCS level picked for it is free again.
+		lsm.ReleaseLabel(spec.OCI.LSM.SELinuxLabel)
 		return nil, err
 	}
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
