@@ -218,6 +218,9 @@ func status(args []string) error {
 		if in.UserNamespaces != nil {
 			fmt.Fprintf(w, "Pod user namespaces\t%s\n", in.UserNamespaces)
 		}
+		if in.LSM != nil {
+			fmt.Fprintf(w, "LSMs\t%s\n", in.LSM)
+		}
 		if a := in.AutoUserNamespaces; a != nil {
 			if a.Available {
 				fmt.Fprintf(w, "Automatic user namespace ids\t%d uids, %d gids from %s\n", a.UIDs, a.GIDs, a.Source)

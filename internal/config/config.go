@@ -46,6 +46,7 @@ type Config struct {
 	NRI            NRIConfig          `toml:"nri" comment:"NRI (Node Resource Interface) plugins, which see and may adjust every pod and container."`
 	CDI            CDIConfig          `toml:"cdi" comment:"CDI (Container Device Interface) devices: ContainerConfig.CDIDevices and the cdi.k8s.io/* annotations."`
 	Checkpoint     CheckpointConfig   `toml:"checkpoint" comment:"Checkpoint/restore of containers (CRI CheckpointContainer, restore through CreateContainer) with criu."`
+	AppArmor       AppArmorConfig     `toml:"apparmor" comment:"AppArmor, on nodes that enforce it."`
 
 	// Sources lists the files that were read, in order, for reports.
 	Sources []string `toml:"-"`
@@ -171,6 +172,11 @@ type CheckpointConfig struct {
 type ContainersConfig struct {
 	LogSizeMax          Size     `toml:"log_size_max" comment:"Largest a container log may grow before conmon truncates it (bytes or 10Mi); 0 means unlimited (the kubelet rotates logs itself)."`
 	DefaultCapabilities []string `toml:"default_capabilities" comment:"Capabilities of a non-privileged container before its add/drop lists."`
+}
+
+// AppArmorConfig is floe's AppArmor setting.
+type AppArmorConfig struct {
+	DefaultProfile string `toml:"default_profile" comment:"Loaded AppArmor profile a container asking for RuntimeDefault runs under on a node with AppArmor (for example one named like containerd's \"cri-containerd.apparmor.d\" or CRI-O's \"crio-default\"). floe ships none: empty refuses RuntimeDefault there with FailedPrecondition. Ignored on nodes without AppArmor, where RuntimeDefault runs unconfined."`
 }
 
 // Default returns the built-in configuration.

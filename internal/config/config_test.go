@@ -88,6 +88,8 @@ func TestBadConfigNamesFileAndKey(t *testing.T) {
 		"[images]\npull_progress_timeout = \"0s\"\n":            `key "images.pull_progress_timeout"`,
 		"[images]\npinned = [\"a*b\"]\n":                        `key "images.pinned"`,
 		"[registries]\ndefault_search_registries = [\"a/b\"]\n": `key "registries.default_search_registries"`,
+		"[apparmor]\ndefault_profile = \"unconfined\"\n":        `key "apparmor.default_profile": "unconfined" is not allowed`,
+		"[apparmor]\ndefault_profile = \" x\"\n":                `key "apparmor.default_profile"`,
 	}
 	for body, want := range cases {
 		p := write(t, dir, "bad.toml", body)

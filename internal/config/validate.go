@@ -142,6 +142,11 @@ func (c *Config) validateExtensions() error {
 	if !filepath.IsAbs(c.Checkpoint.CRIUPath) {
 		return fmt.Errorf("key \"checkpoint.criu_path\": %q is not an absolute path", c.Checkpoint.CRIUPath)
 	}
+	// "unconfined" is no profile: naming it would run RuntimeDefault
+	// containers unconfined while looking configured.
+	if p := c.AppArmor.DefaultProfile; strings.ContainsAny(p, "\x00\n") || strings.TrimSpace(p) != p || p == "unconfined" {
+		return fmt.Errorf("key \"apparmor.default_profile\": %q is not allowed; name a loaded AppArmor profile (no surrounding spaces or newlines, not \"unconfined\"), or leave it empty", p)
+	}
 	return nil
 }
 

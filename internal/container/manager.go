@@ -19,6 +19,7 @@ import (
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/failpoint"
 	"github.com/floe-cri/floe/internal/images"
+	"github.com/floe-cri/floe/internal/lsm"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/objects"
 	"github.com/floe-cri/floe/internal/ocispec"
@@ -649,6 +650,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 		return err
 	}
 	failpoint.Hit("container.remove.after-record-removing")
+	lsm.ReleaseLabel(c.Spec.OCI.LSM.SELinuxLabel)
 	m.queueRemoval(c.ID)
 	m.hooks.RemoveContainer(ctx, c)
 	m.log.Info("container removed", "container", c.ID, "pod", c.SandboxID)
@@ -878,6 +880,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 			continue
 		}
 		m.backfillSpecFacts(c)
+		lsm.ReserveLabel(c.Spec.OCI.LSM.SELinuxLabel)
 		m.restoreProcess(ctx, c)
 	}
 	m.log.Info("restored containers", "count", len(records))

@@ -26,6 +26,7 @@ import (
 	"github.com/floe-cri/floe/internal/images"
 	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/internal/logging"
+	"github.com/floe-cri/floe/internal/lsm"
 	"github.com/floe-cri/floe/internal/metrics"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/network"
@@ -106,7 +107,8 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	probeResults := probes.Results()
 	ckpt := checkpoint.Detect(context.Background(), cfg.Checkpoint.CRIUPath)
-	findings := append(diagnose.Run(context.Background(), cfg, net, cg, diagnose.DefaultHost, probeResults), diagnose.Checkpoint(ckpt))
+	lsms := lsm.Detect()
+	findings := append(diagnose.Run(context.Background(), cfg, net, cg, diagnose.DefaultHost, probeResults), diagnose.Checkpoint(ckpt), diagnose.LSM(lsms, cfg.AppArmor.DefaultProfile))
 	fmt.Fprint(os.Stderr, diagnose.Format(findings))
 	if err := diagnose.FatalError(findings); err != nil {
 		return err
@@ -258,7 +260,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	subIDs := loadSubIDs(cfg.UserNamespaces, log)
 	insp, err := inspect.Serve(cfg.InspectSocketPath(), inspect.Handler(inspect.Sources{
 		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, Userns: &usernsSupport, SubIDs: subIDs, Probes: probes, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr,
-		NRI: plugins, CDI: devices, Log: log,
+		LSM: &lsms, NRI: plugins, CDI: devices, Log: log,
 	}), log)
 	if err != nil {
 		return err
@@ -276,7 +278,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	enableUserns(handlerFeatures, usernsSupport, log)
 	srv := server.New(server.Deps{Config: cfg, Cgroups: cg, Sandboxes: sandboxes, Containers: containers, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
-		HandlerFeatures: handlerFeatures, Userns: usernsSupport, SubIDs: subIDs, Probes: probes, Checkpoint: &ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
+		HandlerFeatures: handlerFeatures, Userns: usernsSupport, LSM: lsms, SubIDs: subIDs, Probes: probes, Checkpoint: &ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

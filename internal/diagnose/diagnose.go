@@ -18,6 +18,7 @@ import (
 	"github.com/floe-cri/floe/internal/checkpoint"
 	"github.com/floe-cri/floe/internal/config"
 	"github.com/floe-cri/floe/internal/handlerprobe"
+	"github.com/floe-cri/floe/internal/lsm"
 	"github.com/floe-cri/floe/internal/network"
 )
 
@@ -146,6 +147,27 @@ func Checkpoint(s checkpoint.Support) Finding {
 		msg += "; without CAP_SYS_RESOURCE only containers running as 0:0 can be checkpointed"
 	}
 	return Finding{OK, "checkpoint/restore", msg}
+}
+
+// LSM reports the Linux security modules the node enforces, and warns
+// when containers asking for the runtime's default AppArmor profile will
+// be refused.
+func LSM(h lsm.Host, defaultProfile string) Finding {
+	msg := h.String()
+	if !h.AppArmor {
+		return Finding{OK, "LSMs", msg}
+	}
+	if defaultProfile == "" {
+		return Finding{Warn, "LSMs", msg + "; apparmor.default_profile is empty, so containers asking for AppArmor RuntimeDefault are refused"}
+	}
+	if ok, err := h.ProfileLoaded(defaultProfile); err != nil || !ok {
+		why := "is not loaded"
+		if err != nil {
+			why = err.Error()
+		}
+		return Finding{Warn, "LSMs", fmt.Sprintf("%s; apparmor.default_profile %q %s, so containers asking for AppArmor RuntimeDefault are refused", msg, defaultProfile, why)}
+	}
+	return Finding{OK, "LSMs", fmt.Sprintf("%s; AppArmor RuntimeDefault is profile %q", msg, defaultProfile)}
 }
 
 func checkCgroups(cfg *config.Config, cg *cgroups.Support, h Host) []Finding {

@@ -23,6 +23,7 @@ import (
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/handlerprobe"
 	"github.com/floe-cri/floe/internal/images"
+	"github.com/floe-cri/floe/internal/lsm"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/nri"
 	"github.com/floe-cri/floe/internal/sandbox"
@@ -63,6 +64,9 @@ type Info struct {
 	// UserNamespaces says whether pods may run in a user namespace of
 	// their own (hostUsers: false), by which mechanism, or why not.
 	UserNamespaces *userns.Support `json:"userNamespaces,omitempty"`
+	// LSM is which Linux security modules (AppArmor, SELinux) the node
+	// enforces, so which profiles and labels containers can get.
+	LSM *lsm.Host `json:"lsm,omitempty"`
 	// AutoUserNamespaces says where the ids of pods asking for
 	// io.kubernetes.cri-o.userns-mode=auto come from, or why there are
 	// none.
@@ -134,6 +138,7 @@ type Sources struct {
 	Network        *network.Manager
 	Cgroups        *cgroups.Support
 	Userns         *userns.Support
+	LSM            *lsm.Host
 	SubIDs         *userns.Allocator // nil when floe hands out no ids
 	Probes         *handlerprobe.Registry
 	MetricsAddress func() string
@@ -260,7 +265,7 @@ func info(src Sources) *Info {
 		StateDir: cfg.StateDir, RunDir: cfg.RunDir, CgroupDriver: cfg.CgroupManager,
 		NetnsDir: cfg.Network.NetnsDir, CNIConfigDir: cfg.Network.CNIConfigDir,
 		DefaultRuntime: cfg.DefaultRuntime, Runtimes: map[string]Runtime{},
-		Cgroups: src.Cgroups, UserNamespaces: src.Userns,
+		Cgroups: src.Cgroups, UserNamespaces: src.Userns, LSM: src.LSM,
 	}
 	if src.SubIDs != nil {
 		st := src.SubIDs.Status()

@@ -11,8 +11,9 @@ import (
 // Build returns the OCI runtime spec for c. Host facts missing from opts
 // (bounding set, oom_score_adj floor) are read from /proc/self. Build
 // reads the container's /etc/passwd and /etc/group and, for rshared or
-// rslave mounts, may make the host mount holding the source shared; it has
-// no other side effect.
+// rslave mounts, may make the host mount holding the source shared; with
+// an SELinux mount label it relabels the host paths of mounts that ask
+// for it (see applyLSM). It has no other side effect.
 func Build(c *Container, opts Options) (*specs.Spec, error) {
 	log := opts.Log
 	if log == nil {
@@ -146,6 +147,9 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 		}
 	}
 	if err := applySeccomp(spec, c.Seccomp, c.Privileged); err != nil {
+		return nil, err
+	}
+	if err := applyLSM(spec, c, opts.Relabel); err != nil {
 		return nil, err
 	}
 	return spec, nil

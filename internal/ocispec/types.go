@@ -77,6 +77,9 @@ type Mount struct {
 	// Options are extra mount flags (CRI mount_options), from
 	// MountOptionsAllowed.
 	Options []string
+	// SELinuxRelabel gives HostPath the container's mount label before
+	// the container is made (CRI selinux_relabel); see applyLSM.
+	SELinuxRelabel bool
 }
 
 // Device is a host device node made available in the container.
@@ -198,6 +201,9 @@ type Container struct {
 	ProcMountUnmasked bool
 	Sysctls           map[string]string
 	OOMScoreAdj       int
+	// LSM is the AppArmor profile and SELinux labels, decided by the
+	// server against what the host enforces.
+	LSM LSM
 
 	Mounts    []Mount
 	Devices   []Device
@@ -231,6 +237,9 @@ type Options struct {
 	// cannot are left out or refused (see LinuxResources). nil means
 	// unknown: every limit goes to the runtime as asked.
 	Cgroups *cgroups.Support
+	// Relabel gives a mount's host path an SELinux label; nil means
+	// lsm.Relabel.
+	Relabel func(path, label string) error
 	Log     *slog.Logger
 }
 

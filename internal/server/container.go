@@ -24,6 +24,7 @@ import (
 	"github.com/floe-cri/floe/internal/container"
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/images"
+	"github.com/floe-cri/floe/internal/lsm"
 	"github.com/floe-cri/floe/internal/monitor"
 	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/sandbox"
@@ -65,6 +66,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err := mountUserns(req.Config.GetMounts(), sb.Spec.UserNS); err != nil {
 		return nil, err
 	}
+	procMount(req.Config.GetLinux().GetSecurityContext(), sb.Spec.UserNS != nil, &spec.OCI)
 	devs, err := s.annotationDevices(sb)
 	if err != nil {
 		return nil, err
@@ -73,8 +75,15 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err := s.checkHandlerSupports(sb.Spec.RuntimeHandler, &spec); err != nil {
 		return nil, err
 	}
+	// Last before Create: an SELinux label picked here holds an MCS level
+	// until the container is removed or its creation fails.
+	if spec.OCI.LSM, err = containerLSM(req.Config.GetLinux().GetSecurityContext(), podCfg.GetLinux().GetSecurityContext(), s.deps.LSM, s.deps.Config.AppArmor.DefaultProfile); err != nil {
+		return nil, err
+	}
 	id, err := s.deps.Containers.Create(ctx, sb.ID, spec)
 	if err != nil {
+		// The MCS level picked for it is free again.
+		lsm.ReleaseLabel(spec.OCI.LSM.SELinuxLabel)
 		return nil, err
 	}
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
@@ -198,7 +207,7 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		}
 		// uidMappings/gidMappings are checked against the pod's user
 		// namespace in CreateContainer (mountUserns).
-		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly, Options: m.MountOptions}
+		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly, Options: m.MountOptions, SELinuxRelabel: m.SelinuxRelabel}
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			mount.Propagation = ocispec.PropagationHostToCt
@@ -358,7 +367,8 @@ func securityContext(sc *runtimeapi.LinuxContainerSecurityContext, oc *ocispec.C
 	if err := oc.User.Validate(); err != nil {
 		return fmt.Errorf("config.linux.%w", err)
 	}
-	// Empty lists from the kubelet mean "use the defaults".
+	// Empty lists keep the defaults, except in a pod with a user
+	// namespace (procMount: Unmasked; see procMount).
 	if len(sc.MaskedPaths) > 0 {
 		oc.MaskedPaths = sc.MaskedPaths
 	}

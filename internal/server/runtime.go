@@ -73,6 +73,7 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 			"checkpoint":      s.deps.Checkpoint,
 			"cgroups":         s.deps.Cgroups,
 			"userNamespaces":  s.deps.Userns,
+			"lsm":             s.deps.LSM,
 		}
 		b, err := json.Marshal(info)
 		if err != nil {

@@ -29,6 +29,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPodSELinux(req.Config.GetLinux().GetSecurityContext(), s.deps.LSM); err != nil {
+		return nil, err
+	}
 	handler := spec.RuntimeHandler
 	if handler == "" {
 		handler = s.deps.Config.DefaultRuntime

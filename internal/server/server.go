@@ -28,6 +28,7 @@ import (
 	"github.com/floe-cri/floe/internal/errdefs"
 	"github.com/floe-cri/floe/internal/handlerprobe"
 	"github.com/floe-cri/floe/internal/images"
+	"github.com/floe-cri/floe/internal/lsm"
 	"github.com/floe-cri/floe/internal/metrics"
 	"github.com/floe-cri/floe/internal/network"
 	"github.com/floe-cri/floe/internal/ocifeatures"
@@ -53,6 +54,9 @@ type Deps struct {
 	HandlerFeatures map[string]ocifeatures.Features
 	// Userns is whether pods may have a user namespace here, and how.
 	Userns userns.Support
+	// LSM is which Linux security modules the host enforces (the zero
+	// value: none).
+	LSM lsm.Host
 	// SubIDs hands out ids for io.kubernetes.cri-o.userns-mode=auto; nil
 	// when user "containers" has no subordinate ids.
 	SubIDs *userns.Allocator
