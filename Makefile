@@ -10,7 +10,7 @@ REAPER_BIN := bin/floe-pod-reaper
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build deps run test unit vet fmt clean install conformance kubelet crash-test node-e2e
+.PHONY: all build deps run test unit vet fmt clean install conformance kubelet crash-test node-e2e race fuzz
 
 all: build
 
@@ -40,7 +40,25 @@ vet:
 # real client is the judge (make conformance).
 test: vet build kubelet
 	$(GO) test -p 1 -count=1 -timeout 60m ./...
+	$(MAKE) race fuzz
 	./hack/conformance.sh $(CRITEST_FLAGS)
+
+# The unit tests again under the race detector (the packages of internal/
+# and cmd/, which own the daemon's goroutines).
+race:
+	$(GO) test -race -p 1 -count=1 -timeout 30m ./internal/... ./cmd/...
+
+# Each fuzz target for FUZZTIME beyond its committed corpus (testdata/fuzz,
+# replayed as seeds by every plain `go test`). A crasher is written to the
+# package's testdata/fuzz: commit it with the fix.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := internal/server:FuzzContainerSpec internal/server:FuzzSandboxSpec internal/procstat:FuzzParse
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t#*:}; \
+	  echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel 2 ./$$pkg || exit 1; \
+	done
 
 # critest (the CRI conformance suite, ../shared/conformance) against a
 # private floe; fails on any failed spec or anything the run leaves behind.

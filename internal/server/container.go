@@ -77,8 +77,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	// Last before Create: an SELinux label picked here holds an MCS level
 	// until the container is removed or its creation fails.
-	if spec.OCI.LSM, err = containerLSM(req.Config.GetLinux().GetSecurityContext(), podCfg.GetLinux().GetSecurityContext(), s.deps.LSM, s.deps.Config.AppArmor.DefaultProfile); err != nil {
+	sc, podSC := req.Config.GetLinux().GetSecurityContext(), podCfg.GetLinux().GetSecurityContext()
+	if spec.OCI.LSM, err = containerLSM(sc, podSC, s.deps.LSM, s.deps.Config.AppArmor.DefaultProfile); err != nil {
 		return nil, err
+	}
+	if why := selinuxNotApplied(sc, podSC, s.deps.LSM); why != "" {
+		s.log.Info(why, "pod", sb.ID, "container", req.Config.GetMetadata().GetName())
 	}
 	id, err := s.deps.Containers.Create(ctx, sb.ID, spec)
 	if err != nil {

@@ -121,8 +121,14 @@ func selinuxOptions(o *runtimeapi.SELinuxOption) lsm.SELinuxOptions {
 }
 
 // selinuxLabels turns options into the process and mount labels where the
-// host has SELinux; elsewhere a label asked for is refused: nothing could
-// enforce it.
+// host has SELinux. Elsewhere the options are checked and then have no
+// label to become: SELinux labels are not a request a node without SELinux
+// can refuse, because Kubernetes' own conformance suite sends them to every
+// node (the EmptyDir specs' pods have level "s0", ContainerLogPath's
+// container type "container_logreader_t") and expects them to run, as they
+// do on containerd and CRI-O. The caller logs what was not applied
+// (selinuxNotApplied); AppArmor differs: the kubelet itself refuses an
+// AppArmor pod on a node without AppArmor.
 func selinuxLabels(o lsm.SELinuxOptions, field string, host lsm.Host) (string, string, error) {
 	if o.Empty() {
 		return "", "", nil
@@ -131,7 +137,7 @@ func selinuxLabels(o lsm.SELinuxOptions, field string, host lsm.Host) (string, s
 		return "", "", err
 	}
 	if !host.SELinux {
-		return "", "", errdefs.FailedPrecondition("%s: SELinux label %q asked for, but SELinux is %s on this node", field, o.String(), host.SELinuxStatus)
+		return "", "", nil
 	}
 	p, m, err := host.Labels(o)
 	if err != nil {
@@ -152,18 +158,27 @@ func checkSELinuxOptions(o lsm.SELinuxOptions, field string) error {
 	return nil
 }
 
-// checkPodSELinux refuses a pod whose sandbox asks for an SELinux label
-// on a node without SELinux, before the pod is made.
-func checkPodSELinux(sc *runtimeapi.LinuxSandboxSecurityContext, host lsm.Host) error {
+// checkPodSELinux refuses a pod whose sandbox's SELinux options are
+// malformed, before the pod is made. Well-formed ones run on any node (see
+// selinuxLabels).
+func checkPodSELinux(sc *runtimeapi.LinuxSandboxSecurityContext) error {
 	o := selinuxOptions(sc.GetSelinuxOptions())
 	if o.Empty() {
 		return nil
 	}
-	if err := checkSELinuxOptions(o, selinuxField); err != nil {
-		return err
+	return checkSELinuxOptions(o, selinuxField)
+}
+
+// selinuxNotApplied is the reason the SELinux options of a container are
+// not applied on this node, or "" when they are (or none were asked for):
+// what the server logs, so that accepting them is never silent.
+func selinuxNotApplied(sc *runtimeapi.LinuxContainerSecurityContext, pod *runtimeapi.LinuxSandboxSecurityContext, host lsm.Host) string {
+	o := selinuxOptions(sc.GetSelinuxOptions())
+	if o.Empty() {
+		o = selinuxOptions(pod.GetSelinuxOptions())
 	}
-	if !host.SELinux {
-		return errdefs.FailedPrecondition("%s: SELinux label %q asked for, but SELinux is %s on this node", selinuxField, o.String(), host.SELinuxStatus)
+	if o.Empty() || host.SELinux {
+		return ""
 	}
-	return nil
+	return fmt.Sprintf("SELinux options %q not applied: SELinux is %s on this node", o.String(), host.SELinuxStatus)
 }

@@ -29,7 +29,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPodSELinux(req.Config.GetLinux().GetSecurityContext(), s.deps.LSM); err != nil {
+	if err := checkPodSELinux(req.Config.GetLinux().GetSecurityContext()); err != nil {
 		return nil, err
 	}
 	handler := spec.RuntimeHandler

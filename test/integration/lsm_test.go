@@ -15,9 +15,9 @@ import (
 
 // On this host, which enforces neither AppArmor nor SELinux: what the
 // kubelet sends by default (RuntimeDefault, Unconfined, nothing) runs;
-// an AppArmor Localhost profile or an SELinux label, for a container or
-// a pod, is FailedPrecondition naming the field and leaves nothing
-// behind; /info says which LSMs the node enforces.
+// an AppArmor Localhost profile is FailedPrecondition naming the field
+// and leaves nothing behind; SELinux options run unlabelled (said in the
+// log); /info says which LSMs the node enforces.
 func TestLSMRequestsOnHostWithoutLSMs(t *testing.T) {
 	harness.CheckLeaks(t)
 	e := newContainerEnv(t, nil)
@@ -62,9 +62,6 @@ func TestLSMRequestsOnHostWithoutLSMs(t *testing.T) {
 		{"apparmor-string", "config.linux.security_context.apparmor_profile", func(sc *runtimeapi.LinuxContainerSecurityContext) {
 			sc.ApparmorProfile = "localhost/k8s-apparmor-example-deny-write"
 		}},
-		{"selinux-type", "config.linux.security_context.selinux_options", func(sc *runtimeapi.LinuxContainerSecurityContext) {
-			sc.SelinuxOptions = &runtimeapi.SELinuxOption{Type: "spc_t"}
-		}},
 	}
 	var before int
 	if r, err := e.d.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{}); err == nil {
@@ -82,10 +79,32 @@ func TestLSMRequestsOnHostWithoutLSMs(t *testing.T) {
 		t.Errorf("containers after refused requests: %v %v, want %d", r, err, before)
 	}
 
+	// SELinux options run unlabelled here, as on containerd and CRI-O: the
+	// conformance suite's EmptyDir pods (level "s0") and ContainerLogPath
+	// (type "container_logreader_t") send them to every node.
+	se := e.config("selinux-type", "true")
+	e.sc(se).SelinuxOptions = &runtimeapi.SELinuxOption{Type: "container_logreader_t"}
+	if _, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: se, SandboxConfig: e.podCfg}); err != nil {
+		t.Errorf("container with an SELinux type on a node without SELinux: %v, want it created", err)
+	}
+	if !strings.Contains(e.d.Log(), "container_logreader_t") || !strings.Contains(e.d.Log(), "not applied") {
+		t.Errorf("the SELinux options not applied are not in the log")
+	}
 	pod := podConfig("selinux-pod")
-	pod.Linux.SecurityContext.SelinuxOptions = &runtimeapi.SELinuxOption{Level: "s0:c123,c456"}
-	if _, err := e.d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod}); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "config.linux.security_context.selinux_options:") {
-		t.Errorf("pod with an SELinux level: %v, want FailedPrecondition naming the field", err)
+	pod.Linux.SecurityContext.SelinuxOptions = &runtimeapi.SELinuxOption{Level: "s0"}
+	resp, err := e.d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	if err != nil {
+		t.Fatalf("pod with an SELinux level on a node without SELinux: %v", err)
+	}
+	e.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: resp.PodSandboxId})
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId}); err != nil {
+		t.Error(err)
+	}
+	// Malformed options are still refused before anything is made.
+	bad := podConfig("selinux-bad")
+	bad.Linux.SecurityContext.SelinuxOptions = &runtimeapi.SELinuxOption{User: "a b"}
+	if _, err := e.d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: bad}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("pod with a malformed SELinux user: %v, want InvalidArgument", err)
 	}
 	if list, err := e.d.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err != nil || len(list.Items) != 1 {
 		t.Errorf("sandboxes after the refused pod: %v %v, want only the test's own", list, err)
