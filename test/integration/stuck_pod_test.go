@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/floe-cri/floe/internal/inspect"
 	"github.com/floe-cri/floe/test/fixtures"
 	"github.com/floe-cri/floe/test/harness"
 )
@@ -219,5 +221,47 @@ func forceDeleteAll(t *testing.T, tc stuckPodCase) {
 		if o, err := harness.Run(t, runtimeBinary(tc), "--root="+tc.root, "delete", "--force", id); err != nil {
 			t.Logf("clean up container %s: %v: %s", id, err, o)
 		}
+	}
+}
+
+// A created container whose conmon died (killed, OOM-killed) has no one
+// to write its exit: StopContainer, StopPodSandbox and RemovePodSandbox
+// must still succeed, recording an unknown exit, and leave nothing.
+func TestCreatedContainerWithLostConmonLeavesNoPodStuck(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnv(t, nil)
+	ctx := harness.Ctx(t)
+	var ids []string
+	for _, name := range []string{"stopped-alone", "stopped-with-pod"} {
+		resp, err := e.d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: e.podID, Config: e.config(name, "sleep", "1000"), SandboxConfig: e.podCfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := floeCLI(t, e.d, "inspect", "container", resp.ContainerId, "--json")
+		if err != nil {
+			t.Fatalf("floe inspect container: %v\n%s", err, out)
+		}
+		var c inspect.Container
+		if err := json.Unmarshal([]byte(out), &c); err != nil || c.ConmonPid == 0 {
+			t.Fatalf("inspect: %v %+v", err, c)
+		}
+		if err := syscall.Kill(c.ConmonPid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill the container's conmon %d: %v", c.ConmonPid, err)
+		}
+		ids = append(ids, resp.ContainerId)
+	}
+	if _, err := e.d.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: ids[0], Timeout: 5}); err != nil {
+		t.Errorf("StopContainer of a created container without its conmon: %v", err)
+	} else if st := e.status(t, ids[0]); st.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+		t.Errorf("container after StopContainer: %v, want exited", st.State)
+	}
+	if _, err := e.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: e.podID}); err != nil {
+		t.Errorf("StopPodSandbox with a created container without its conmon: %v", err)
+	}
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.podID}); err != nil {
+		t.Errorf("RemovePodSandbox: %v", err)
+	}
+	if pods := listPods(t, e.d); len(pods) != 0 {
+		t.Errorf("pods listed after RemovePodSandbox: %v", pods)
 	}
 }
