@@ -14,8 +14,13 @@ DESTDIR ?=
 
 all: build
 
+# The shipped binary has no failpoints (internal/failpoint): they are
+# compiled in only with the build tag $(FAILPOINT_TAG), which test/harness
+# uses for the crash tests. The check keeps it that way.
+FAILPOINT_TAG := floe_failpoints
 build:
 	$(GO) build -o $(BIN) ./cmd/floe
+	@! grep -q FLOE_TEST_CRASH_AT $(BIN) || { echo "$(BIN) has failpoints compiled in: build it without -tags $(FAILPOINT_TAG)"; exit 1; }
 	$(GO) build -o $(INIT_BIN) ./cmd/floe-pod-init
 	./hack/build-pod-reaper.sh $(REAPER_BIN)
 
@@ -40,6 +45,7 @@ vet:
 # real client is the judge (make conformance).
 test: vet build kubelet
 	$(GO) test -p 1 -count=1 -timeout 60m ./...
+	$(GO) test -count=1 -tags $(FAILPOINT_TAG) ./internal/failpoint/
 	$(MAKE) race fuzz
 	./hack/conformance.sh $(CRITEST_FLAGS)
 
@@ -85,12 +91,16 @@ kubelet:
 # at named failpoints, the rest at random moments) under parallel pod and
 # container creation, exec and removal; after each restart and a CRI
 # cleanup nothing may be left. CRASH_SEED=<n> replays a run's delays.
+# The test builds its own floe with -tags $(FAILPOINT_TAG) for the rounds
+# at named failpoints (test/harness FailpointBinary), the normal build
+# for the others.
 CRASH_POINTS ?= 200
 crash-test:
 	CRASH_POINTS=$(CRASH_POINTS) $(GO) test -count=1 -timeout 4h -v -run 'TestCrashAnywhereLeavesNothing' ./test/integration/
 
 unit:
 	$(GO) test -count=1 ./internal/...
+	$(GO) test -count=1 -tags $(FAILPOINT_TAG) ./internal/failpoint/
 
 # Binary, systemd unit, default configuration (kept if one exists) and an
 # example CNI network (only where none is configured).

@@ -39,6 +39,7 @@ type fakeRuntime struct {
 	onCreate func(ctx context.Context, id string) error
 	onUpdate func(id string)
 	onStart  func(ctx context.Context, id string) error
+	onStop   func(id string) error
 
 	// restoredFrom is the criu image directory of each container
 	// created with CreateOptions.RestoreFrom (which runs it at once).
@@ -123,6 +124,11 @@ func (f *fakeRuntime) exit(id string, code int) *monitor.Exit {
 }
 
 func (f *fakeRuntime) Stop(_ context.Context, c *monitor.Container, sig syscall.Signal, _ time.Duration) (*monitor.Exit, error) {
+	if f.onStop != nil {
+		if err := f.onStop(c.ID); err != nil {
+			return nil, err
+		}
+	}
 	e := f.exit(c.ID, 128+int(sig))
 	if e == nil {
 		return nil, errdefs.NotFound("fake runtime: container %s does not exist", c.ID)

@@ -614,10 +614,19 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Dura
 		return err
 	}
 	exit, err := mon.Stop(ctx, c.Monitor, syscall.Signal(c.StopSignal), timeout)
-	if err != nil {
+	switch {
+	case errors.Is(err, monitor.ErrMonitorLost):
+		// Its conmon died without an exit file (killed, OOM-killed; a
+		// created container has no follower to notice): the container
+		// was killed all the same and nobody will ever write its exit.
+		// It is recorded exited with the exit unknown, as follow does
+		// for a running one; failing here would fail every stop of its
+		// pod for ever.
+		m.log.Warn("container stopped without its monitor; exit status unknown", "container", c.ID, "pod", c.SandboxID, "err", err)
+	case err != nil:
 		return fmt.Errorf("stop container %s: %w", c.ID, err)
 	}
-	m.recordExit(c.ID, exit, nil)
+	m.recordExit(c.ID, exit, err)
 	return nil
 }
 

@@ -3,7 +3,9 @@ package container
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -507,4 +509,35 @@ func TestRemoveFinishesInTheBackground(t *testing.T) {
 	}
 	h.open()
 	h.waitRemoved(renewed)
+}
+
+// A created container whose conmon died has no exit to read: stopping it
+// records it exited with the exit unknown instead of failing (which would
+// fail every StopPodSandbox of its pod), and it can be removed. Any other
+// stop failure is the caller's.
+func TestStopWithoutMonitorRecordsUnknownExit(t *testing.T) {
+	h := newHarness(t)
+	lost := h.create("lost")
+	other := h.create("other")
+	h.rt.onStop = func(id string) error {
+		if id == lost {
+			return fmt.Errorf("container %s: conmon 42: %w", id, monitor.ErrMonitorLost)
+		}
+		return errors.New("runtime refuses")
+	}
+	if err := h.m.Stop(context.Background(), lost, time.Second); err != nil {
+		t.Fatalf("stop of a container without its monitor: %v", err)
+	}
+	c, _ := h.m.Get(lost)
+	if c.State != StateExited || c.ExitCode != -1 || !strings.Contains(c.Message, "exit status unknown") {
+		t.Errorf("stopped container: %s code %d message %q", c.State, c.ExitCode, c.Message)
+	}
+	if err := h.m.Stop(context.Background(), other, time.Second); err == nil || !strings.Contains(err.Error(), "runtime refuses") {
+		t.Errorf("stop failure of the runtime: %v", err)
+	}
+	h.rt.onStop = nil
+	if err := h.m.Remove(context.Background(), lost); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	h.waitRemoved(lost)
 }

@@ -1,12 +1,5 @@
-// Package failpoint lets crash tests kill the daemon at named steps of its
-// create and remove paths, to prove that a restart undoes whatever a crash
-// at that step left behind.
-//
-// A test starts floe with FLOE_TEST_CRASH_AT=<step name>; the first time
-// that step is reached, Hit sends SIGKILL to the daemon itself, so nothing
-// runs after it (no deferred cleanup, no undo), exactly as when the kernel
-// or an operator kills floe. In production the variable is unset and Hit is
-// one atomic load.
+//go:build floe_failpoints
+
 package failpoint
 
 import (
@@ -15,8 +8,8 @@ import (
 	"syscall"
 )
 
-// EnvVar names the step to crash at.
-const EnvVar = "FLOE_TEST_CRASH_AT"
+// Enabled reports whether this binary was built with failpoints.
+const Enabled = true
 
 // armed is the step name, or nil when no failpoint is set. It is read once
 // at startup; an atomic pointer keeps Hit a single load without a lock.

@@ -1,3 +1,5 @@
+//go:build floe_failpoints
+
 package failpoint
 
 import "testing"

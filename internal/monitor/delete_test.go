@@ -106,3 +106,74 @@ func TestStopDeletesSoDeleteRunsNoRuntime(t *testing.T) {
 		t.Errorf("exit file left after Delete: %v", err)
 	}
 }
+
+// refusingRuntime is a runtime that records its runs and refuses every
+// kill as runsc does for a created container; `delete --force` writes the
+// exit file, as conmon does once the forced delete ends the container,
+// unless deleteFails.
+func refusingRuntime(t *testing.T, deleteFails bool) (m *Monitor, calls func() []string) {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	rt := filepath.Join(dir, "runtime")
+	del := "eval id=\\${$#}; printf 137 > " + filepath.Join(dir, "exits") + "/$id"
+	if deleteFails {
+		del = "echo 'delete refused too' >&2; exit 1"
+	}
+	script := "#!/bin/sh\necho \"$*\" >> " + log + "\n" +
+		"case \"$1\" in\nkill) echo 'cannot signal container in state created' >&2; exit 1 ;;\n" +
+		"delete) " + del + " ;;\nesac\n"
+	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{RuntimePath: rt, ExitDir: filepath.Join(dir, "exits"), SocketDir: filepath.Join(dir, "socks"),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, func() []string {
+		data, _ := os.ReadFile(log)
+		return strings.Split(strings.TrimSpace(string(data)), "\n")
+	}
+}
+
+// A container the runtime will not signal is deleted by force: Stop
+// returns its exit at once (no grace period spent on a signal that never
+// went), and the Delete of RemoveContainer runs no runtime again.
+func TestStopDeletesByForceWhatTheRuntimeWillNotSignal(t *testing.T) {
+	m, calls := refusingRuntime(t, false)
+	c := &Container{ID: "c4", Bundle: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	e, err := m.Stop(ctx, c, syscall.SIGTERM, 30*time.Second)
+	if err != nil || e == nil || e.Code != 137 {
+		t.Fatalf("stop: %+v %v", e, err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Stop took %v: it waited out the grace period of a signal the runtime refused", took)
+	}
+	want := []string{"kill c4 15", "kill --all c4 9", "delete --force c4"}
+	if got := calls(); !slices.Equal(got, want) {
+		t.Errorf("runtime runs after Stop = %q, want %q", got, want)
+	}
+	if err := m.Delete(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls(); len(got) != len(want) {
+		t.Errorf("Delete after Stop ran the runtime again: %q", got[len(want):])
+	}
+}
+
+// When the forced delete fails too, Stop fails with both refusals.
+func TestStopFailsWhenTheForcedDeleteFails(t *testing.T) {
+	m, _ := refusingRuntime(t, true)
+	c := &Container{ID: "c5", Bundle: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := m.Stop(ctx, c, syscall.SIGKILL, 0)
+	if err == nil || !strings.Contains(err.Error(), "in state created") || !strings.Contains(err.Error(), "delete refused too") {
+		t.Fatalf("stop: %v, want both the kill's and the delete's error", err)
+	}
+}

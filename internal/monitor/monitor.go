@@ -506,19 +506,32 @@ func (m *Monitor) Kill(ctx context.Context, c *Container, sig syscall.Signal, al
 	if err != nil && (strings.Contains(err.Error(), "not running") || strings.Contains(err.Error(), "process already finished")) {
 		return nil
 	}
-	if err != nil && m.cfg.Sandboxed && strings.Contains(err.Error(), "in state created") {
-		// runsc cannot signal a container that was created but never
-		// started (a failed StartContainer): it has no process yet, so
-		// deleting it is its end; its waiter then exits and conmon writes
-		// the exit file.
-		if _, derr := m.runtime(ctx, "delete", "--force", c.ID); derr != nil && errdefs.KindOf(derr) != errdefs.KindNotFound {
-			return fmt.Errorf("container %s: delete a created, never started container: %w", c.ID, derr)
-		}
-		return nil
-	}
 	if err != nil {
 		return fmt.Errorf("container %s: kill %v: %w", c.ID, sig, err)
 	}
+	return nil
+}
+
+// kill ends the container for good: SIGKILL to every process in it, or,
+// when the runtime will not signal it, `delete --force`. runsc cannot
+// signal a container that was created but never started (a failed
+// StartContainer: it has no process yet), and a runtime may refuse a kill
+// for reasons of its own; a stop that gave up there would leave the pod
+// impossible to tear down. The forced delete ends the container's init,
+// so conmon still writes its exit; the container is then gone from the
+// runtime, which Delete is told of.
+func (m *Monitor) kill(ctx context.Context, c *Container) error {
+	killErr := m.Kill(ctx, c, syscall.SIGKILL, true)
+	if killErr == nil || ctx.Err() != nil {
+		return killErr
+	}
+	m.log.Warn("runtime will not kill the container; deleting it by force", "container", c.ID, "err", killErr)
+	if _, err := m.runtime(ctx, "delete", "--force", c.ID); err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
+		return fmt.Errorf("container %s: delete by force after the kill failed (%v): %w", c.ID, killErr, err)
+	}
+	m.mu.Lock()
+	m.deleted[c.ID] = true
+	m.mu.Unlock()
 	return nil
 }
 
@@ -539,7 +552,10 @@ func (m *Monitor) Stop(ctx context.Context, c *Container, sig syscall.Signal, ti
 		return e, err
 	}
 	e, err := m.signalAndWait(ctx, c, sig, timeout)
-	if err == nil && e != nil {
+	m.mu.Lock()
+	deleted := m.deleted[c.ID] // by kill, when the runtime would not signal it
+	m.mu.Unlock()
+	if err == nil && e != nil && !deleted {
 		if _, derr := m.runtime(ctx, "delete", "--force", c.ID); derr != nil && errdefs.KindOf(derr) != errdefs.KindNotFound {
 			// Not the stop's failure: RemoveContainer deletes it again.
 			m.log.Warn("delete a stopped container from runc", "container", c.ID, "err", derr)
@@ -563,7 +579,14 @@ func (m *Monitor) signalAndWait(ctx context.Context, c *Container, sig syscall.S
 		// apply, and its own kernel delivers the signal.)
 		dropped := !m.cfg.Sandboxed && signalWouldBeDropped(c.Pid, sig)
 		if err := m.Kill(ctx, c, sig, false); err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			// A container the runtime will not signal is killed (or
+			// deleted) at once: waiting out the grace period for a
+			// signal that never went would only delay that.
+			log.Warn("runtime will not deliver the stop signal; killing the container", "signal", sig.String(), "err", err)
+			return m.killAndWait(ctx, c)
 		}
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		var resent sync.WaitGroup
@@ -582,7 +605,12 @@ func (m *Monitor) signalAndWait(ctx context.Context, c *Container, sig syscall.S
 		}
 		log.Info("container ignored its stop signal, killing it", "signal", sig.String(), "timeout", timeout)
 	}
-	if err := m.Kill(ctx, c, syscall.SIGKILL, true); err != nil {
+	return m.killAndWait(ctx, c)
+}
+
+// killAndWait kills the container and waits for its exit.
+func (m *Monitor) killAndWait(ctx context.Context, c *Container) (*Exit, error) {
+	if err := m.kill(ctx, c); err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, killGrace)

@@ -466,23 +466,27 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 	}
 	// Containers still running are killed: the kubelet has already given
 	// each its grace period through StopContainer.
-	var releaseErr error
+	var stopErr error
 	if m.containers != nil {
-		releaseErr = m.containers.StopPod(ctx, sb.ID, 0)
+		stopErr = m.containers.StopPod(ctx, sb.ID, 0)
 	}
-	if releaseErr == nil && sb.State == StateReady {
+	if sb.State == StateReady {
 		m.hooks.StopPodSandbox(ctx, sb)
 	}
-	if releaseErr == nil {
-		releaseErr = m.release(ctx, sb)
-	}
+	// The pod's network, namespaces and shm are released even when a
+	// container could not be stopped: a container the runtime will not
+	// end must not keep the pod's IP, its hostPort DNAT rules (which
+	// would catch the traffic of every later pod on that port) or its
+	// netns. What holds the netns keeps it alive without its pin.
+	releaseErr := m.release(ctx, sb)
 	// Persist progress (NetworkDown) even on failure so the retry skips
 	// what is already done.
 	if _, err := m.update(sb.ID, released(sb, releaseErr == nil)); err != nil {
 		return err
 	}
-	if releaseErr != nil {
-		return fmt.Errorf("stop pod sandbox %s: %w", sb.ID, releaseErr)
+	if err := errors.Join(stopErr, releaseErr); err != nil {
+		m.log.Error("stop pod sandbox", "pod", sb.ID, "containersStopped", stopErr == nil, "released", releaseErr == nil, "err", err)
+		return fmt.Errorf("stop pod sandbox %s: %w", sb.ID, err)
 	}
 	m.log.Info("sandbox stopped", "pod", sb.ID)
 	return nil

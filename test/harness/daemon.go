@@ -22,43 +22,75 @@ import (
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/floe-cri/floe/internal/failpoint"
 )
+
+// floeBuild is one build of cmd/floe with floe-pod-init and
+// floe-pod-reaper beside it, made once per test process.
+type floeBuild struct {
+	once sync.Once
+	err  error
+	bin  string
+}
 
 var (
-	buildOnce sync.Once
-	buildErr  error
-	floeBin   string
+	// floeBuilds are the normal build (what `make build` ships) and the
+	// test build with failpoints compiled in (failpoint.Tag).
+	floeBuilds = map[bool]*floeBuild{false: {}, true: {}}
 )
 
-// FloeBinary builds cmd/floe once per test process and returns its path.
+// FloeBinary builds cmd/floe once per test process, as `make build` does,
+// and returns its path.
 func FloeBinary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "floe-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		floeBin = filepath.Join(dir, "floe")
-		// floe-pod-init beside floe is what the daemon runs as the init of
-		// pods that share a PID namespace, as after `make install`.
-		for _, b := range []struct{ out, pkg string }{{floeBin, "./cmd/floe"}, {filepath.Join(dir, "floe-pod-init"), "./cmd/floe-pod-init"}} {
-			cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-			cmd.Dir = root
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
-		}
-		// And the static C init floe-pod-init executes.
-		buildErr = BuildPodReaper(filepath.Join(dir, "floe-pod-reaper"))
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return floeBinary(t, false)
+}
+
+// FailpointBinary builds cmd/floe once per test process with failpoints
+// compiled in (the build tag failpoint.Tag), for tests that crash it at a
+// named step (Daemon.CrashAt), and returns its path.
+func FailpointBinary(t testing.TB) string {
+	t.Helper()
+	return floeBinary(t, true)
+}
+
+func floeBinary(t testing.TB, failpoints bool) string {
+	t.Helper()
+	b := floeBuilds[failpoints]
+	b.once.Do(func() { b.bin, b.err = buildFloe(failpoints) })
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return floeBin
+	return b.bin
+}
+
+// buildFloe builds floe into a temp dir of its own, with floe-pod-init
+// and floe-pod-reaper beside it.
+func buildFloe(failpoints bool) (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	dir, err := os.MkdirTemp("", "floe-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "floe")
+	var tags []string
+	if failpoints {
+		tags = []string{"-tags", failpoint.Tag}
+	}
+	// floe-pod-init beside floe is what the daemon runs as the init of
+	// pods that share a PID namespace, as after `make install`.
+	for _, b := range []struct{ out, pkg string }{{bin, "./cmd/floe"}, {filepath.Join(dir, "floe-pod-init"), "./cmd/floe-pod-init"}} {
+		args := append(append([]string{"build"}, tags...), "-o", b.out, b.pkg)
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return bin, fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	// And the static C init floe-pod-init executes.
+	return bin, BuildPodReaper(filepath.Join(dir, "floe-pod-reaper"))
 }
 
 // BuildPodReaper builds cmd/floe-pod-reaper (the static C pod init) into
@@ -128,9 +160,10 @@ type Daemon struct {
 	// NRISocket is where the daemon's NRI plugins connect (its own, so
 	// test daemons never take the node's /var/run/nri/nri.sock).
 	NRISocket string
-	// Env is added to the daemon's environment at every Start, for example
-	// a failpoint (FLOE_TEST_CRASH_AT=<step>) for the next run only.
-	Env            []string
+	// Env is added to the daemon's environment at every Start.
+	Env []string
+	// crashAt is the failpoint step armed by CrashAt.
+	crashAt        string
 	args           []string
 	killed         bool // Kill9 was used: mounts may legitimately remain
 	containersLeft bool // stopped with containers running: their rootfs stays mounted
@@ -265,8 +298,14 @@ func (d *Daemon) Start() {
 		d.t.Fatal(err)
 	}
 	defer logf.Close()
-	d.cmd = exec.Command(FloeBinary(d.t), d.args...)
-	d.cmd.Env = append(os.Environ(), d.Env...)
+	bin := FloeBinary(d.t)
+	env := append(os.Environ(), d.Env...)
+	if d.crashAt != "" {
+		bin = FailpointBinary(d.t)
+		env = append(env, failpoint.EnvVar+"="+d.crashAt)
+	}
+	d.cmd = exec.Command(bin, d.args...)
+	d.cmd.Env = env
 	d.cmd.Stdout = logf
 	d.cmd.Stderr = logf
 	// Its own process group, so the test's signals do not reach it.
@@ -287,6 +326,11 @@ func (d *Daemon) Start() {
 		return fmt.Sprintf("processes holding its state lock: %v\n%s", FileHolders(filepath.Join(d.StateDir, "floe.lock")), d.Log())
 	})
 }
+
+// CrashAt arms a failpoint (internal/failpoint) for every later Start:
+// the daemon then runs as the test build with failpoints compiled in and
+// kills itself at step. "" disarms it, and Start runs the normal build.
+func (d *Daemon) CrashAt(step string) { d.crashAt = step }
 
 // PID is the running daemon's process id.
 func (d *Daemon) PID() int {
@@ -484,11 +528,13 @@ func MustRun(t testing.TB, name string, args ...string) string {
 	return out
 }
 
-// RemoveBinary deletes the binaries FloeBinary and GoBinary built; call it from TestMain
+// RemoveBinary deletes the binaries FloeBinary, FailpointBinary and GoBinary built; call it from TestMain
 // after the tests ran.
 func RemoveBinary() {
-	if floeBin != "" {
-		os.RemoveAll(filepath.Dir(floeBin))
+	for _, b := range floeBuilds {
+		if b.bin != "" {
+			os.RemoveAll(filepath.Dir(b.bin))
+		}
 	}
 	// And what GoBinary built, each in a directory of its own.
 	goBinMu.Lock()

@@ -192,10 +192,8 @@ type crashRig struct {
 func (r *crashRig) round(i int, p crashPoint) map[string][]string {
 	t, d := r.t, r.d
 	leaks := map[string][]string{}
-	d.Env = nil
-	if p.failpoint != "" {
-		d.Env = []string{"FLOE_TEST_CRASH_AT=" + p.failpoint}
-	}
+	// A named step runs the failpoint build of floe; "" the normal one.
+	d.CrashAt(p.failpoint)
 	logStart := len(d.Log())
 	d.Start()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -219,7 +217,7 @@ func (r *crashRig) round(i int, p crashPoint) map[string][]string {
 	cancel()
 	wg.Wait()
 
-	d.Env = nil
+	d.CrashAt("")
 	// floe's statelock waits for a dead holder's lock to go; whoever still
 	// has it open right after the kill is worth knowing.
 	if h := harness.FileHolders(filepath.Join(d.StateDir, "floe.lock")); len(h) > 0 {

@@ -347,7 +347,7 @@ func TestRunscKill9AfterPodSandboxStartIsUndoneOnRestart(t *testing.T) {
 	})
 	d := harness.StartDaemon(t, harness.Options{ConfigTOML: runscConfig(root)})
 	d.Stop()
-	d.Env = []string{"FLOE_TEST_CRASH_AT=sandbox.after-pod-sandbox-start"}
+	d.CrashAt("sandbox.after-pod-sandbox-start")
 	d.Start()
 	cfg := podConfig("gvisor-halfmade")
 	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
@@ -360,7 +360,7 @@ func TestRunscKill9AfterPodSandboxStartIsUndoneOnRestart(t *testing.T) {
 	if len(processesUnder(root)) == 0 {
 		t.Fatal("no gVisor sandbox was running when floe died: the crash point is not where the test means it")
 	}
-	d.Env = nil
+	d.CrashAt("")
 	d.Start()
 	if pods := listPods(t, d); len(pods) != 0 {
 		t.Errorf("half-made gVisor pod listed after restart: %v", pods)
