@@ -231,7 +231,10 @@ type Options struct {
 	// cannot are left out or refused (see LinuxResources). nil means
 	// unknown: every limit goes to the runtime as asked.
 	Cgroups *cgroups.Support
-	Log     *slog.Logger
+	// Defaults returns the node-wide defaults in force (a func, so the
+	// daemon can swap them on SIGHUP); nil means none.
+	Defaults func() *NodeDefaults
+	Log      *slog.Logger
 }
 
 // DefaultCapabilities is the capability set a non-privileged container gets
