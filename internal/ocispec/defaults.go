@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	units "github.com/docker/go-units"
@@ -159,6 +160,13 @@ func podSysctls(c *Container, d *NodeDefaults) (map[string]string, error) {
 		default:
 			continue // ParseDefaultSysctls refuses these
 		}
+		if name == pingGroupRange && c.Namespaces.UserPath != "" {
+			fitted, ok := pingRangeInUserns(v, c.Namespaces.GIDMappings)
+			if !ok {
+				continue
+			}
+			v = fitted
+		}
 		out[name] = v
 	}
 	maps.Copy(out, own)
@@ -166,6 +174,38 @@ func podSysctls(c *Container, d *NodeDefaults) (map[string]string, error) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+const pingGroupRange = "net.ipv4.ping_group_range"
+
+// pingRangeInUserns fits a default ping_group_range to the gids a pod's
+// user namespace maps. The kernel reads the two gids in the writer's user
+// namespace (the container's) and refuses the write (EINVAL) when either
+// is unmapped there, so the default "0 2147483647" would fail every
+// container of such a pod. Each end moves inward to the nearest mapped
+// gid; false means no mapped gid lies in the range.
+func pingRangeInUserns(value string, gidMaps []specs.LinuxIDMapping) (string, bool) {
+	f := strings.Fields(value)
+	if len(f) != 2 {
+		return "", false
+	}
+	lo, err1 := strconv.ParseUint(f[0], 10, 32)
+	hi, err2 := strconv.ParseUint(f[1], 10, 32)
+	if err1 != nil || err2 != nil || lo > hi {
+		return "", false
+	}
+	newLo, newHi, found := uint64(math.MaxUint64), uint64(0), false
+	for _, m := range gidMaps {
+		first, last := uint64(m.ContainerID), uint64(m.ContainerID)+uint64(m.Size)-1
+		if m.Size == 0 || last < lo || first > hi {
+			continue
+		}
+		newLo, newHi, found = min(newLo, max(first, lo)), max(newHi, min(last, hi)), true
+	}
+	if !found {
+		return "", false
+	}
+	return fmt.Sprintf("%d %d", newLo, newHi), true
 }
 
 // applyNodeDefaults sets the rlimits, the pid limit and the OCI hooks of

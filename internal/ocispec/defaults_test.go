@@ -281,3 +281,52 @@ func TestCheckRlimitsSettable(t *testing.T) {
 		t.Errorf("nofile above floe's own without CAP_SYS_RESOURCE: %v", err)
 	}
 }
+
+func TestDefaultPingGroupRangeFitsTheUserNamespace(t *testing.T) {
+	d := &NodeDefaults{Sysctls: map[string]string{"net.ipv4.ping_group_range": "0 2147483647", "net.ipv4.ip_unprivileged_port_start": "0"}}
+	c := baseContainer(t)
+	c.Namespaces.UserPath = "/run/floe/userns/p"
+	c.Namespaces.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	c.Namespaces.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	s, err := Build(c, withDefaults(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Linux.Sysctl["net.ipv4.ping_group_range"]; got != "0 65535" {
+		t.Errorf("ping_group_range in a 65536-gid user namespace = %q, want \"0 65535\"", got)
+	}
+	if got := s.Linux.Sysctl["net.ipv4.ip_unprivileged_port_start"]; got != "0" {
+		t.Errorf("other defaults must stay: %q", got)
+	}
+	// The pod's own value is its own business.
+	c.Sysctls = map[string]string{"net.ipv4.ping_group_range": "0 2147483647"}
+	if s, _ = Build(c, withDefaults(d)); s.Linux.Sysctl["net.ipv4.ping_group_range"] != "0 2147483647" {
+		t.Errorf("pod value changed: %q", s.Linux.Sysctl["net.ipv4.ping_group_range"])
+	}
+
+	for _, tc := range []struct {
+		value string
+		maps  []specs.LinuxIDMapping
+		want  string
+		ok    bool
+	}{
+		{"0 2147483647", []specs.LinuxIDMapping{{ContainerID: 0, Size: 1}}, "0 0", true},
+		{"0 2147483647", []specs.LinuxIDMapping{{ContainerID: 1000, Size: 10}, {ContainerID: 0, Size: 1}}, "0 1009", true},
+		{"5 20", []specs.LinuxIDMapping{{ContainerID: 0, Size: 10}}, "5 9", true},
+		{"100 200", []specs.LinuxIDMapping{{ContainerID: 0, Size: 10}}, "", false},
+		{"1 0", []specs.LinuxIDMapping{{ContainerID: 0, Size: 10}}, "", false},
+		{"garbage", []specs.LinuxIDMapping{{ContainerID: 0, Size: 10}}, "", false},
+		{"0 10", nil, "", false},
+	} {
+		got, ok := pingRangeInUserns(tc.value, tc.maps)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("pingRangeInUserns(%q, %v) = %q %v, want %q %v", tc.value, tc.maps, got, ok, tc.want, tc.ok)
+		}
+	}
+	// No mapped gid in the range: the default is left out.
+	c.Sysctls = nil
+	c.Namespaces.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 0}}
+	if s, _ = Build(c, withDefaults(d)); s.Linux.Sysctl["net.ipv4.ping_group_range"] != "" {
+		t.Errorf("unfittable default kept: %q", s.Linux.Sysctl["net.ipv4.ping_group_range"])
+	}
+}
