@@ -73,6 +73,14 @@ func TestContainerNodeDefaultsSysctlsUlimitsPidsAndSeccompProfile(t *testing.T) 
 	if got := cgroupFile(t, "pids", parent+"/floe-"+id, "pids.max"); got != "123" {
 		t.Errorf("pids.max = %s, want pids_limit 123", got)
 	}
+	// The kubelet's updates carry no pid limit; the default stays.
+	if _, err := e.d.Runtime.UpdateContainerResources(harness.Ctx(t), &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id,
+		Linux: &runtimeapi.LinuxContainerResources{CpuShares: 256, MemoryLimitInBytes: 64 << 20}}); err != nil {
+		t.Fatalf("UpdateContainerResources: %v", err)
+	}
+	if got := cgroupFile(t, "pids", parent+"/floe-"+id, "pids.max"); got != "123" {
+		t.Errorf("pids.max after an update = %s, want pids_limit 123", got)
+	}
 
 	// A host-network pod keeps the host's net.* sysctls: the defaults
 	// would change the node.
