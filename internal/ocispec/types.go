@@ -218,6 +218,10 @@ type Container struct {
 // Options are the daemon-wide settings and host facts Build depends on.
 // Zero values are filled from the host (see Build).
 type Options struct {
+	// Defaults returns the node-wide defaults in force (a func, so the
+	// daemon can swap them on SIGHUP); nil means none.
+	Defaults func() *NodeDefaults
+
 	// DefaultCapabilities is the capability set of an unprivileged
 	// container before add/drop; nil means DefaultCapabilities.
 	DefaultCapabilities []string
@@ -231,10 +235,7 @@ type Options struct {
 	// cannot are left out or refused (see LinuxResources). nil means
 	// unknown: every limit goes to the runtime as asked.
 	Cgroups *cgroups.Support
-	// Defaults returns the node-wide defaults in force (a func, so the
-	// daemon can swap them on SIGHUP); nil means none.
-	Defaults func() *NodeDefaults
-	Log      *slog.Logger
+	Log     *slog.Logger
 }
 
 // DefaultCapabilities is the capability set a non-privileged container gets
