@@ -168,10 +168,17 @@ type CheckpointConfig struct {
 	CRIUPath string `toml:"criu_path" comment:"criu binary floe checks at startup and runc uses (runc --criu). Kernels newer than the criu knows fail 'criu check' (Debian bookworm's criu 3.17 on Linux 6.13+): point this at a newer criu (4.x) to checkpoint there."`
 }
 
-// ContainersConfig configures containers.
+// ContainersConfig configures containers: the node-wide defaults every
+// container gets (as CRI-O's [crio.runtime] and containerd's default spec
+// offer them) unless its pod or the kubelet asks otherwise.
 type ContainersConfig struct {
 	LogSizeMax          Size     `toml:"log_size_max" comment:"Largest a container log may grow before conmon truncates it (bytes or 10Mi); 0 means unlimited (the kubelet rotates logs itself)."`
 	DefaultCapabilities []string `toml:"default_capabilities" comment:"Capabilities of a non-privileged container before its add/drop lists."`
+	DefaultSysctls      []string `toml:"default_sysctls" comment:"Namespaced sysctls (\"name=value\") set in every pod; the pod's own sysctls win for the same name. net.* ones are left out for host-network pods and IPC ones (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*) for host-IPC pods, since there they would change the node. The default is containerd 2's: any user may bind ports below 1024 (root in a container may already, with CAP_NET_BIND_SERVICE) and open ICMP echo sockets (ping without CAP_NET_RAW), both confined to the pod's network namespace and on Kubernetes' list of safe sysctls. In a pod with a user namespace the default ping_group_range is narrowed to the gids the namespace maps (the kernel refuses unmapped ones). Set [] for the kernel's defaults (CRI-O's). Checked against the kernel at startup (an unknown name stops floe) and on SIGHUP, which applies changes to containers created after it."`
+	DefaultUlimits      []string `toml:"default_ulimits" comment:"Resource limits of every container's processes (and their execs), CRI-O's syntax \"name=soft:hard\" (or \"name=limit\" for both), -1 for unlimited; name one of core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack. Example: [\"nofile=1024:2048\"]. Empty leaves the limits floe runs with (conmon and runc inherit them). A hard limit above floe's own needs CAP_SYS_RESOURCE, checked at startup (and on SIGHUP, which applies changes to containers created after it)."`
+	PidsLimit           int64    `toml:"pids_limit" comment:"Most processes and threads one container may have (its cgroup's pids.max). The CRI gives the kubelet no per-container pid limit (it limits the pod cgroup itself with podPidsLimit), so this applies to every container unless an NRI plugin sets one. 0 or -1 means unlimited (the default, as in CRI-O and containerd; podPidsLimit is the Kubernetes way). A host without a pids cgroup controller refuses a positive value at startup. SIGHUP applies changes to containers created after it."`
+	SeccompProfile      string   `toml:"seccomp_profile" comment:"Seccomp profile (docker/moby JSON format, an absolute path) used for containers asking for RuntimeDefault; empty uses floe's built-in profile (moby's default). Loaded and checked at startup (a bad file stops floe) and again on SIGHUP (a bad file then keeps every [containers] default in force, with an error in the log). Unconfined and Localhost requests do not use it."`
+	HooksDir            []string `toml:"hooks_dir" comment:"Directories of OCI hook files (oci-hooks(5): *.json, version 1.0.0), lowest priority first: a file in a later directory masks the file of the same name in an earlier one. Matching hooks are added to a container's OCI spec at creation, in the stages they name (prestart, createRuntime, createContainer, startContainer, poststart, poststop; runc runs poststop when a stopped container is deleted). A missing directory is skipped; an invalid file is logged and skipped (still masking its namesake). Read at startup and again on SIGHUP."`
 }
 
 // AppArmorConfig is floe's AppArmor setting.
@@ -212,6 +219,9 @@ func Default() *Config {
 				"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
 				"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 			},
+			DefaultSysctls: []string{"net.ipv4.ip_unprivileged_port_start=0", "net.ipv4.ping_group_range=0 2147483647"},
+			DefaultUlimits: []string{},
+			HooksDir:       []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"},
 		},
 		Storage: StorageConfig{
 			Root:         "/var/lib/containers/storage",

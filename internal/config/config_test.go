@@ -144,3 +144,45 @@ func TestRuntimeTypes(t *testing.T) {
 		}
 	}
 }
+
+func TestContainerDefaults(t *testing.T) {
+	out, err := Default().Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`default_sysctls = ['net.ipv4.ip_unprivileged_port_start=0', 'net.ipv4.ping_group_range=0 2147483647']`,
+		`default_ulimits = []`, `pids_limit = 0`, `seccomp_profile = ''`,
+		`hooks_dir = ['/usr/share/containers/oci/hooks.d', '/etc/containers/oci/hooks.d']`,
+		"# Namespaced sysctls", "CRI-O's syntax", "0 or -1 means unlimited", "docker/moby JSON format", "oci-hooks(5)",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("rendered config lacks %q", want)
+		}
+	}
+	dir := t.TempDir()
+	good := write(t, dir, "good.toml", "[containers]\ndefault_sysctls = [\"net/core/somaxconn=1024\", \"kernel.shm_rmid_forced=1\"]\n"+
+		"default_ulimits = [\"nofile=1024:2048\", \"core=-1\"]\npids_limit = -1\nseccomp_profile = \"/etc/floe/seccomp.json\"\nhooks_dir = []\n")
+	cfg, err := Load(good, true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Containers.PidsLimit != -1 || len(cfg.Containers.HooksDir) != 0 || len(cfg.Containers.DefaultUlimits) != 2 {
+		t.Errorf("containers = %+v", cfg.Containers)
+	}
+	cases := map[string]string{
+		"default_sysctls = [\"vm.swappiness=1\"]\n":                    `key "containers.default_sysctls": "vm.swappiness=1": vm.swappiness is not a namespaced sysctl`,
+		"default_sysctls = [\"net.ipv4.ip_forward\"]\n":                `key "containers.default_sysctls": "net.ipv4.ip_forward" is not name=value`,
+		"default_ulimits = [\"nofile=2048:1024\"]\n":                   `key "containers.default_ulimits": "nofile=2048:1024"`,
+		"default_ulimits = [\"openfiles=1\"]\n":                        `key "containers.default_ulimits": "openfiles=1": invalid ulimit type`,
+		"pids_limit = -2\n":                                            `key "containers.pids_limit": -2 is not allowed`,
+		"seccomp_profile = \"seccomp.json\"\n":                         `key "containers.seccomp_profile": "seccomp.json" is not an absolute path`,
+		"hooks_dir = [\"/etc/containers/oci/hooks.d\", \"hooks.d\"]\n": `key "containers.hooks_dir": "hooks.d" is not an absolute path`,
+	}
+	for body, want := range cases {
+		p := write(t, dir, "bad.toml", "[containers]\n"+body)
+		if _, err := Load(p, true, ""); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%q: error %v, want it to name %s and contain %q", body, err, p, want)
+		}
+	}
+}

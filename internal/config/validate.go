@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/floe-cri/floe/internal/ocispec"
 	"github.com/floe-cri/floe/internal/podannotations"
 )
 
@@ -114,6 +115,9 @@ func (c *Config) Validate() error {
 	if err := c.validateExtensions(); err != nil {
 		return err
 	}
+	if err := c.validateContainers(); err != nil {
+		return err
+	}
 	if _, ok := c.Runtimes[c.DefaultRuntime]; !ok {
 		return fmt.Errorf("key \"default_runtime\": %q is not a configured handler; configured: %s", c.DefaultRuntime, strings.Join(sortedKeys(c.Runtimes), ", "))
 	}
@@ -146,6 +150,31 @@ func (c *Config) validateExtensions() error {
 	// containers unconfined while looking configured.
 	if p := c.AppArmor.DefaultProfile; strings.ContainsAny(p, "\x00\n") || strings.TrimSpace(p) != p || p == "unconfined" {
 		return fmt.Errorf("key \"apparmor.default_profile\": %q is not allowed; name a loaded AppArmor profile (no surrounding spaces or newlines, not \"unconfined\"), or leave it empty", p)
+	}
+	return nil
+}
+
+// validateContainers checks the node-wide container defaults of the
+// [containers] table. What depends on the host (a sysctl the kernel has, a
+// profile file's content, the hard limits floe may raise) is checked when
+// the daemon starts (see daemon.NodeDefaults).
+func (c *Config) validateContainers() error {
+	if _, err := ocispec.ParseDefaultSysctls(c.Containers.DefaultSysctls); err != nil {
+		return fmt.Errorf("key \"containers.default_sysctls\": %w", err)
+	}
+	if _, err := ocispec.ParseUlimits(c.Containers.DefaultUlimits); err != nil {
+		return fmt.Errorf("key \"containers.default_ulimits\": %w", err)
+	}
+	if c.Containers.PidsLimit < -1 {
+		return fmt.Errorf("key \"containers.pids_limit\": %d is not allowed; a positive number of processes, or 0 or -1 for unlimited", c.Containers.PidsLimit)
+	}
+	if p := c.Containers.SeccompProfile; p != "" && !filepath.IsAbs(p) {
+		return fmt.Errorf("key \"containers.seccomp_profile\": %q is not an absolute path (or empty for the built-in profile)", p)
+	}
+	for _, d := range c.Containers.HooksDir {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("key \"containers.hooks_dir\": %q is not an absolute path", d)
+		}
 	}
 	return nil
 }

@@ -94,6 +94,10 @@ func Run(cfg *config.Config, reload Reloader) error {
 	if err != nil {
 		return err
 	}
+	defaults, err := newContainerDefaults(cfg, cg, log)
+	if err != nil {
+		return err
+	}
 	probes := newProbes(cfg, log)
 	// Probes run in the background so that no handler's probe holds up
 	// floe or another handler's pods (gVisor's takes ~2 s); the startup
@@ -177,7 +181,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	if err != nil {
 		return err
 	}
-	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, cg, mets, devices, log)
+	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, cg, defaults, mets, devices, log)
 	defer closeMonitors()
 	// The hooks are in place before the containers' exit watchers start
 	// (Restore); plugins are served once the state is restored.
@@ -300,7 +304,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reloadConfig(log, level, reload, imgs)
+				reloadConfig(log, level, reload, imgs, defaults)
 				// The host may have changed (a runtime installed or
 				// upgraded, a cgroup mounted): try every handler again.
 				probes.Start(probeCtx)
@@ -438,7 +442,7 @@ func newProbes(cfg *config.Config, log *slog.Logger) *handlerprobe.Registry {
 // startContainers sets up one conmon monitor per runtime handler and the
 // container core. Without a usable monitor floe still serves pods and
 // images, and container RPCs say why they cannot work.
-func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, cg *cgroups.Support, mets *metrics.Metrics, devices *cdi.Registry, log *slog.Logger) (*container.Manager, func()) {
+func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, sandboxes *sandbox.Manager, cg *cgroups.Support, defaults *containerDefaults, mets *metrics.Metrics, devices *cdi.Registry, log *slog.Logger) (*container.Manager, func()) {
 	monitors := map[string]*monitor.Monitor{}
 	closeAll := func() {
 		for _, m := range monitors {
@@ -484,6 +488,7 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 		Spec: ocispec.Options{
 			DefaultCapabilities: cfg.Containers.DefaultCapabilities,
 			Cgroups:             cg,
+			Defaults:            defaults.Get,
 			Log:                 log,
 		},
 		// Containers share the sandboxes' creation settings: one bound
@@ -520,10 +525,11 @@ func newNRI(cfg *config.Config, sandboxes *sandbox.Manager, containers *containe
 }
 
 // reloadConfig applies the parts of the configuration that can change
-// while running: the log level and the registries configuration files.
-// The CNI config dir is re-read on every use already; other settings need
-// a restart.
-func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader, imgs *images.Service) {
+// while running: the log level, the registries configuration files and
+// the [containers] defaults (with the seccomp profile and hook files they
+// name). The CNI config dir is re-read on every use already; other
+// settings need a restart.
+func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader, imgs *images.Service, defaults *containerDefaults) {
 	if reload == nil {
 		return
 	}
@@ -537,6 +543,7 @@ func reloadConfig(log *slog.Logger, level *slog.LevelVar, reload Reloader, imgs 
 	if err := imgs.ReloadRegistries(); err != nil {
 		log.Error("SIGHUP: registries", "err", err)
 	}
+	defaults.Reload(cfg)
 	log.Info("SIGHUP: configuration reloaded", "logLevel", cfg.LogLevel)
 }
 

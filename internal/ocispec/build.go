@@ -73,7 +73,10 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 	}
 	oomAdj := ClampOOMScoreAdj(c.OOMScoreAdj, minAdj, log)
 
-	sysctls, err := ValidateSysctls(c.Sysctls, c.Namespaces)
+	// One read of the node's defaults for the whole spec: a SIGHUP may
+	// swap them meanwhile.
+	nd := nodeDefaults(opts)
+	sysctls, err := podSysctls(c, nd)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +149,11 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 			spec.Linux.ReadonlyPaths = DefaultReadonlyPaths
 		}
 	}
-	if err := applySeccomp(spec, c.Seccomp, c.Privileged); err != nil {
+	profile, profilePath := nd.seccompDefault()
+	if err := applySeccomp(spec, c.Seccomp, c.Privileged, profile, profilePath); err != nil {
+		return nil, err
+	}
+	if err := applyNodeDefaults(spec, c, nd, log); err != nil {
 		return nil, err
 	}
 	if err := applyLSM(spec, c, opts.Relabel); err != nil {

@@ -13,8 +13,9 @@ import (
 // the capabilities are set: the default profile allows some syscalls only
 // to holders of the matching capability (unshare, mount and others need
 // CAP_SYS_ADMIN). Privileged containers run unconfined, as in containerd
-// and CRI-O.
-func applySeccomp(spec *specs.Spec, req Seccomp, privileged bool) error {
+// and CRI-O. RuntimeDefault is the node's profile (defaultProfile, read
+// from profilePath) when one is configured, else moby's default.
+func applySeccomp(spec *specs.Spec, req Seccomp, privileged bool, defaultProfile []byte, profilePath string) error {
 	if privileged {
 		return nil
 	}
@@ -22,6 +23,14 @@ func applySeccomp(spec *specs.Spec, req Seccomp, privileged bool) error {
 	case "", SeccompUnconfined:
 		return nil
 	case SeccompRuntimeDefault:
+		if defaultProfile != nil {
+			prof, err := seccomp.LoadProfile(string(defaultProfile), spec)
+			if err != nil {
+				return fmt.Errorf("seccomp profile %s (containers.seccomp_profile): %w", profilePath, err)
+			}
+			spec.Linux.Seccomp = prof
+			return nil
+		}
 		prof, err := seccomp.GetDefaultProfile(spec)
 		if err != nil {
 			return fmt.Errorf("build the default seccomp profile: %w", err)

@@ -53,10 +53,10 @@ func sysctlField(key string) string {
 // components, refusing anything that is not a plain name: a component
 // must be letters, digits, '_', '-' or (from the slash form) '.', and not
 // "." or "..", so the name can only ever point inside /proc/sys.
-func sysctlComponents(key, name string) ([]string, error) {
+func sysctlComponents(name string) ([]string, error) {
 	parts := strings.Split(name, ".")
 	if len(parts) < 2 {
-		return nil, errdefs.InvalidArgument(sysctlField(key), "malformed sysctl name (want dotted components such as net.ipv4.ip_forward)")
+		return nil, fmt.Errorf("malformed sysctl name (want dotted components such as net.ipv4.ip_forward)")
 	}
 	for i, p := range parts {
 		p = strings.ReplaceAll(p, "/", ".")
@@ -65,7 +65,7 @@ func sysctlComponents(key, name string) ([]string, error) {
 			ok = ok && (r == '_' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
 		}
 		if !ok {
-			return nil, errdefs.InvalidArgument(sysctlField(key), "malformed sysctl name: component %q is not a name of letters, digits, '_' and '-'", p)
+			return nil, fmt.Errorf("malformed sysctl name: component %q is not a name of letters, digits, '_' and '-'", p)
 		}
 		parts[i] = p
 	}
@@ -85,8 +85,8 @@ func ValidateSysctls(sysctls map[string]string, ns Namespaces) (map[string]strin
 	for _, k := range sortedKeys(sysctls) {
 		v := sysctls[k]
 		name := NormalizeSysctl(k)
-		if _, err := sysctlComponents(k, name); err != nil {
-			return nil, err
+		if _, err := sysctlComponents(name); err != nil {
+			return nil, errdefs.InvalidArgument(sysctlField(k), "%v", err)
 		}
 		switch sysctlNamespace(name) {
 		case "net":
@@ -100,17 +100,25 @@ func ValidateSysctls(sysctls map[string]string, ns Namespaces) (map[string]strin
 		default:
 			return nil, errdefs.InvalidArgument(sysctlField(k), "not a namespaced sysctl; only net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* may be set per pod")
 		}
-		// runc writes the value as is: a line break or NUL would hand
-		// the kernel a second value, or a truncated one.
-		if len(v) > maxSysctlValue {
-			return nil, errdefs.InvalidArgument(sysctlField(k), "value is %d bytes; at most %d are allowed", len(v), maxSysctlValue)
-		}
-		if i := strings.IndexFunc(v, func(r rune) bool { return r != '\t' && (r < ' ' || r == 0x7f) }); i >= 0 {
-			return nil, errdefs.InvalidArgument(sysctlField(k), "value %q holds the control character %q at byte %d (only spaces and tabs may separate numbers)", v, v[i], i)
+		if err := checkSysctlValue(v); err != nil {
+			return nil, errdefs.InvalidArgument(sysctlField(k), "%v", err)
 		}
 		out[name] = v
 	}
 	return out, nil
+}
+
+// checkSysctlValue refuses a value runc cannot hand the kernel as one
+// write: runc writes it as is, so a line break or NUL would give the
+// kernel a second value, or a truncated one.
+func checkSysctlValue(v string) error {
+	if len(v) > maxSysctlValue {
+		return fmt.Errorf("value is %d bytes; at most %d are allowed", len(v), maxSysctlValue)
+	}
+	if i := strings.IndexFunc(v, func(r rune) bool { return r != '\t' && (r < ' ' || r == 0x7f) }); i >= 0 {
+		return fmt.Errorf("value %q holds the control character %q at byte %d (only spaces and tabs may separate numbers)", v, v[i], i)
+	}
+	return nil
 }
 
 // CheckSysctlsKnown refuses sysctls the kernel does not have, looking them
@@ -121,9 +129,9 @@ func ValidateSysctls(sysctls map[string]string, ns Namespaces) (map[string]strin
 // CNI later. Call it after ValidateSysctls.
 func CheckSysctlsKnown(sysctls map[string]string, procSys string) error {
 	for _, k := range sortedKeys(sysctls) {
-		parts, err := sysctlComponents(k, NormalizeSysctl(k))
+		parts, err := sysctlComponents(NormalizeSysctl(k))
 		if err != nil {
-			return err
+			return errdefs.InvalidArgument(sysctlField(k), "%v", err)
 		}
 		st, err := os.Stat(filepath.Join(append([]string{procSys}, parts...)...))
 		if err != nil && len(parts) == 5 && parts[0] == "net" && (parts[2] == "conf" || parts[2] == "neigh") {

@@ -224,6 +224,10 @@ type Container struct {
 // Options are the daemon-wide settings and host facts Build depends on.
 // Zero values are filled from the host (see Build).
 type Options struct {
+	// Defaults returns the node-wide defaults in force (a func, so the
+	// daemon can swap them on SIGHUP); nil means none.
+	Defaults func() *NodeDefaults
+
 	// DefaultCapabilities is the capability set of an unprivileged
 	// container before add/drop; nil means DefaultCapabilities.
 	DefaultCapabilities []string

@@ -253,6 +253,10 @@ override_path = %q
 
 [nri]
 socket_path = %q
+
+# The node's OCI hook files are not the test's.
+[containers]
+hooks_dir = []
 `, d.StorageRoot, d.StorageRunRoot, d.RegistriesConf, filepath.Join(dir, "registries.conf.d"), filepath.Join(dir, "floe-registries.conf"), d.NRISocket)
 	if err := os.WriteFile(configPath, []byte(base), 0o644); err != nil {
 		t.Fatal(err)

@@ -93,6 +93,10 @@ func TestUserNamespacePod(t *testing.T) {
 	if _, out := e.runToExit(t, withUserns(e.config("sysctl", "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"))); out != "81" {
 		t.Errorf("pod sysctl: %q", out)
 	}
+	// The default ping_group_range, narrowed to the 65536 gids mapped.
+	if _, out := e.runToExit(t, withUserns(e.config("ping-range", "cat", "/proc/sys/net/ipv4/ping_group_range"))); out != "0\t65535" {
+		t.Errorf("default ping_group_range in the pod's user namespace: %q", out)
+	}
 
 	// Network: the pod's IP answers the host.
 	ps, err := e.d.Runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: e.podID})
