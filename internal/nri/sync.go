@@ -1,0 +1,79 @@
+package nri
+
+import (
+	"context"
+	"fmt"
+
+	nri "github.com/containerd/nri/pkg/adaptation"
+
+	"github.com/floe-cri/floe/internal/container"
+	"github.com/floe-cri/floe/internal/sandbox"
+)
+
+// A plugin that joins must learn of every pod and container exactly one
+// way: in its Synchronize, or through the events relayed after it joined.
+// The library adds it to the plugins events are relayed to only once its
+// Synchronize returned, so an event relayed meanwhile would miss it while
+// the list it got was made before the event's change (a container
+// removed, stopped, started): it would believe in a state that no longer
+// is. Hence two locks, each held shared by one side and exclusively by
+// the synchronisation:
+//   - the library's sync block (BlockSync) spans a whole pod or container
+//     creation, from before the object is made until it is published, so
+//     a created object is either in the list or its creation events reach
+//     the plugin;
+//   - syncMu spans every single relay, so no other event is relayed
+//     between the listing and the plugin's joining.
+// The library takes its block before calling synchronize, which takes
+// syncMu: the order is the same on every path. synchronize lets syncMu go
+// before it applies the updates the plugin asks for, which take container
+// locks a relay (a stop) may hold while it waits for syncMu.
+
+// shared holds off synchronisation for one relay; call the returned func
+// once the relay returned.
+func (n *NRI) shared() func() {
+	n.syncMu.RLock()
+	return n.syncMu.RUnlock
+}
+
+// synchronize hands a connecting plugin every pod and container, then
+// applies the updates it asks for.
+func (n *NRI) synchronize(ctx context.Context, cb nri.SyncCB) error {
+	updates, err := n.syncExclusive(ctx, cb)
+	if err != nil {
+		return err
+	}
+	if failed := n.applyUpdates(ctx, updates, ""); len(failed) > 0 {
+		return fmt.Errorf("updates asked for during synchronisation failed: %v", failed)
+	}
+	return nil
+}
+
+// syncExclusive lists the pods and containers and hands them to the
+// plugin with no relay running. The plugin may take as long as it was
+// allowed to register (registration_timeout) when that is longer than
+// request_timeout: a plugin reconciling its state with the node's is
+// slower than one answering an event, and one that times out here is
+// dropped, missing every container from then on. The library's request
+// timeout is process-wide and read as each call starts; while syncMu is
+// held no relay starts, so only this call gets the longer one.
+func (n *NRI) syncExclusive(ctx context.Context, cb nri.SyncCB) ([]*nri.ContainerUpdate, error) {
+	n.syncMu.Lock()
+	defer n.syncMu.Unlock()
+	if n.noStartupPlugins.Swap(false) {
+		return cb(ctx, nil, nil)
+	}
+	var pods []*nri.PodSandbox
+	for _, sb := range n.pods.List(sandbox.Filter{}) {
+		pods = append(pods, podSandbox(sb))
+	}
+	var ctrs []*nri.Container
+	for _, c := range n.containers.List(container.Filter{}) {
+		ctrs = append(ctrs, containerInfo(c, nil))
+	}
+	if t := n.cfg.RegistrationTimeout; t > n.cfg.RequestTimeout {
+		nri.SetPluginRequestTimeout(t)
+		defer nri.SetPluginRequestTimeout(n.cfg.RequestTimeout)
+	}
+	return cb(ctx, pods, ctrs)
+}
