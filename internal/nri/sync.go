@@ -2,7 +2,7 @@ package nri
 
 import (
 	"context"
-	"fmt"
+	"time"
 
 	nri "github.com/containerd/nri/pkg/adaptation"
 
@@ -25,9 +25,9 @@ import (
 //   - syncMu spans every single relay, so no other event is relayed
 //     between the listing and the plugin's joining.
 // The library takes its block before calling synchronize, which takes
-// syncMu: the order is the same on every path. synchronize lets syncMu go
-// before it applies the updates the plugin asks for, which take container
-// locks a relay (a stop) may hold while it waits for syncMu.
+// syncMu: the order is the same on every path. syncMu is let go only once
+// the library has added the plugin (releaseAfterJoin), and before the
+// updates the plugin asked for are applied.
 
 // shared holds off synchronisation for one relay; call the returned func
 // once the relay returned.
@@ -36,30 +36,48 @@ func (n *NRI) shared() func() {
 	return n.syncMu.RUnlock
 }
 
-// synchronize hands a connecting plugin every pod and container, then
-// applies the updates it asks for.
+// synchronize hands a connecting plugin every pod and container with
+// no relay running, and lets relays run again only once the library has
+// added the plugin to those events go to (releaseAfterJoin).
 func (n *NRI) synchronize(ctx context.Context, cb nri.SyncCB) error {
-	updates, err := n.syncExclusive(ctx, cb)
-	if err != nil {
-		return err
-	}
-	if failed := n.applyUpdates(ctx, updates, ""); len(failed) > 0 {
-		return fmt.Errorf("updates asked for during synchronisation failed: %v", failed)
-	}
-	return nil
+	n.syncMu.Lock()
+	updates, err := n.syncList(ctx, cb)
+	n.releaseAfterJoin(updates)
+	return err
 }
 
-// syncExclusive lists the pods and containers and hands them to the
-// plugin with no relay running. The plugin may take as long as it was
-// allowed to register (registration_timeout) when that is longer than
-// request_timeout: a plugin reconciling its state with the node's is
-// slower than one answering an event, and one that times out here is
-// dropped, missing every container from then on. The library's request
-// timeout is process-wide and read as each call starts; while syncMu is
-// held no relay starts, so only this call gets the longer one.
-func (n *NRI) syncExclusive(ctx context.Context, cb nri.SyncCB) ([]*nri.ContainerUpdate, error) {
-	n.syncMu.Lock()
-	defer n.syncMu.Unlock()
+// releaseAfterJoin releases syncMu once the library's synchronisation is
+// over: it adds the plugin after synchronize returned, under its own sync
+// block, so taking that block shared marks the moment. Only then are the
+// updates the plugin asked for applied: they take container locks, which
+// a relay waiting for syncMu may hold (a stop). Their failures are
+// logged; the plugin stays.
+func (n *NRI) releaseAfterJoin(updates []*nri.ContainerUpdate) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.a.BlockPluginSync().Unblock()
+		n.syncMu.Unlock()
+		if len(updates) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if failed := n.applyUpdates(ctx, updates, ""); len(failed) > 0 {
+			n.log.Warn("updates an NRI plugin asked for in its synchronisation failed", "containers", failed)
+		}
+	}()
+}
+
+// syncList lists the pods and containers and hands them to the plugin.
+// The plugin may take as long as it was allowed to register
+// (registration_timeout) when that is longer than request_timeout: a
+// plugin reconciling its state with the node's is slower than one
+// answering an event, and one that times out here is dropped, missing
+// every container from then on. The library's request timeout is
+// process-wide and read as each call starts; while syncMu is held no
+// relay starts, so only this call gets the longer one.
+func (n *NRI) syncList(ctx context.Context, cb nri.SyncCB) ([]*nri.ContainerUpdate, error) {
 	if n.noStartupPlugins.Swap(false) {
 		return cb(ctx, nil, nil)
 	}
