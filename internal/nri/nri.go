@@ -88,11 +88,9 @@ type NRI struct {
 	// timeouts recorded meanwhile are that relay's (see relay).
 	relayMu sync.Mutex
 
-	// syncMu keeps the synchronisation of a joining plugin and the relay
-	// of events apart: every relay holds it shared, synchronize holds it
-	// exclusively while it lists the pods and containers and the plugin
-	// takes them in (see sync.go).
-	syncMu sync.RWMutex
+	// gate keeps the synchronisation of a joining plugin and the relay of
+	// events apart (see sync.go).
+	gate syncGate
 
 	mu       sync.Mutex
 	relayOp  string               // the event relay is relaying
