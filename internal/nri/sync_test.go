@@ -219,3 +219,34 @@ func TestUpdatePodSandboxReachesPlugins(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The gate lets relays through together, keeps them out while closed,
+// waits for those in flight before it closes, and may be closed again
+// before it reopened (the next plugin's synchronisation).
+func TestSyncGate(t *testing.T) {
+	var g syncGate
+	g.enter()
+	g.enter()
+	closed := make(chan struct{})
+	go func() { g.close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("the gate closed with relays in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.leave()
+	g.leave()
+	<-closed
+	g.close() // a second synchronisation before the first reopened
+	entered := make(chan struct{})
+	go func() { g.enter(); close(entered) }()
+	g.open()
+	select {
+	case <-entered:
+		t.Fatal("a relay passed a gate one synchronisation still holds closed")
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.open()
+	<-entered
+	g.leave()
+}
