@@ -47,6 +47,7 @@ type Config struct {
 	CDI            CDIConfig          `toml:"cdi" comment:"CDI (Container Device Interface) devices: ContainerConfig.CDIDevices and the cdi.k8s.io/* annotations."`
 	Checkpoint     CheckpointConfig   `toml:"checkpoint" comment:"Checkpoint/restore of containers (CRI CheckpointContainer, restore through CreateContainer) with criu."`
 	AppArmor       AppArmorConfig     `toml:"apparmor" comment:"AppArmor, on nodes that enforce it."`
+	Tracing        TracingConfig      `toml:"tracing" comment:"OpenTelemetry tracing of the CRI calls, exported over OTLP/gRPC."`
 
 	// Sources lists the files that were read, in order, for reports.
 	Sources []string `toml:"-"`
@@ -154,8 +155,8 @@ type NRIConfig struct {
 	SocketPath          string   `toml:"socket_path" comment:"Unix socket external NRI plugins connect to. Empty accepts no external plugins. A socket another live process serves is left alone (NRI then runs without it, as the log and 'floe status' say)."`
 	PluginPath          string   `toml:"plugin_path" comment:"Directory of pre-installed NRI plugins (executables named NN-name) floe starts itself."`
 	PluginConfigPath    string   `toml:"plugin_config_path" comment:"Directory of configuration for the pre-installed plugins (NN-name.conf or name.conf)."`
-	RegistrationTimeout Duration `toml:"registration_timeout" comment:"How long a plugin may take to register and be configured."`
-	RequestTimeout      Duration `toml:"request_timeout" comment:"How long a plugin may take to answer one event (and Synchronize); a plugin that takes longer fails the request and is disconnected."`
+	RegistrationTimeout Duration `toml:"registration_timeout" comment:"How long a joining plugin may take to register and be configured, and then to take in the node's pods and containers (Synchronize) when that is longer than request_timeout; one that takes longer is disconnected."`
+	RequestTimeout      Duration `toml:"request_timeout" comment:"How long a plugin may take to answer one event; a plugin that takes longer fails the request and is disconnected."`
 }
 
 // CDIConfig configures the CDI registry.
@@ -249,6 +250,7 @@ func Default() *Config {
 		},
 		CDI:        CDIConfig{SpecDirs: []string{"/etc/cdi", "/var/run/cdi"}},
 		Checkpoint: CheckpointConfig{CRIUPath: "/usr/sbin/criu"},
+		Tracing:    defaultTracing(),
 	}
 }
 

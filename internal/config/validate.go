@@ -112,6 +112,9 @@ func (c *Config) Validate() error {
 	if err := c.validateImages(); err != nil {
 		return err
 	}
+	if err := c.validateTracing(); err != nil {
+		return err
+	}
 	if err := c.validateExtensions(); err != nil {
 		return err
 	}

@@ -71,6 +71,13 @@ func Run(cfg *config.Config, reload Reloader) error {
 		return err
 	}
 	defer lock.Release()
+	// Set up first and shut down last: the spans of the last calls are
+	// flushed after the server stopped.
+	tr, err := startTracing(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tr, log)
 	if err := os.MkdirAll(cfg.RunDir, 0o711); err != nil {
 		return fmt.Errorf("create run dir %s: %w", cfg.RunDir, err)
 	}
@@ -282,7 +289,7 @@ func Run(cfg *config.Config, reload Reloader) error {
 	}
 	enableUserns(handlerFeatures, usernsSupport, log)
 	srv := server.New(server.Deps{Config: cfg, Cgroups: cg, Sandboxes: sandboxes, Containers: containers, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
-		HandlerFeatures: handlerFeatures, Userns: usernsSupport, LSM: lsms, SubIDs: subIDs, Probes: probes, Checkpoint: &ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log})
+		HandlerFeatures: handlerFeatures, Userns: usernsSupport, LSM: lsms, SubIDs: subIDs, Probes: probes, Checkpoint: &ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), ServerOptions: tr.ServerOptions(), Log: log})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -477,6 +484,9 @@ func startContainers(cfg *config.Config, db *store.DB, imgs *images.Service, san
 	runtimes := make(map[string]container.Runtime, len(monitors))
 	for name, m := range monitors {
 		runtimes[name] = m
+		if cfg.Tracing.Enable {
+			runtimes[name] = container.Traced(m, name)
+		}
 	}
 	return container.New(container.Options{
 		DB:           db,

@@ -19,6 +19,7 @@ import (
 	"go.podman.io/storage"
 
 	"github.com/floe-cri/floe/internal/errdefs"
+	"github.com/floe-cri/floe/internal/tracing"
 )
 
 // Auth is the credential a pull request carries. Auth is the base64
@@ -50,7 +51,9 @@ type flight struct {
 // Pull pulls name (a short name, a tagged or a digest reference) and
 // returns the stored image's id. Short names are tried against each search
 // registry in turn.
-func (s *Service) Pull(ctx context.Context, name string, auth *Auth) (string, error) {
+func (s *Service) Pull(ctx context.Context, name string, auth *Auth) (id string, err error) {
+	ctx, span := tracing.Start(ctx, "image.pull", tracing.AttrImage.String(name))
+	defer func() { tracing.End(span, err) }()
 	cands, err := s.candidates(name)
 	if err != nil {
 		return "", err

@@ -21,8 +21,10 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/floe-cri/floe/internal/nspin"
+	"github.com/floe-cri/floe/internal/tracing"
 )
 
 // PodInfo identifies the pod to the CNI plugins.
@@ -270,7 +272,9 @@ func (m *Manager) Add(ctx context.Context, pod PodInfo, att *Attachment) error {
 		return fmt.Errorf("decode CNI config %s: %w", att.ConfigFile, err)
 	}
 	start := time.Now()
-	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(pod, att.CapabilityArgs))
+	spanCtx, span := tracing.Start(ctx, "cni.add", tracing.AttrPodID.String(pod.ID), attribute.String("cni.network", list.Name))
+	res, err := m.cni.AddNetworkList(spanCtx, list, m.runtimeConf(pod, att.CapabilityArgs))
+	tracing.End(span, err)
 	m.record("add", start, err)
 	if err != nil {
 		delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -325,7 +329,9 @@ func (m *Manager) Teardown(ctx context.Context, pod PodInfo, att *Attachment) er
 		pod.NetnsPath = ""
 	}
 	start := time.Now()
-	err = m.cni.DelNetworkList(ctx, list, m.runtimeConf(pod, att.CapabilityArgs))
+	spanCtx, span := tracing.Start(ctx, "cni.del", tracing.AttrPodID.String(pod.ID), attribute.String("cni.network", list.Name))
+	err = m.cni.DelNetworkList(spanCtx, list, m.runtimeConf(pod, att.CapabilityArgs))
+	tracing.End(span, err)
 	m.record("del", start, err)
 	if err != nil {
 		return fmt.Errorf("CNI network %q DEL for pod %s/%s: %w", list.Name, pod.Namespace, pod.Name, err)

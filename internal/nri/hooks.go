@@ -49,7 +49,10 @@ func (n *NRI) StopPodSandbox(ctx context.Context, sb *sandbox.Sandbox) {
 	if n == nil {
 		return
 	}
-	if err := n.a.StopPodSandbox(ctx, &nri.StopPodSandboxRequest{Pod: podSandbox(sb)}); err != nil {
+	unlock := n.shared()
+	err := n.a.StopPodSandbox(ctx, &nri.StopPodSandboxRequest{Pod: podSandbox(sb)})
+	unlock()
+	if err != nil {
 		n.log.Warn("NRI plugin failed StopPodSandbox; the pod stops anyway", "pod", sb.ID, "err", err)
 	}
 }
@@ -59,7 +62,10 @@ func (n *NRI) RemovePodSandbox(ctx context.Context, sb *sandbox.Sandbox) {
 	if n == nil {
 		return
 	}
-	if err := n.a.RemovePodSandbox(ctx, &nri.RemovePodSandboxRequest{Pod: podSandbox(sb)}); err != nil {
+	unlock := n.shared()
+	err := n.a.RemovePodSandbox(ctx, &nri.RemovePodSandboxRequest{Pod: podSandbox(sb)})
+	unlock()
+	if err != nil {
 		n.log.Warn("NRI plugin failed RemovePodSandbox; the pod is removed anyway", "pod", sb.ID, "err", err)
 	}
 }
@@ -135,7 +141,10 @@ func (n *NRI) PostCreateContainer(ctx context.Context, c *container.Container) {
 	}
 	ci := containerInfo(c, nil)
 	ci.State = nri.ContainerState_CONTAINER_CREATED
-	if err := n.a.PostCreateContainer(ctx, &nri.PostCreateContainerRequest{Pod: n.pod(c), Container: ci}); err != nil {
+	unlock := n.shared()
+	err := n.a.PostCreateContainer(ctx, &nri.PostCreateContainerRequest{Pod: n.pod(c), Container: ci})
+	unlock()
+	if err != nil {
 		n.log.Warn("NRI plugin failed PostCreateContainer", "container", c.ID, "err", err)
 	}
 }
@@ -160,7 +169,10 @@ func (n *NRI) PostStartContainer(ctx context.Context, c *container.Container) {
 	}
 	ci := containerInfo(c, nil)
 	ci.State = nri.ContainerState_CONTAINER_RUNNING
-	if err := n.a.PostStartContainer(ctx, &nri.PostStartContainerRequest{Pod: n.pod(c), Container: ci}); err != nil {
+	unlock := n.shared()
+	err := n.a.PostStartContainer(ctx, &nri.PostStartContainerRequest{Pod: n.pod(c), Container: ci})
+	unlock()
+	if err != nil {
 		n.log.Warn("NRI plugin failed PostStartContainer", "container", c.ID, "err", err)
 	}
 }
@@ -199,7 +211,10 @@ func (n *NRI) PostUpdateContainer(ctx context.Context, c *container.Container) {
 	if n == nil {
 		return
 	}
-	if err := n.a.PostUpdateContainer(ctx, &nri.PostUpdateContainerRequest{Pod: n.pod(c), Container: containerInfo(c, nil)}); err != nil {
+	unlock := n.shared()
+	err := n.a.PostUpdateContainer(ctx, &nri.PostUpdateContainerRequest{Pod: n.pod(c), Container: containerInfo(c, nil)})
+	unlock()
+	if err != nil {
 		n.log.Warn("NRI plugin failed PostUpdateContainer", "container", c.ID, "err", err)
 	}
 }
@@ -212,7 +227,9 @@ func (n *NRI) StopContainer(ctx context.Context, c *container.Container) {
 	if n == nil {
 		return
 	}
+	unlock := n.shared()
 	resp, err := n.a.StopContainer(ctx, &nri.StopContainerRequest{Pod: n.pod(c), Container: containerInfo(c, nil)})
+	unlock()
 	if err != nil {
 		n.log.Warn("NRI plugin failed StopContainer", "container", c.ID, "err", err)
 		return
@@ -237,38 +254,15 @@ func (n *NRI) RemoveContainer(ctx context.Context, c *container.Container) {
 	}
 	ci := containerInfo(c, nil)
 	ci.State = nri.ContainerState_CONTAINER_STOPPED
-	if err := n.a.RemoveContainer(ctx, &nri.RemoveContainerRequest{Pod: n.pod(c), Container: ci}); err != nil {
+	unlock := n.shared()
+	err := n.a.RemoveContainer(ctx, &nri.RemoveContainerRequest{Pod: n.pod(c), Container: ci})
+	unlock()
+	if err != nil {
 		n.log.Warn("NRI plugin failed RemoveContainer", "container", c.ID, "err", err)
 	}
 }
 
 // --- synchronisation and plugin-initiated changes ---
-
-// synchronize hands a connecting plugin every pod and container (the
-// library holds off creations meanwhile, see BlockSync), then applies the
-// updates it asks for.
-func (n *NRI) synchronize(ctx context.Context, cb nri.SyncCB) error {
-	if n.noStartupPlugins.Swap(false) {
-		_, err := cb(ctx, nil, nil)
-		return err
-	}
-	var pods []*nri.PodSandbox
-	for _, sb := range n.pods.List(sandbox.Filter{}) {
-		pods = append(pods, podSandbox(sb))
-	}
-	var ctrs []*nri.Container
-	for _, c := range n.containers.List(container.Filter{}) {
-		ctrs = append(ctrs, containerInfo(c, nil))
-	}
-	updates, err := cb(ctx, pods, ctrs)
-	if err != nil {
-		return err
-	}
-	if failed := n.applyUpdates(ctx, updates, ""); len(failed) > 0 {
-		return fmt.Errorf("updates asked for during synchronisation failed: %v", failed)
-	}
-	return nil
-}
 
 // updateFromPlugin applies updates a plugin asks for on its own, and
 // returns those that failed.

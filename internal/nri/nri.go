@@ -88,6 +88,10 @@ type NRI struct {
 	// timeouts recorded meanwhile are that relay's (see relay).
 	relayMu sync.Mutex
 
+	// gate keeps the synchronisation of a joining plugin and the relay of
+	// events apart (see sync.go).
+	gate syncGate
+
 	mu       sync.Mutex
 	relayOp  string               // the event relay is relaying
 	timeouts []string             // plugins that timed out relaying relayOp
@@ -308,6 +312,7 @@ func (t *pluginTracker) UpdatePluginCount(count int) {
 func (n *NRI) relay(op string, call func() error) error {
 	n.relayMu.Lock()
 	defer n.relayMu.Unlock()
+	defer n.shared()()
 	n.mu.Lock()
 	n.relayOp, n.timeouts = op, nil
 	n.mu.Unlock()

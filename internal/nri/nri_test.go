@@ -302,7 +302,7 @@ func TestStartupSyncWithoutPluginsBuildsNothing(t *testing.T) {
 	}
 	n.noStartupPlugins.Store(true)
 	for range 2 {
-		if err := n.synchronize(context.Background(), cb); err != nil {
+		if _, err := n.syncList(context.Background(), cb); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,10 @@
 package sandbox
 
-import "context"
+import (
+	"context"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
 
 // Hooks are told of every step of a pod's life, in order (NRI plugins,
 // internal/nri). An error from RunPodSandbox fails the creation, which
@@ -18,6 +22,12 @@ type Hooks interface {
 	// pod that was ready.
 	StopPodSandbox(ctx context.Context, sb *Sandbox)
 	RemovePodSandbox(ctx context.Context, sb *Sandbox)
+	// UpdatePodSandbox is told of the pod-level resources (overhead and
+	// the sum of the containers') the kubelet is applying; an error fails
+	// the update before it is recorded. PostUpdatePodSandbox follows once
+	// it is.
+	UpdatePodSandbox(ctx context.Context, sb *Sandbox, overhead, resources *specs.LinuxResources) error
+	PostUpdatePodSandbox(ctx context.Context, sb *Sandbox)
 }
 
 type noHooks struct{}
@@ -26,6 +36,10 @@ func (noHooks) BlockSync() func()                             { return func() {}
 func (noHooks) RunPodSandbox(context.Context, *Sandbox) error { return nil }
 func (noHooks) StopPodSandbox(context.Context, *Sandbox)      {}
 func (noHooks) RemovePodSandbox(context.Context, *Sandbox)    {}
+func (noHooks) UpdatePodSandbox(context.Context, *Sandbox, *specs.LinuxResources, *specs.LinuxResources) error {
+	return nil
+}
+func (noHooks) PostUpdatePodSandbox(context.Context, *Sandbox) {}
 
 // SetHooks connects the hooks (created after this manager, since they
 // read it); call before serving requests.

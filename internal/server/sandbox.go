@@ -430,13 +430,16 @@ func criMode(m sandbox.NamespaceMode) runtimeapi.NamespaceMode {
 	return runtimeapi.NamespaceMode_POD
 }
 
-// UpdatePodSandboxResources records the pod-level resources the kubelet
-// has just applied to the pod cgroup in the stored sandbox configuration.
+// UpdatePodSandboxResources tells NRI plugins (UpdatePodSandbox, which
+// may refuse, then PostUpdatePodSandbox) of the pod-level resources the
+// kubelet has just applied to the pod cgroup, and records them in the
+// stored sandbox configuration.
 func (s *Server) UpdatePodSandboxResources(ctx context.Context, req *runtimeapi.UpdatePodSandboxResourcesRequest) (*runtimeapi.UpdatePodSandboxResourcesResponse, error) {
 	if req.PodSandboxId == "" {
 		return nil, invalid("pod_sandbox_id", "must not be empty")
 	}
-	err := s.deps.Sandboxes.UpdateConfig(req.PodSandboxId, func(raw []byte) ([]byte, error) {
+	overhead, resources := podLinuxResources(req.Overhead), podLinuxResources(req.Resources)
+	err := s.deps.Sandboxes.UpdateResources(ctx, req.PodSandboxId, overhead, resources, func(raw []byte) ([]byte, error) {
 		cfg := &runtimeapi.PodSandboxConfig{}
 		if err := proto.Unmarshal(raw, cfg); err != nil {
 			return nil, fmt.Errorf("decode stored sandbox config: %w", err)

@@ -70,7 +70,10 @@ type Deps struct {
 	Stats *stats.Reader
 	// Streaming serves the URLs Exec, Attach and PortForward return.
 	Streaming streaming.Server
-	Log       *slog.Logger
+	// ServerOptions are extra gRPC server options (tracing's stats
+	// handler when it is on).
+	ServerOptions []grpc.ServerOption
+	Log           *slog.Logger
 }
 
 // Server implements the CRI RuntimeService and ImageService. RPCs that are
@@ -96,12 +99,12 @@ type Server struct {
 // New builds the gRPC server with both CRI services registered.
 func New(deps Deps) *Server {
 	s := &Server{deps: deps, log: deps.Log, quit: make(chan struct{})}
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-		grpc.MaxRecvMsgSize(16<<20),
-		grpc.MaxSendMsgSize(16<<20),
-	)
+		grpc.MaxRecvMsgSize(16 << 20),
+		grpc.MaxSendMsgSize(16 << 20),
+	}, deps.ServerOptions...)...)
 	runtimeapi.RegisterRuntimeServiceServer(s.grpc, s)
 	runtimeapi.RegisterImageServiceServer(s.grpc, s)
 	return s
@@ -151,6 +154,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 			err = status.Errorf(codes.Internal, "internal error in %s: %v", info.FullMethod, r)
 		}
 		err = toStatus(err)
+		s.annotateSpan(ctx, req, resp)
 		s.observe(ctx, info.FullMethod, start, err, idAttrs(req)...)
 	}()
 	return handler(ctx, req)

@@ -143,3 +143,57 @@ func TestNRIPreinstalledPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// waitLine waits for a line of the plugin's output that starts with
+// prefix, skipping others.
+func (p *nriPlugin) waitLine(t *testing.T, prefix string) string {
+	t.Helper()
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("NRI plugin exited before printing %q", prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("NRI plugin did not print %q within 20s", prefix)
+		}
+	}
+}
+
+// UpdatePodSandboxResources reaches NRI plugins as UpdatePodSandbox with
+// the pod's resources, then PostUpdatePodSandbox; a plugin's refusal
+// fails the request.
+func TestNRIPluginSeesPodResourceUpdates(t *testing.T) {
+	harness.CheckLeaks(t)
+	e := newContainerEnv(t, nil)
+	plugin := startNRIPlugin(t, e.d.NRISocket, "--max-pod-memory", "134217728")
+	ctx := harness.Ctx(t)
+	update := func(mem int64) error {
+		_, err := e.d.Runtime.UpdatePodSandboxResources(ctx, &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: e.podID,
+			Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: mem, CpuShares: 512}})
+		return err
+	}
+	if err := update(64 << 20); err != nil {
+		t.Fatalf("UpdatePodSandboxResources: %v", err)
+	}
+	if l := plugin.waitLine(t, "pod-update "); l != "pod-update ctr memory=67108864" {
+		t.Errorf("plugin saw %q", l)
+	}
+	plugin.waitLine(t, "post-pod-update ctr")
+	err := update(1 << 30)
+	if err == nil || !strings.Contains(err.Error(), "above 134217728") {
+		t.Fatalf("UpdatePodSandboxResources refused by the plugin: %v", err)
+	}
+	if l := plugin.waitLine(t, "pod-update "); l != "pod-update ctr memory=1073741824" {
+		t.Errorf("plugin saw %q", l)
+	}
+	if _, err := e.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: e.podID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.podID}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -3,7 +3,9 @@
 // to a cpuset. It connects to --socket as an external plugin, or, started
 // by the runtime from its plugin_path, takes the same settings from its
 // configuration ("env=K=V", "mount=SRC:DST", "cpuset=CPUS", one a line).
-// It prints "synchronized" once the runtime has synchronised it.
+// It prints "synchronized" once the runtime has synchronised it, and
+// "pod-update NAME memory=N" / "post-pod-update NAME" for pod resource
+// updates, refusing those above --max-pod-memory.
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 
 type plugin struct {
 	env, mount, cpuset string
+	maxPodMemory       int64
 }
 
 func (p *plugin) Configure(_ context.Context, config, runtime, version string) (stub.EventMask, error) {
@@ -61,6 +64,20 @@ func (p *plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, c *api.
 	return adj, nil, nil
 }
 
+func (p *plugin) UpdatePodSandbox(_ context.Context, pod *api.PodSandbox, _, res *api.LinuxResources) error {
+	mem := res.GetMemory().GetLimit().GetValue()
+	fmt.Printf("pod-update %s memory=%d\n", pod.GetName(), mem)
+	if p.maxPodMemory > 0 && mem > p.maxPodMemory {
+		return fmt.Errorf("pod %s: memory limit %d above %d", pod.GetName(), mem, p.maxPodMemory)
+	}
+	return nil
+}
+
+func (p *plugin) PostUpdatePodSandbox(_ context.Context, pod *api.PodSandbox) error {
+	fmt.Printf("post-pod-update %s\n", pod.GetName())
+	return nil
+}
+
 func main() {
 	p := &plugin{}
 	socket := flag.String("socket", "", "runtime's NRI socket (empty: started by the runtime)")
@@ -69,6 +86,7 @@ func main() {
 	flag.StringVar(&p.env, "env", "", "KEY=VALUE to inject")
 	flag.StringVar(&p.mount, "mount", "", "SRC:DST to bind read-only")
 	flag.StringVar(&p.cpuset, "cpuset", "", "cpus to pin containers to")
+	flag.Int64Var(&p.maxPodMemory, "max-pod-memory", 0, "refuse pod resource updates with a larger memory limit (0: none)")
 	flag.Parse()
 	opts := []stub.Option{}
 	if *socket != "" {
