@@ -47,6 +47,18 @@ func (f *fakeContainers) record(s string) {
 	f.calls = append(f.calls, s)
 }
 
+// called reports whether a call was recorded exactly as s.
+func (f *fakeContainers) called(s string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.calls {
+		if c == s {
+			return true
+		}
+	}
+	return false
+}
+
 func (f *fakeContainers) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
 	f.record(fmt.Sprintf("exec %s %s tty=%v in=%v out=%v err=%v", id, strings.Join(cmd, " "), tty, in != nil, out != nil, errOut != nil))
 	switch cmd[0] {
@@ -69,6 +81,16 @@ func (f *fakeContainers) Exec(ctx context.Context, id string, cmd []string, in i
 		return utilexec.CodeExitError{Err: fmt.Errorf("exit status %d", code), Code: code}
 	case "fail":
 		return errors.New("runc exploded")
+	case "wait": // a process that neither reads nor writes after starting
+		out.Write([]byte("started"))
+		select {
+		case <-ctx.Done():
+			f.record("cancelled " + id)
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			f.record("not cancelled " + id)
+			return errors.New("never cancelled")
+		}
 	case "resize":
 		var n int
 		fmt.Sscan(cmd[1], &n)
@@ -318,6 +340,64 @@ func TestAttach(t *testing.T) {
 	}
 }
 
+// syncBuffer collects output written by the client's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A client that goes away mid-session ends the exec: the runtime's
+// context is cancelled, so its process is not left behind.
+func TestExecClientGone(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run(proto, func(t *testing.T) {
+			f := &fakeContainers{}
+			s := startServer(t, f, nil)
+			id := "gone-" + proto
+			u := execURL(t, s, &runtimeapi.ExecRequest{ContainerId: id, Cmd: []string{"wait"}, Stdout: true})
+			var out syncBuffer
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- executor(t, proto, u).StreamWithContext(ctx, clientrc.StreamOptions{Stdout: &out}) }()
+			deadline := time.Now().Add(10 * time.Second)
+			for out.String() != "started" && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("client did not return after cancel")
+			}
+			for time.Now().Before(deadline) {
+				f.mu.Lock()
+				calls := strings.Join(f.calls, ";")
+				f.mu.Unlock()
+				if strings.Contains(calls, "cancelled") {
+					if !strings.Contains(calls, "cancelled "+id) || strings.Contains(calls, "not cancelled") {
+						t.Errorf("calls = %s", calls)
+					}
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			t.Errorf("the runtime's context was not cancelled when the client went away")
+		})
+	}
+}
+
 func TestExecWithoutContainerService(t *testing.T) {
 	s := startServer(t, nil, nil)
 	for _, proto := range protocols {
@@ -437,5 +517,35 @@ func TestPendingRequestsExpireAndSpend(t *testing.T) {
 	p.remember("http://h/exec/b", "b")
 	if _, ok := p.m["/exec/a"]; ok {
 		t.Error("remember must drop expired entries")
+	}
+}
+
+// A v5 upgrade that fails before any session ran leaves the URL usable
+// for the SPDY fallback kubectl then makes.
+func TestFailedV5UpgradeLeavesURLForFallback(t *testing.T) {
+	f := &fakeContainers{}
+	s := startServer(t, f, nil)
+	u := execURL(t, s, &runtimeapi.ExecRequest{ContainerId: "c1", Cmd: []string{"exit", "7"}, Stdout: true, Stderr: true})
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An upgrade asking for v5 without a Sec-WebSocket-Key: a bad handshake.
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Protocol", protocolV5)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		t.Fatal("bad handshake upgraded")
+	}
+	err = stream(t, executor(t, "spdy", u), clientrc.StreamOptions{Stdout: io.Discard, Stderr: io.Discard})
+	var exitErr utilexec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitStatus() != 7 {
+		t.Errorf("SPDY fallback: %v", err)
 	}
 }

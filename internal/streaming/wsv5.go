@@ -88,6 +88,14 @@ func (p *pendingRequests) take(path string) (req any, known bool) {
 	return v.req, true
 }
 
+// forget drops path, spent or not: a session that never started leaves
+// the URL to cri-streaming, which still holds it.
+func (p *pendingRequests) forget(path string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, path)
+}
+
 // GetExec hands out the exec URL and remembers the request for a v5
 // upgrade.
 func (s *Server) GetExec(req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
@@ -173,6 +181,8 @@ func (s *Server) serveV5(w http.ResponseWriter, r *http.Request, req any) {
 	conn.SetIdleTimeout(s.idleTimeout)
 	_, streams, err := conn.Open(w, r)
 	if err != nil {
+		// No session ran: kubectl falls back to SPDY on the same URL.
+		s.pending.forget(r.URL.Path)
 		s.log.Warn("websocket v5 upgrade failed", "path", r.URL.Path, "err", err)
 		return
 	}
