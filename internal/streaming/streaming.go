@@ -91,7 +91,8 @@ func Start(o Options) (*Server, error) {
 		rt:          rt,
 		idleTimeout: cfg.StreamIdleTimeout,
 	}
-	s.http = &http.Server{Handler: s, TLSConfig: tlsCfg, ReadHeaderTimeout: 30 * time.Second}
+	s.http = &http.Server{Handler: s, TLSConfig: tlsCfg, ReadHeaderTimeout: 30 * time.Second, ConnContext: connContext}
+	l = watchListener{l}
 	go func() {
 		defer close(s.done)
 		var err error
@@ -106,6 +107,61 @@ func Start(o Options) (*Server, error) {
 	}()
 	o.Log.Info("streaming server listening", "url", cfg.BaseURL.String())
 	return s, nil
+}
+
+// watchListener hands out connections whose context ends when the client
+// is gone. cri-streaming serves SPDY on the hijacked connection with the
+// request's context, and net/http stops cancelling that context once a
+// connection is hijacked: without this, an exec'd process that neither
+// reads stdin nor writes would outlive its client.
+type watchListener struct{ net.Listener }
+
+func (l watchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &watchedConn{Conn: c, ctx: ctx, cancel: cancel}, nil
+}
+
+// watchedConn cancels its context when a read fails (the client closed
+// or reset the connection) or the connection is closed. Timeouts are
+// deadlines net/http and the WebSocket idle timer set, not the client.
+type watchedConn struct {
+	net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		c.cancel()
+	}
+	return n, err
+}
+
+func (c *watchedConn) Close() error {
+	c.cancel()
+	return c.Conn.Close()
+}
+
+// connContext gives each connection's requests a context that also ends
+// with the connection (see watchListener).
+func connContext(base context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	wc, ok := c.(*watchedConn)
+	if !ok {
+		return base
+	}
+	ctx, cancel := context.WithCancel(base)
+	// Runs once the connection ends, which every connection does.
+	context.AfterFunc(wc.ctx, cancel)
+	return ctx
 }
 
 // Addr is the address the server listens on.

@@ -72,15 +72,28 @@ func (p *pendingRequests) remember(rawURL string, req any) {
 	p.m[u.Path] = pendingRequest{req: req, expires: now.Add(tokenTTL)}
 }
 
-func (p *pendingRequests) take(path string) any {
+// take hands out the request behind path once. The entry stays, spent
+// (req nil), until it expires, so that a URL used over one protocol
+// cannot be replayed over the other: cri-streaming's cache and this one
+// each know only their own uses. known reports an unexpired entry.
+func (p *pendingRequests) take(path string) (req any, known bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	v, ok := p.m[path]
-	delete(p.m, path)
 	if !ok || time.Now().After(v.expires) {
-		return nil
+		delete(p.m, path)
+		return nil, false
 	}
-	return v.req
+	p.m[path] = pendingRequest{expires: v.expires}
+	return v.req, true
+}
+
+// forget drops path, spent or not: a session that never started leaves
+// the URL to cri-streaming, which still holds it.
+func (p *pendingRequests) forget(path string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, path)
 }
 
 // GetExec hands out the exec URL and remembers the request for a v5
@@ -119,11 +132,16 @@ func wantsV5(r *http.Request) bool {
 }
 
 // ServeHTTP serves v5 exec/attach upgrades and hands everything else to
-// cri-streaming.
+// cri-streaming. Any use of an exec/attach URL spends it for both.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if wantsV5(r) && (strings.HasPrefix(r.URL.Path, "/exec/") || strings.HasPrefix(r.URL.Path, "/attach/")) {
-		if req := s.pending.take(r.URL.Path); req != nil {
+	if strings.HasPrefix(r.URL.Path, "/exec/") || strings.HasPrefix(r.URL.Path, "/attach/") {
+		req, known := s.pending.take(r.URL.Path)
+		switch {
+		case req != nil && wantsV5(r):
 			s.serveV5(w, r, req)
+			return
+		case known && req == nil: // spent by an earlier session
+			http.NotFound(w, r)
 			return
 		}
 	}
@@ -163,6 +181,8 @@ func (s *Server) serveV5(w http.ResponseWriter, r *http.Request, req any) {
 	conn.SetIdleTimeout(s.idleTimeout)
 	_, streams, err := conn.Open(w, r)
 	if err != nil {
+		// No session ran: kubectl falls back to SPDY on the same URL.
+		s.pending.forget(r.URL.Path)
 		s.log.Warn("websocket v5 upgrade failed", "path", r.URL.Path, "err", err)
 		return
 	}
