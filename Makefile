@@ -10,7 +10,7 @@ REAPER_BIN := bin/floe-pod-reaper
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build deps run test unit vet fmt clean install conformance kubelet crash-test node-e2e race fuzz
+.PHONY: all build deps run test unit vet fmt clean install conformance kubelet crash-test node-e2e node-e2e-features race fuzz
 
 all: build
 
@@ -79,6 +79,12 @@ conformance: build
 # against Debian's containerd; FOCUS=re narrows it.
 node-e2e: build
 	./hack/node-e2e.sh
+
+# The suite's specs of every feature floe claims (Feature:/FeatureGate:
+# labels, hack/node-e2e-features.sh), with their alpha gates on; SERIAL=1
+# runs their [Serial] specs. FEATURES="A B" narrows it.
+node-e2e-features: build
+	./hack/node-e2e-features.sh
 
 # The real kubelet for test/kubelet, built once (~8 min on 2 cores) into
 # $(KUBELET_CACHE)/kubelet-<version>/ and reused; without it the kubelet

@@ -116,8 +116,11 @@ func TestCrunOnHybridHostUnusableWithItsError(t *testing.T) {
 	if !strings.Contains(r.Error, "crun create") || !strings.Contains(r.Error, "hybrid mode not supported") {
 		t.Errorf("error should carry crun's own message: %q", r.Error)
 	}
-	if r.Duration > 100*time.Millisecond {
-		t.Errorf("crun probe took %v, want < 100ms", r.Duration)
+	// A refusal answers at once (~30 ms on a quiet host): well under the
+	// probe's timeout. The bound leaves room for a machine loaded by
+	// parallel builds (260 ms seen at load 10), not for a wait.
+	if r.Duration > 2*time.Second {
+		t.Errorf("crun probe took %v, want < 2s (a refusal, not a timeout)", r.Duration)
 	}
 }
 
