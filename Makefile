@@ -10,7 +10,7 @@ REAPER_BIN := bin/floe-pod-reaper
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build deps run test unit vet fmt clean install conformance kubelet crash-test node-e2e node-e2e-features race fuzz
+.PHONY: all build deps run test unit vet fmt clean install conformance kubelet crash-test node-e2e node-e2e-ci node-e2e-features race fuzz
 
 all: build
 
@@ -79,6 +79,14 @@ conformance: build
 # against Debian's containerd; FOCUS=re narrows it.
 node-e2e: build
 	./hack/node-e2e.sh
+
+# A runtime-heavy part of NodeConformance for every `make test` (~100
+# specs: lifecycle hooks, init and sidecar containers, probes, security
+# context, container runtime/logs, pods, sysctls, host names), same script
+# and host-failures list as node-e2e.
+NODE_E2E_CI_FOCUS := \[sig-node\] (Container Lifecycle Hook|Restartable Init Container Lifecycle Hook|InitContainer|Security Context|Container Runtime|Containers should|Pods should|Lifecycle Sleep|Kubelet when|Variable Expansion|Sysctls|Pod Extended|Hostname of Pod|Override hostname|Deleted pods|Containers Lifecycle when A pod with restartable init containers is terminating|Containers Lifecycle when Running a pod with init containers and regular containers, restartPolicy=Never when A pod initializes successfully|Probing container should (be restarted with an? exec|not be ready with an exec readiness probe that exceeds|be ready immediately)).*\[NodeConformance\]
+node-e2e-ci: build
+	FOCUS='$(NODE_E2E_CI_FOCUS)' NODE_E2E_OUT=/tmp/floe-node-e2e-out/ci ./hack/node-e2e.sh
 
 # The suite's specs of every feature floe claims (Feature:/FeatureGate:
 # labels, hack/node-e2e-features.sh), with their alpha gates on; SERIAL=1
