@@ -25,6 +25,7 @@ func TestClassifyKillError(t *testing.T) {
 		{"refused", status.Error(codes.Unavailable, "connection error: dial unix floe.sock: connect: connection refused"), false, RPCUnavailable, true},
 		{"canceled by us", status.Error(codes.Canceled, "context canceled"), true, RPCCanceled, true},
 		{"canceled, not by us", status.Error(codes.Canceled, "context canceled"), false, "unexpected Canceled", false},
+		{"our connection closed", status.Error(codes.Canceled, "grpc: the client connection is closing"), false, RPCCanceled, true},
 		{"deadline: a hang", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), true, "unexpected DeadlineExceeded", false},
 		{"floe's own EOF", status.Error(codes.Unknown, "read config: unexpected EOF"), false, "unexpected Unknown", false},
 		{"internal", status.Error(codes.Internal, "internal error in /runtime.v1.RuntimeService/RunPodSandbox: boom"), false, "unexpected Internal", false},
