@@ -43,8 +43,10 @@ var crashFailpoints = []string{
 }
 
 const (
-	crashWorkers   = 6
-	crashMaxDelay  = 4 * time.Second
+	crashWorkers  = 6
+	crashMaxDelay = 4 * time.Second
+	// crashBusyAfter: a random kill this late must find work completed.
+	crashBusyAfter = 2 * time.Second
 	crashEnvPoints = "CRASH_POINTS" // the long version: this many kill points
 	crashEnvSeed   = "CRASH_SEED"   // replays the random delays of a run
 	// Kinds of trouble the crash test reports besides the leak checks'.
@@ -237,10 +239,16 @@ func (r *crashRig) round(i int, p crashPoint) map[string][]string {
 		leaks[crashLoadErr] = load.unexpected
 	}
 	// A random moment is at least 50 ms after six clients started: by
-	// then each has sent its first RunPodSandbox. A named step is reached
-	// only through the calls before it, which the failpoint check covers.
-	if p.failpoint == "" && before.calls.Load() == 0 {
+	// then each has sent its first RunPodSandbox; from crashBusyAfter on,
+	// some call must have completed too (a pod start takes a fraction of
+	// a second). A named step is reached only through the calls before
+	// it, which the failpoint check covers.
+	switch {
+	case p.failpoint != "":
+	case before.calls.Load() == 0:
 		leaks[crashNoWork] = []string{fmt.Sprintf("no CRI call was even sent in %v", p.delay)}
+	case p.delay >= crashBusyAfter && before.completed() == 0:
+		leaks[crashNoWork] = []string{fmt.Sprintf("no CRI call completed in %v (%d sent)", p.delay, before.calls.Load())}
 	}
 	for kind, items := range r.restartAndClean(i) {
 		leaks[kind] = items
