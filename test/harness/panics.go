@@ -3,14 +3,14 @@ package harness
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/floe-cri/floe/internal/inspect"
 )
 
 // panicCounter is the series internal/server's interceptors count
@@ -47,14 +47,11 @@ func (d *Daemon) NewPanics() []string {
 // PanicsCounted scrapes the running daemon's metrics and returns
 // floe_cri_panics_total summed over methods (0 when none was counted).
 func (d *Daemon) PanicsCounted(ctx context.Context) (float64, error) {
-	in, err := inspect.NewClient(d.InspectSocket).Info(ctx)
+	addr, err := d.metricsAddress(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("inspect /info: %w", err)
+		return 0, err
 	}
-	if in.MetricsAddress == "" {
-		return 0, fmt.Errorf("the daemon serves no metrics")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.MetricsAddress+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -64,6 +61,39 @@ func (d *Daemon) PanicsCounted(ctx context.Context) (float64, error) {
 	}
 	defer resp.Body.Close()
 	return sumSeries(resp.Body, panicCounter)
+}
+
+// metricsAddress asks the daemon's inspect socket (GET /info) where it
+// serves metrics. It reads the JSON itself rather than through
+// internal/inspect's client: the harness is imported by tests of packages
+// that internal/inspect imports (internal/podinit), which would be a cycle.
+func (d *Daemon) metricsAddress(ctx context.Context) (string, error) {
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dialer net.Dialer
+		return dialer.DialContext(ctx, "unix", d.InspectSocket)
+	}}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://floe/info", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("inspect /info: %w", err)
+	}
+	defer resp.Body.Close()
+	var in struct {
+		MetricsAddress string `json:"metricsAddress"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("inspect /info: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&in); err != nil {
+		return "", fmt.Errorf("inspect /info: %w", err)
+	}
+	if in.MetricsAddress == "" {
+		return "", fmt.Errorf("the daemon serves no metrics")
+	}
+	return in.MetricsAddress, nil
 }
 
 // sumSeries adds up every sample of name in a Prometheus text exposition.
