@@ -3,8 +3,10 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +20,10 @@ import (
 // BenchmarkNRIPluginOverhead times RunPodSandbox + CreateContainer on a
 // daemon with NRI off and on one with a real plugin connected (the test
 // plugin, injecting an environment variable into every container), in
-// alternating iterations so both see the same load, and reports the ratio.
+// alternating iterations (each daemon first every other one) so both see
+// the same load, and reports the ratio. Every sample checks that the
+// plugin's variable is in the container's spec on the NRI daemon (and not
+// on the other), so an idle plugin cannot make NRI look free.
 //
 //	go test ./bench -run '^$' -bench NRIPluginOverhead -benchtime 20x
 func BenchmarkNRIPluginOverhead(b *testing.B) {
@@ -38,18 +43,28 @@ func BenchmarkNRIPluginOverhead(b *testing.B) {
 	var offTimes, onTimes []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for _, d := range []*harness.Daemon{off, on} {
+		// Which goes first alternates, as in BenchmarkSideBySide.
+		order := []*harness.Daemon{off, on}
+		if i%2 == 1 {
+			order = []*harness.Daemon{on, off}
+		}
+		for _, d := range order {
 			start := time.Now()
-			pod := runAndCreate(b, d, ref)
+			pod, ctr := runAndCreate(b, d, ref)
 			took := time.Since(start)
 			b.StopTimer()
+			if b.Failed() {
+				b.FailNow()
+			}
+			// A sample only counts if the plugin really was in the path
+			// (and only there): its variable is in the container's spec.
+			if injected := specHas(b, d, ctr, nriBenchEnv); injected != (d == on) {
+				b.Fatalf("NRI plugin's %s in the spec of a container on the NRI %s daemon: %v", nriBenchEnv, map[bool]string{true: "on", false: "off"}[d == on], injected)
+			}
 			if d == off {
 				offTimes = append(offTimes, took)
 			} else {
 				onTimes = append(onTimes, took)
-			}
-			if b.Failed() {
-				b.FailNow()
 			}
 			if _, err := d.Runtime.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
 				b.Fatalf("RemovePodSandbox: %v", err)
@@ -64,28 +79,53 @@ func BenchmarkNRIPluginOverhead(b *testing.B) {
 	b.ReportMetric(float64(pct(onTimes, 90))/float64(pct(offTimes, 90)), "ratio-p90")
 }
 
-// runAndCreate is RunPodSandbox + CreateContainer of a busybox sleep.
-func runAndCreate(b *testing.B, d *harness.Daemon, image string) string {
+// nriBenchEnv is the variable the plugin injects into every container.
+const nriBenchEnv = "NRI_BENCH=1"
+
+// specHas tells whether the container's OCI spec (ContainerStatus
+// verbose info, "runtimeSpec") holds env in its process environment.
+func specHas(b *testing.B, d *harness.Daemon, ctr, env string) bool {
+	resp, err := d.Runtime.ContainerStatus(context.Background(), &runtimeapi.ContainerStatusRequest{ContainerId: ctr, Verbose: true})
+	if err != nil {
+		b.Fatalf("ContainerStatus %s: %v", ctr, err)
+	}
+	var info struct {
+		RuntimeSpec struct {
+			Process struct{ Env []string } `json:"process"`
+		} `json:"runtimeSpec"`
+	}
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil {
+		b.Fatalf("ContainerStatus %s verbose info: %v", ctr, err)
+	}
+	if len(info.RuntimeSpec.Process.Env) == 0 {
+		b.Fatalf("ContainerStatus %s verbose info has no runtimeSpec.process.env: %s", ctr, resp.Info["info"])
+	}
+	return slices.Contains(info.RuntimeSpec.Process.Env, env)
+}
+
+// runAndCreate is RunPodSandbox + CreateContainer of a busybox sleep; it
+// returns the pod's and the container's ids.
+func runAndCreate(b *testing.B, d *harness.Daemon, image string) (string, string) {
 	ctx := context.Background()
 	cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "bench", Namespace: "bench", Uid: harness.Short()}}
 	resp, err := d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
 		b.Fatalf("RunPodSandbox: %v", err)
 	}
-	_, err = d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: resp.PodSandboxId, SandboxConfig: cfg,
+	c, err := d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: resp.PodSandboxId, SandboxConfig: cfg,
 		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "sleep"}, Image: &runtimeapi.ImageSpec{Image: image},
 			Command: []string{"sleep", "1000"}}})
 	if err != nil {
 		b.Errorf("CreateContainer: %v", err)
 	}
-	return resp.PodSandboxId
+	return resp.PodSandboxId, c.GetContainerId()
 }
 
 // startPlugin runs test/nriplugin against socket until the benchmark
 // ends, and waits for its synchronisation.
 func startPlugin(b *testing.B, socket string) {
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, harness.GoBinary(b, "./test/nriplugin"), "--socket", socket, "--env", "NRI_BENCH=1")
+	cmd := exec.CommandContext(ctx, harness.GoBinary(b, "./test/nriplugin"), "--socket", socket, "--env", nriBenchEnv)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.StdoutPipe()

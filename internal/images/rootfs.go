@@ -17,9 +17,28 @@ import (
 // rootfs). name is recorded as the store's container name, so podman shows
 // something readable; it must be unique in the store.
 func (s *Service) CreateContainerLayer(ref, containerID, name string) (string, error) {
+	return s.createContainerLayer(ref, containerID, name, nil)
+}
+
+// idMapping is a pod user namespace's mapping for its containers' layers.
+type idMapping struct{ uids, gids []IDMap }
+
+// createContainerLayer is the one layer-creation path: CreateContainerLayer
+// (mapping nil) and CreateMappedContainerLayer differ only in the store
+// options and the refusal of a driver that cannot shift ids.
+func (s *Service) createContainerLayer(ref, containerID, name string, mapping *idMapping) (string, error) {
 	img, _, _, err := s.lookup(ref)
 	if err != nil {
 		return "", err
+	}
+	what := "container layer"
+	var opts *storage.ContainerOptions
+	if mapping != nil {
+		if ok, reason := s.SupportsIDMappedLayers(); !ok {
+			return "", errdefs.FailedPrecondition("container layer for a pod in a user namespace: %s", reason)
+		}
+		what = "id-mapped container layer"
+		opts = &storage.ContainerOptions{IDMappingOptions: types.IDMappingOptions{UIDMap: toIDTools(mapping.uids), GIDMap: toIDTools(mapping.gids)}}
 	}
 	var names []string
 	if name != "" {
@@ -29,20 +48,20 @@ func (s *Service) CreateContainerLayer(ref, containerID, name string) (string, e
 	// layer before the container, so a crash between the two leaves a layer
 	// no container names, and only a known id lets DeleteContainerLayer
 	// find it.
-	if _, err := s.store.CreateContainer(containerID, names, img.ID, containerID, "", nil); err != nil {
+	if _, err := s.store.CreateContainer(containerID, names, img.ID, containerID, "", opts); err != nil {
 		if errors.Is(err, storage.ErrDuplicateID) || errors.Is(err, storage.ErrDuplicateName) {
 			return "", errdefs.AlreadyExists("container layer %s (%s): %v", containerID, name, err)
 		}
-		return "", fmt.Errorf("create container layer %s on image %s: %w", containerID, img.ID, err)
+		return "", fmt.Errorf("create %s %s on image %s: %w", what, containerID, img.ID, err)
 	}
 	mp, err := s.store.Mount(containerID, "")
 	if err != nil {
 		if derr := s.store.DeleteContainer(containerID); derr != nil {
 			s.log.Warn("cannot remove a container layer that failed to mount", "container", containerID, "err", derr)
 		}
-		return "", fmt.Errorf("mount container layer %s: %w", containerID, err)
+		return "", fmt.Errorf("mount %s %s: %w", what, containerID, err)
 	}
-	s.log.Debug("container layer mounted", "container", containerID, "image", img.ID, "mountpoint", mp)
+	s.log.Debug(what+" mounted", "container", containerID, "image", img.ID, "mountpoint", mp)
 	return mp, nil
 }
 
@@ -114,34 +133,7 @@ type IDMap struct{ ContainerID, HostID, Size int }
 // when the store's driver cannot shift ids at mount time, rather than
 // let the store fall back to a chowned copy of the whole image.
 func (s *Service) CreateMappedContainerLayer(ref, containerID, name string, uids, gids []IDMap) (string, error) {
-	img, _, _, err := s.lookup(ref)
-	if err != nil {
-		return "", err
-	}
-	uidMap, gidMap := toIDTools(uids), toIDTools(gids)
-	if ok, reason := s.SupportsIDMappedLayers(); !ok {
-		return "", errdefs.FailedPrecondition("container layer for a pod in a user namespace: %s", reason)
-	}
-	var names []string
-	if name != "" {
-		names = []string{name}
-	}
-	opts := &storage.ContainerOptions{IDMappingOptions: types.IDMappingOptions{UIDMap: uidMap, GIDMap: gidMap}}
-	if _, err := s.store.CreateContainer(containerID, names, img.ID, containerID, "", opts); err != nil {
-		if errors.Is(err, storage.ErrDuplicateID) || errors.Is(err, storage.ErrDuplicateName) {
-			return "", errdefs.AlreadyExists("container layer %s (%s): %v", containerID, name, err)
-		}
-		return "", fmt.Errorf("create id-mapped container layer %s on image %s: %w", containerID, img.ID, err)
-	}
-	mp, err := s.store.Mount(containerID, "")
-	if err != nil {
-		if derr := s.store.DeleteContainer(containerID); derr != nil {
-			s.log.Warn("cannot remove a container layer that failed to mount", "container", containerID, "err", derr)
-		}
-		return "", fmt.Errorf("mount id-mapped container layer %s: %w", containerID, err)
-	}
-	s.log.Debug("id-mapped container layer mounted", "container", containerID, "image", img.ID, "mountpoint", mp)
-	return mp, nil
+	return s.createContainerLayer(ref, containerID, name, &idMapping{uids: uids, gids: gids})
 }
 
 // SupportsIDMappedLayers reports whether the store's driver shifts ids at

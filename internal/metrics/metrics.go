@@ -23,6 +23,10 @@ type Metrics struct {
 
 	RPCRequests *prometheus.CounterVec   // by method and gRPC code
 	RPCDuration *prometheus.HistogramVec // by method
+	// RPCPanics counts handler panics the gRPC interceptors recovered
+	// (by method): each is a bug the client only saw as Internal, so
+	// tests and operators need a number, not just a log line.
+	RPCPanics   *prometheus.CounterVec
 	CNIDuration *prometheus.HistogramVec // by operation (add, del)
 	CNIErrors   *prometheus.CounterVec   // by operation
 
@@ -44,6 +48,10 @@ func New() *Metrics {
 			Namespace: "floe", Subsystem: "cri", Name: "request_duration_seconds",
 			Help:    "Latency of CRI requests, by method.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}, []string{"method"}),
+		RPCPanics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "floe", Subsystem: "cri", Name: "panics_total",
+			Help: "Panics recovered in CRI request handlers, by method (each one is a bug).",
 		}, []string{"method"}),
 		CNIDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "floe", Subsystem: "cni", Name: "operation_duration_seconds",
@@ -73,7 +81,7 @@ func New() *Metrics {
 		Help: "Container monitors (conmon) that died without reporting their container's exit.",
 	})
 	m.Registry.MustRegister(m.PullDuration, m.PullBytes, m.OOMKills, m.MonitorsLost)
-	m.Registry.MustRegister(m.RPCRequests, m.RPCDuration, m.CNIDuration, m.CNIErrors,
+	m.Registry.MustRegister(m.RPCRequests, m.RPCDuration, m.RPCPanics, m.CNIDuration, m.CNIErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -136,8 +136,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic in streaming RPC handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
-			err = status.Errorf(codes.Internal, "internal error in %s: %v", info.FullMethod, r)
+			err = s.recovered(info.FullMethod, "panic in streaming RPC handler", r)
 		}
 		s.observe(ss.Context(), info.FullMethod, start, toStatus(err))
 	}()
@@ -150,14 +149,25 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic in RPC handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
-			err = status.Errorf(codes.Internal, "internal error in %s: %v", info.FullMethod, r)
+			err = s.recovered(info.FullMethod, "panic in RPC handler", r)
 		}
 		err = toStatus(err)
 		s.annotateSpan(ctx, req, resp)
 		s.observe(ctx, info.FullMethod, start, err, idAttrs(req)...)
 	}()
 	return handler(ctx, req)
+}
+
+// recovered logs a panic a handler raised (with its stack), counts it in
+// floe_cri_panics_total and returns the Internal error the client gets.
+// The log message is what test/harness looks for in every test daemon's
+// log; keep both messages starting with "panic in".
+func (s *Server) recovered(fullMethod, msg string, r any) error {
+	s.log.Error(msg, "method", fullMethod, "panic", r, "stack", string(debug.Stack()))
+	if m := s.deps.Metrics; m != nil {
+		m.RPCPanics.WithLabelValues(path.Base(fullMethod)).Inc()
+	}
+	return status.Errorf(codes.Internal, "internal error in %s: %v", fullMethod, r)
 }
 
 // idAttrs names the pod and container a request is about, so every log

@@ -167,6 +167,7 @@ type Daemon struct {
 	args           []string
 	killed         bool // Kill9 was used: mounts may legitimately remain
 	containersLeft bool // stopped with containers running: their rootfs stays mounted
+	panicsRead     int  // how much of the log checkNoPanics has read
 	cmd            *exec.Cmd
 	waitErr        chan error
 	conn           *grpc.ClientConn
@@ -409,6 +410,7 @@ func (d *Daemon) Kill9() {
 // Stop sends SIGTERM and waits for a clean exit.
 func (d *Daemon) Stop() {
 	d.t.Helper()
+	d.checkNoPanics()
 	if err := d.stopProcess(syscall.SIGTERM); err != nil {
 		d.t.Errorf("floe did not exit cleanly on SIGTERM: %v\n%s", err, d.Log())
 	}
@@ -472,6 +474,7 @@ func (d *Daemon) cleanup() {
 		}
 		cancel()
 	}
+	d.checkNoPanics()
 	if d.cmd != nil {
 		d.stopProcess(syscall.SIGTERM)
 	}

@@ -147,6 +147,9 @@ func dbRecords(t testing.TB, path string) []string {
 	var out []string
 	err = db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(bucket []byte, b *bolt.Bucket) error {
+			if string(bucket) == "meta" {
+				return nil // the database's schema version (internal/store), not a record
+			}
 			return b.ForEach(func(k, _ []byte) error {
 				out = append(out, string(bucket)+"/"+string(k))
 				return nil

@@ -43,13 +43,18 @@ var crashFailpoints = []string{
 }
 
 const (
-	crashWorkers   = 6
-	crashMaxDelay  = 4 * time.Second
+	crashWorkers  = 6
+	crashMaxDelay = 4 * time.Second
+	// crashBusyAfter: a random kill this late must find work completed.
+	crashBusyAfter = 2 * time.Second
 	crashEnvPoints = "CRASH_POINTS" // the long version: this many kill points
 	crashEnvSeed   = "CRASH_SEED"   // replays the random delays of a run
 	// Kinds of trouble the crash test reports besides the leak checks'.
 	leakStoreMounted = "image store mounts after SIGTERM"
 	crashCleanupErr  = "CRI cleanup failures (after 3 tries)"
+	crashCleanupHeal = "CRI cleanup failures a retry got past"
+	crashLoadErr     = "unexpected RPC errors of the load"
+	crashNoWork      = "rounds with no work before the kill"
 	crashUnreached   = "failpoints never reached"
 	crashPanics      = "daemon panics"
 	crashLockHeld    = "state lock held after the kill"
@@ -105,7 +110,11 @@ func crashPoints(t *testing.T, rng *rand.Rand) []crashPoint {
 // remove everything); then nothing at all may be left: processes, netns,
 // veths, IPAM reservations, mounts, cgroups, image store containers and
 // layers, bundles, exit files, run dir entries, temp dirs, database
-// records. The long version: make crash-test (CRASH_POINTS=200).
+// records. Nothing is hidden: the clients' errors are counted by kind and
+// only those a kill explains pass (harness.ClassifyKillError), cleanup
+// errors count even when a retry got past them, panics fail, and the work
+// done before each kill is counted so an idle load cannot pass. The long
+// version: make crash-test (CRASH_POINTS=200).
 func TestCrashAnywhereLeavesNothing(t *testing.T) {
 	harness.CheckLeaks(t)
 	seed := uint64(time.Now().UnixNano())
@@ -154,7 +163,7 @@ func TestCrashAnywhereLeavesNothing(t *testing.T) {
 		harness.LeakCgroups, harness.LeakTempDirs, harness.LeakStorageContainers, harness.LeakStorageLayers,
 		harness.LeakLayerDirs, harness.LeakBundles, harness.LeakExitFiles, harness.LeakSocketDirs,
 		harness.LeakPodDirs, harness.LeakRunDir, harness.LeakDBRecords, leakStoreMounted,
-		crashCleanupErr, crashUnreached, crashPanics, crashLockHeld,
+		crashCleanupErr, crashCleanupHeal, crashLoadErr, crashNoWork, crashUnreached, crashPanics, crashLockHeld,
 	}
 	for kind := range totals {
 		if !contains(kinds, kind) {
@@ -165,8 +174,13 @@ func TestCrashAnywhereLeavesNothing(t *testing.T) {
 	for _, k := range kinds {
 		table = append(table, fmt.Sprintf("  %-40s %d", k, totals[k]))
 	}
-	t.Logf("kill points: %d (%d named, %d random) in %v; ops before the kills: %d; leaks by kind:\n%s",
-		rounds, named, rounds-named, time.Since(started).Round(time.Second), rig.ops.Load(), strings.Join(table, "\n"))
+	t.Logf("kill points: %d (%d named, %d random) in %v; work before the kills: %s; load errors: %s; leaks by kind:\n%s",
+		rounds, named, rounds-named, time.Since(started).Round(time.Second), &rig.work.total, rig.work.errorSummary(), strings.Join(table, "\n"))
+	// Six clients over every round: fewer completed calls than rounds
+	// means the load mostly did nothing and the kills hit an idle daemon.
+	if done := rig.work.total.completed(); done < int64(rounds) {
+		t.Errorf("only %d CRI calls completed before the kills in %d rounds: the load did (almost) nothing", done, rounds)
+	}
 }
 
 func contains(list []string, s string) bool {
@@ -184,25 +198,25 @@ type crashRig struct {
 	image string
 	host  *harness.HostState
 	base  *harness.DaemonState
-	ops   atomic.Int64
+	work  crashWork
 }
 
-// round runs the load until floe dies at p, restarts floe, cleans up
-// through the CRI, stops floe and returns what was left behind, by kind.
+// round runs the load until floe dies at p, checks what the load did and
+// met, then restartAndClean; it returns every kind of trouble found.
 func (r *crashRig) round(i int, p crashPoint) map[string][]string {
 	t, d := r.t, r.d
 	leaks := map[string][]string{}
 	// A named step runs the failpoint build of floe; "" the normal one.
 	d.CrashAt(p.failpoint)
-	logStart := len(d.Log())
 	d.Start()
 	ctx, cancel := context.WithCancel(context.Background())
+	load := &crashLoad{rig: r, errs: map[string]int{}}
 	var wg sync.WaitGroup
 	for w := 0; w < crashWorkers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.load(ctx, d.Runtime, i, w)
+			load.run(ctx, d.Runtime, i, w)
 		}()
 	}
 	if p.failpoint != "" {
@@ -214,9 +228,40 @@ func (r *crashRig) round(i int, p crashPoint) map[string][]string {
 		time.Sleep(p.delay)
 		d.Kill9()
 	}
+	// What the load did is counted up to here: calls that end after the
+	// kill fail (Unavailable) and count as errors, not work.
+	before := load.counts.snapshot()
 	cancel()
 	wg.Wait()
+	r.work.addRound(before, load.errs)
+	t.Logf("round %d: kill %s: work before the kill: %s; load errors: %v", i, p, before, load.errs)
+	if len(load.unexpected) > 0 {
+		leaks[crashLoadErr] = load.unexpected
+	}
+	// A random moment is at least 50 ms after six clients started: by
+	// then each has sent its first RunPodSandbox; from crashBusyAfter on,
+	// some call must have completed too (a pod start takes a fraction of
+	// a second). A named step is reached only through the calls before
+	// it, which the failpoint check covers.
+	switch {
+	case p.failpoint != "":
+	case before.calls.Load() == 0:
+		leaks[crashNoWork] = []string{fmt.Sprintf("no CRI call was even sent in %v", p.delay)}
+	case p.delay >= crashBusyAfter && before.completed() == 0:
+		leaks[crashNoWork] = []string{fmt.Sprintf("no CRI call completed in %v (%d sent)", p.delay, before.calls.Load())}
+	}
+	for kind, items := range r.restartAndClean(i) {
+		leaks[kind] = items
+	}
+	t.Logf("round %d: kill %s: %d kinds of leftovers", i, p, len(leaks))
+	return leaks
+}
 
+// restartAndClean restarts the killed floe, cleans up through the CRI,
+// stops floe and returns what was left behind, by kind.
+func (r *crashRig) restartAndClean(i int) map[string][]string {
+	t, d := r.t, r.d
+	leaks := map[string][]string{}
 	d.CrashAt("")
 	// floe's statelock waits for a dead holder's lock to go; whoever still
 	// has it open right after the kill is worth knowing.
@@ -227,15 +272,35 @@ func (r *crashRig) round(i int, p crashPoint) map[string][]string {
 		leaks[crashLockHeld] = h
 	}
 	d.Start()
-	if errs := criCleanup(d); len(errs) > 0 {
-		leaks[crashCleanupErr] = errs
+	cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	rep := harness.CRICleanup(cctx, d.Runtime, 3)
+	ccancel()
+	if len(rep.Errors) > 0 {
+		t.Logf("round %d: CRI cleanup errors in %d tries: %s", i, rep.Tries, strings.Join(rep.Errors, "; "))
+	}
+	if len(rep.Persistent) > 0 {
+		leaks[crashCleanupErr] = rep.Persistent
+	}
+	if h := rep.Healed(); len(h) > 0 {
+		leaks[crashCleanupHeal] = h
+	}
+	// The counter covers the restarted daemon (the log check below, the
+	// killed one too).
+	pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if n, err := d.PanicsCounted(pctx); err != nil {
+		t.Errorf("round %d: %v", i, err)
+	} else if n > 0 {
+		leaks[crashPanics] = append(leaks[crashPanics], fmt.Sprintf("floe_cri_panics_total = %v", n))
+	}
+	pcancel()
+	// Read here, the killed daemon's panics are this round's (and not
+	// reported again by Stop's own check).
+	if lines := d.NewPanics(); len(lines) > 0 {
+		leaks[crashPanics] = append(leaks[crashPanics], lines...)
 	}
 	d.Stop()
 	if m := append(harness.MountsUnder(d.StorageRoot), harness.MountsUnder(d.StorageRunRoot)...); len(m) > 0 {
 		leaks[leakStoreMounted] = m
-	}
-	if n := strings.Count(d.Log()[logStart:], "panic:"); n > 0 {
-		leaks[crashPanics] = []string{fmt.Sprintf("%d in %s", n, d.LogPath)}
 	}
 	// Processes that are on their way out (a monitor whose container was
 	// just deleted) get a moment; whatever is still there is a leak.
@@ -253,130 +318,180 @@ func (r *crashRig) round(i int, p crashPoint) map[string][]string {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("round %d: kill %s: %d kinds of leftovers", i, p, len(leaks))
 	return leaks
 }
 
-// load is one client: pods with a container, exec in it, and (every
+// crashCounts is the work of a round's (or a run's) load clients.
+type crashCounts struct {
+	calls                                     atomic.Int64 // CRI calls sent
+	pods, containers, starts, execs, removals atomic.Int64 // completed
+}
+
+func (c *crashCounts) completed() int64 {
+	return c.pods.Load() + c.containers.Load() + c.starts.Load() + c.execs.Load() + c.removals.Load()
+}
+
+func (c *crashCounts) snapshot() *crashCounts {
+	s := &crashCounts{}
+	s.add(c)
+	return s
+}
+
+func (c *crashCounts) add(o *crashCounts) {
+	c.calls.Add(o.calls.Load())
+	c.pods.Add(o.pods.Load())
+	c.containers.Add(o.containers.Load())
+	c.starts.Add(o.starts.Load())
+	c.execs.Add(o.execs.Load())
+	c.removals.Add(o.removals.Load())
+}
+
+func (c *crashCounts) String() string {
+	return fmt.Sprintf("%d calls sent, %d pods and %d containers created, %d started, %d execs, %d stop/remove steps",
+		c.calls.Load(), c.pods.Load(), c.containers.Load(), c.starts.Load(), c.execs.Load(), c.removals.Load())
+}
+
+// crashWork is the run's total: the work done before each kill and the
+// load's errors by kind.
+type crashWork struct {
+	total crashCounts
+	errs  map[string]int
+}
+
+func (w *crashWork) addRound(before *crashCounts, errs map[string]int) {
+	w.total.add(before)
+	if w.errs == nil {
+		w.errs = map[string]int{}
+	}
+	for kind, n := range errs {
+		w.errs[kind] += n
+	}
+}
+
+func (w *crashWork) errorSummary() string {
+	var parts []string
+	for kind, n := range w.errs {
+		parts = append(parts, fmt.Sprintf("%s: %d", kind, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// crashLoad is one round's clients: what they did and every error that
+// stopped one, by kind (harness.ClassifyKillError).
+type crashLoad struct {
+	rig        *crashRig
+	counts     crashCounts
+	mu         sync.Mutex
+	errs       map[string]int
+	unexpected []string
+}
+
+// run is one client: pods with a container, exec in it, and (every
 // other pod) stop and remove it all again, until an RPC fails (floe died)
-// or ctx ends. A third of the pods share their PID namespace.
-func (r *crashRig) load(ctx context.Context, rt runtimeapi.RuntimeServiceClient, round, w int) {
+// or ctx ends. A third of the pods share their PID namespace. The error
+// that stops it is counted; one a kill does not explain fails the round.
+func (l *crashLoad) run(ctx context.Context, rt runtimeapi.RuntimeServiceClient, round, w int) {
 	for cycle := 0; ctx.Err() == nil; cycle++ {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		err := r.cycle(cctx, rt, fmt.Sprintf("crash%d-%d-%d", round, w, cycle), w%3 == 0, (w+cycle)%2 == 0)
+		name := fmt.Sprintf("crash%d-%d-%d", round, w, cycle)
+		err := l.cycle(cctx, rt, name, w%3 == 0, (w+cycle)%2 == 0)
 		cancel()
 		if err != nil {
+			kind, expected := harness.ClassifyKillError(err, ctx.Err() != nil)
+			l.mu.Lock()
+			l.errs[kind]++
+			if !expected {
+				l.unexpected = append(l.unexpected, fmt.Sprintf("worker %d, pod %s: %v", w, name, err))
+			}
+			l.mu.Unlock()
 			return
 		}
 	}
 }
 
-func (r *crashRig) cycle(ctx context.Context, rt runtimeapi.RuntimeServiceClient, name string, sharedPID, remove bool) error {
+// call sends one CRI call, counting it as sent and, when it succeeds, in
+// done.
+func (l *crashLoad) call(done *atomic.Int64, f func() error) error {
+	l.counts.calls.Add(1)
+	if err := f(); err != nil {
+		return err
+	}
+	done.Add(1)
+	return nil
+}
+
+// crashStep is one CRI call of a cycle and the count it adds to.
+type crashStep struct {
+	done *atomic.Int64
+	f    func() error
+}
+
+func (l *crashLoad) cycle(ctx context.Context, rt runtimeapi.RuntimeServiceClient, name string, sharedPID, remove bool) error {
 	cfg := podConfig(name)
 	if sharedPID {
 		cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
 	}
-	pod, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
-	if err != nil {
+	var podID, ctrID string
+	if err := l.call(&l.counts.pods, func() error {
+		pod, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+		podID = pod.GetPodSandboxId()
+		return err
+	}); err != nil {
 		return err
 	}
-	r.ops.Add(1)
 	ccfg := &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "c"},
-		Image:    &runtimeapi.ImageSpec{Image: r.image},
+		Image:    &runtimeapi.ImageSpec{Image: l.rig.image},
 		Command:  []string{"sleep", "1000"},
 		Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: cfg.Linux.SecurityContext.NamespaceOptions}},
 	}
-	c, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod.PodSandboxId, Config: ccfg, SandboxConfig: cfg})
-	if err != nil {
+	steps := []crashStep{
+		{&l.counts.containers, func() error {
+			c, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: ccfg, SandboxConfig: cfg})
+			ctrID = c.GetContainerId()
+			return err
+		}},
+		{&l.counts.starts, func() error {
+			_, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: ctrID})
+			return err
+		}},
+	}
+	exec := func() error {
+		_, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: ctrID, Cmd: []string{"sh", "-c", "echo hi; sleep 0.2"}, Timeout: 10})
 		return err
 	}
-	r.ops.Add(1)
-	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: c.ContainerId}); err != nil {
-		return err
-	}
-	r.ops.Add(1)
-	for j := 0; j < 2; j++ {
-		if _, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: c.ContainerId, Cmd: []string{"sh", "-c", "echo hi; sleep 0.2"}, Timeout: 10}); err != nil {
+	steps = append(steps, crashStep{&l.counts.execs, exec}, crashStep{&l.counts.execs, exec})
+	for _, s := range steps {
+		if err := l.call(s.done, s.f); err != nil {
 			return err
 		}
-		r.ops.Add(1)
 	}
 	if !remove {
 		return nil
 	}
-	steps := []func() error{
+	removals := []func() error{
 		func() error {
-			_, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.ContainerId})
+			_, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: ctrID})
 			return err
 		},
 		func() error {
-			_, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.ContainerId})
+			_, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: ctrID})
 			return err
 		},
 		func() error {
-			_, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod.PodSandboxId})
+			_, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID})
 			return err
 		},
 		func() error {
-			_, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod.PodSandboxId})
+			_, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID})
 			return err
 		},
 	}
-	for _, step := range steps {
-		if err := step(); err != nil {
+	for _, f := range removals {
+		if err := l.call(&l.counts.removals, f); err != nil {
 			return err
 		}
-		r.ops.Add(1)
 	}
 	return nil
-}
-
-// criCleanup removes everything the way the kubelet does after a runtime
-// restart: list, stop and remove every container, then every pod. A
-// failure is retried (the kubelet would, on its next sync); what still
-// fails after three tries is returned. At the end both lists must be empty.
-func criCleanup(d *harness.Daemon) []string {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	rt := d.Runtime
-	var errs []string
-	for try := 0; try < 3; try++ {
-		errs = nil
-		note := func(what, id string, err error) {
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s %s: %v", what, id, err))
-			}
-		}
-		cs, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
-		note("list containers", "", err)
-		for _, c := range cs.GetContainers() {
-			_, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id})
-			note("stop container", c.Id, err)
-			_, err = rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id})
-			note("remove container", c.Id, err)
-		}
-		ps, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-		note("list pods", "", err)
-		for _, p := range ps.GetItems() {
-			_, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id})
-			note("stop pod", p.Id, err)
-			_, err = rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id})
-			note("remove pod", p.Id, err)
-		}
-		if len(errs) == 0 {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	cs, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
-	if err != nil || len(cs.GetContainers()) > 0 {
-		errs = append(errs, fmt.Sprintf("containers listed after the cleanup: %v %v", cs.GetContainers(), err))
-	}
-	ps, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-	if err != nil || len(ps.GetItems()) > 0 {
-		errs = append(errs, fmt.Sprintf("pods listed after the cleanup: %v %v", ps.GetItems(), err))
-	}
-	sort.Strings(errs)
-	return errs
 }
