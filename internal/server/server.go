@@ -93,15 +93,16 @@ type Server struct {
 	podList listCache[sandbox.Sandbox, runtimeapi.PodSandbox]
 }
 
-// New builds the gRPC server with both CRI services registered.
-func New(deps Deps) *Server {
+// New builds the gRPC server with both CRI services registered; opts are
+// added after its own options (the daemon's, e.g. a stats handler).
+func New(deps Deps, opts ...grpc.ServerOption) *Server {
 	s := &Server{deps: deps, log: deps.Log, quit: make(chan struct{})}
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-		grpc.MaxRecvMsgSize(16<<20),
-		grpc.MaxSendMsgSize(16<<20),
-	)
+		grpc.MaxRecvMsgSize(16 << 20),
+		grpc.MaxSendMsgSize(16 << 20),
+	}, opts...)...)
 	runtimeapi.RegisterRuntimeServiceServer(s.grpc, s)
 	runtimeapi.RegisterImageServiceServer(s.grpc, s)
 	return s
