@@ -441,14 +441,13 @@ func (s *services) setupServer() error {
 	}
 	enableUserns(handlerFeatures, s.usernsSupport, log)
 	s.srv = server.New(server.Deps{Config: cfg, Cgroups: s.cg, Sandboxes: s.sandboxes, Containers: s.containers, Network: s.net, Images: s.imgs, Metrics: s.mets, Streaming: s.stream,
-		HandlerFeatures: handlerFeatures, Userns: s.usernsSupport, LSM: s.lsms, SubIDs: s.subIDs, Probes: s.probes, Checkpoint: &s.ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), Log: log},
-		s.serverOptions()...)
+		HandlerFeatures: handlerFeatures, Userns: s.usernsSupport, LSM: s.lsms, SubIDs: s.subIDs, Probes: s.probes, Checkpoint: &s.ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), ServerOptions: s.serverOptions(), Log: log})
 	return nil
 }
 
 // serverOptions are the gRPC server options the daemon adds to those
 // server.New sets itself (interceptors, message sizes): the place for
-// process-wide concerns such as a tracing stats handler. None yet.
+// process-wide concerns such as tracing's stats handler. None yet.
 func (s *services) serverOptions() []grpc.ServerOption {
 	return nil
 }

@@ -70,7 +70,10 @@ type Deps struct {
 	Stats *stats.Reader
 	// Streaming serves the URLs Exec, Attach and PortForward return.
 	Streaming streaming.Server
-	Log       *slog.Logger
+	// ServerOptions are extra gRPC server options (tracing's stats
+	// handler when it is on).
+	ServerOptions []grpc.ServerOption
+	Log           *slog.Logger
 }
 
 // Server implements the CRI RuntimeService and ImageService. RPCs that are
@@ -93,16 +96,15 @@ type Server struct {
 	podList listCache[sandbox.Sandbox, runtimeapi.PodSandbox]
 }
 
-// New builds the gRPC server with both CRI services registered; opts are
-// added after its own options (the daemon's, e.g. a stats handler).
-func New(deps Deps, opts ...grpc.ServerOption) *Server {
+// New builds the gRPC server with both CRI services registered.
+func New(deps Deps) *Server {
 	s := &Server{deps: deps, log: deps.Log, quit: make(chan struct{})}
 	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 		grpc.MaxRecvMsgSize(16 << 20),
 		grpc.MaxSendMsgSize(16 << 20),
-	}, opts...)...)
+	}, deps.ServerOptions...)...)
 	runtimeapi.RegisterRuntimeServiceServer(s.grpc, s)
 	runtimeapi.RegisterImageServiceServer(s.grpc, s)
 	return s
