@@ -99,17 +99,25 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 	}
 	applyIDMappingsAndHostname(spec, c)
 	maskPaths(spec, c)
-	profile, profilePath := nd.seccompDefault()
-	if err := applySeccomp(spec, c.Seccomp, c.Privileged, profile, profilePath); err != nil {
-		return nil, err
-	}
-	if err := applyNodeDefaults(spec, c, nd, log); err != nil {
-		return nil, err
-	}
-	if err := applyLSM(spec, c, opts.Relabel); err != nil {
+	if err := applyConfinement(spec, c, nd, opts, log); err != nil {
 		return nil, err
 	}
 	return spec, nil
+}
+
+// applyConfinement applies, in this order, the seccomp profile (the
+// container's, or the node's default), the node's [containers] defaults
+// and the LSM profile and labels, with the node defaults read once by
+// Build.
+func applyConfinement(spec *specs.Spec, c *Container, nd *NodeDefaults, opts Options, log *slog.Logger) error {
+	profile, profilePath := nd.seccompDefault()
+	if err := applySeccomp(spec, c.Seccomp, c.Privileged, profile, profilePath); err != nil {
+		return err
+	}
+	if err := applyNodeDefaults(spec, c, nd, log); err != nil {
+		return err
+	}
+	return applyLSM(spec, c, opts.Relabel)
 }
 
 // processEnv is the image's environment overridden by the container's,
