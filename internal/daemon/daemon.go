@@ -146,6 +146,7 @@ func (s *services) assemble() error {
 	return nil
 }
 
+// setupLogging makes the daemon's logger; SIGHUP may change its level.
 func (s *services) setupLogging() error {
 	log, level, err := logging.New(os.Stderr, s.cfg.LogLevel, s.cfg.LogFormat)
 	if err != nil {
@@ -265,6 +266,8 @@ func (s *services) setupSandboxes() error {
 	return err
 }
 
+// setupImages opens the image store and reads the registries
+// configuration.
 func (s *services) setupImages() error {
 	cfg := s.cfg
 	imgs, err := images.New(images.Options{
