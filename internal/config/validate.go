@@ -78,36 +78,8 @@ func (c *Config) Validate() error {
 	if c.Sandbox.CreateTimeout <= 0 {
 		return fmt.Errorf("key \"sandbox.create_timeout\": must be a positive duration such as \"4m\"")
 	}
-	if len(c.Runtimes) == 0 {
-		return fmt.Errorf("key \"runtimes\": at least one runtime handler is required")
-	}
-	for _, name := range sortedKeys(c.Runtimes) {
-		rt := c.Runtimes[name]
-		if !handlerName.MatchString(name) {
-			return fmt.Errorf("key \"runtimes.%s\": handler names must match %s", name, handlerName)
-		}
-		if !filepath.IsAbs(rt.RuntimePath) {
-			return fmt.Errorf("key \"runtimes.%s.runtime_path\": %q is not an absolute path", name, rt.RuntimePath)
-		}
-		if rt.RuntimeRoot != "" && !filepath.IsAbs(rt.RuntimeRoot) {
-			return fmt.Errorf("key \"runtimes.%s.runtime_root\": %q is not an absolute path", name, rt.RuntimeRoot)
-		}
-		if rt.MonitorPath != "" && !filepath.IsAbs(rt.MonitorPath) {
-			return fmt.Errorf("key \"runtimes.%s.monitor_path\": %q is not an absolute path", name, rt.MonitorPath)
-		}
-		for i, a := range rt.RuntimeArgs {
-			if !strings.HasPrefix(a, "-") {
-				return fmt.Errorf("key \"runtimes.%s.runtime_args\": [%d] %q is not a flag", name, i, a)
-			}
-		}
-		if rt.RuntimeType != "" && rt.RuntimeType != "oci" && rt.RuntimeType != RuntimeTypeSandboxed {
-			return fmt.Errorf("key \"runtimes.%s.runtime_type\": %q is not allowed; \"oci\" or %q", name, rt.RuntimeType, RuntimeTypeSandboxed)
-		}
-		for _, a := range rt.AllowedAnnotations {
-			if !podannotations.IsKnown(a) {
-				return fmt.Errorf("key \"runtimes.%s.allowed_annotations\": %q is not an annotation floe honours; known: %s", name, a, strings.Join(podannotations.Known, ", "))
-			}
-		}
+	if err := c.validateRuntimes(); err != nil {
+		return err
 	}
 	if err := c.validateImages(); err != nil {
 		return err
@@ -123,6 +95,49 @@ func (c *Config) Validate() error {
 	}
 	if _, ok := c.Runtimes[c.DefaultRuntime]; !ok {
 		return fmt.Errorf("key \"default_runtime\": %q is not a configured handler; configured: %s", c.DefaultRuntime, strings.Join(sortedKeys(c.Runtimes), ", "))
+	}
+	return nil
+}
+
+// validateRuntimes checks the [runtimes] tables, in name order.
+func (c *Config) validateRuntimes() error {
+	if len(c.Runtimes) == 0 {
+		return fmt.Errorf("key \"runtimes\": at least one runtime handler is required")
+	}
+	for _, name := range sortedKeys(c.Runtimes) {
+		if err := validateRuntime(name, c.Runtimes[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateRuntime checks the handler name and the table of one runtime.
+func validateRuntime(name string, rt Runtime) error {
+	if !handlerName.MatchString(name) {
+		return fmt.Errorf("key \"runtimes.%s\": handler names must match %s", name, handlerName)
+	}
+	if !filepath.IsAbs(rt.RuntimePath) {
+		return fmt.Errorf("key \"runtimes.%s.runtime_path\": %q is not an absolute path", name, rt.RuntimePath)
+	}
+	if rt.RuntimeRoot != "" && !filepath.IsAbs(rt.RuntimeRoot) {
+		return fmt.Errorf("key \"runtimes.%s.runtime_root\": %q is not an absolute path", name, rt.RuntimeRoot)
+	}
+	if rt.MonitorPath != "" && !filepath.IsAbs(rt.MonitorPath) {
+		return fmt.Errorf("key \"runtimes.%s.monitor_path\": %q is not an absolute path", name, rt.MonitorPath)
+	}
+	for i, a := range rt.RuntimeArgs {
+		if !strings.HasPrefix(a, "-") {
+			return fmt.Errorf("key \"runtimes.%s.runtime_args\": [%d] %q is not a flag", name, i, a)
+		}
+	}
+	if rt.RuntimeType != "" && rt.RuntimeType != "oci" && rt.RuntimeType != RuntimeTypeSandboxed {
+		return fmt.Errorf("key \"runtimes.%s.runtime_type\": %q is not allowed; \"oci\" or %q", name, rt.RuntimeType, RuntimeTypeSandboxed)
+	}
+	for _, a := range rt.AllowedAnnotations {
+		if !podannotations.IsKnown(a) {
+			return fmt.Errorf("key \"runtimes.%s.allowed_annotations\": %q is not an annotation floe honours; known: %s", name, a, strings.Join(podannotations.Known, ", "))
+		}
 	}
 	return nil
 }

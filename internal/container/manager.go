@@ -157,15 +157,8 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	if !ok {
 		return nil, errdefs.FailedPrecondition("runtime handler %q of pod %s has no monitor", sb.Spec.RuntimeHandler, sb.ID)
 	}
-	img, err := m.opts.Images.Status(spec.Image)
+	img, err := m.imageOf(spec)
 	if err != nil {
-		if errdefs.KindOf(err) == errdefs.KindNotFound {
-			name := fmt.Sprintf("%q", spec.Image)
-			if spec.UserImage != "" && spec.UserImage != spec.Image {
-				name += fmt.Sprintf(" (%q)", spec.UserImage)
-			}
-			return nil, errdefs.NotFound("image %s is not present on this node; pull it first: %v", name, err)
-		}
 		return nil, err
 	}
 	volumeIDs, err := m.resolveImageVolumes(spec)
@@ -196,6 +189,11 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 		steps = append(steps, name, time.Since(stepStart))
 		stepStart = time.Now()
 	}
+	// The order below is the crash-safety contract (docs/architecture.md):
+	// the record (state creating) is written before any side effect, so
+	// Restore can undo a creation a crash cut short, and each
+	// failpoint.Hit follows the step it names, for the crash tests. fail
+	// undoes whatever was made so far.
 	if err := m.table.Add(c); err != nil {
 		return fail("record container", err)
 	}
@@ -216,46 +214,17 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 			return fail("unpack checkpoint archive", err)
 		}
 	}
-	oc, err := m.ociContainer(c, sb, img, volumeSources)
+	oc, s, what, err := m.runtimeSpec(ctx, c, sb, img, volumeSources)
 	if err != nil {
-		return fail("prepare spec", err)
+		return fail(what, err)
 	}
-	stop := oc.Image.StopSignal
-	if spec.StopSignal != "" {
-		stop = spec.StopSignal
-	}
-	if sig, err := ocispec.StopSignal(stop); err == nil {
-		c.StopSignal = int(sig)
-	} else {
-		c.StopSignal = int(syscall.SIGTERM)
-	}
-	s, err := ocispec.Build(oc, m.opts.Spec)
-	if err != nil {
-		return fail("build OCI spec", err)
-	}
-	if err := m.extendSpec(ctx, c, s); err != nil {
-		return fail("apply CDI devices and NRI adjustments", err)
-	}
-	// After the plugins' adjustments: the mounts they add are idmapped
-	// too, and the facts recorded are those of the final spec.
-	if err := m.applyUserns(c, sb, s); err != nil {
-		return fail("prepare user namespace mounts", err)
-	}
-	if m.opts.SandboxedHandlers[c.Handler] {
-		podsandbox.Annotate(s, sb.ID, c.Spec.PIDMode == string(sandbox.ModePod))
-	}
-	c.recordSpecFacts(s)
 	if err := writeBundle(c.Bundle, s); err != nil {
 		return fail("write bundle", err)
 	}
 	step("bundle")
 	failpoint.Hit("container.after-bundle")
-	if sb.Spec.LogDirectory != "" && spec.LogPath != "" {
-		if err := createLogFile(sb.Spec.LogDirectory, spec.LogPath); err != nil {
-			return fail("create log file", err)
-		}
-	} else if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
-		return fail("create log directory", err)
+	if what, err := createLog(sb.Spec.LogDirectory, spec.LogPath, c.LogPath); err != nil {
+		return fail(what, err)
 	}
 	if spec.Restore != nil {
 		// `runc restore` creates and starts at once: StartContainer does it.
@@ -271,6 +240,80 @@ func (m *Manager) create(ctx context.Context, id string, sb *sandbox.Sandbox, sp
 	failpoint.Hit("container.after-conmon-create")
 	log.Info("container created", append([]any{"image", spec.Image, "pid", mc.Pid}, steps...)...)
 	return c, nil
+}
+
+// runtimeSpec builds the container's OCI spec, with the CDI devices and
+// NRI adjustments applied, and records its stop signal and the spec's
+// facts in c. On failure it says which step failed.
+func (m *Manager) runtimeSpec(ctx context.Context, c *Container, sb *sandbox.Sandbox, img *images.Image, volumeSources map[int]string) (*ocispec.Container, *specs.Spec, string, error) {
+	oc, err := m.ociContainer(c, sb, img, volumeSources)
+	if err != nil {
+		return nil, nil, "prepare spec", err
+	}
+	c.StopSignal = stopSignal(oc.Image.StopSignal, c.Spec.StopSignal)
+	s, err := ocispec.Build(oc, m.opts.Spec)
+	if err != nil {
+		return nil, nil, "build OCI spec", err
+	}
+	if err := m.extendSpec(ctx, c, s); err != nil {
+		return nil, nil, "apply CDI devices and NRI adjustments", err
+	}
+	// After the plugins' adjustments: the mounts they add are idmapped
+	// too, and the facts recorded are those of the final spec.
+	if err := m.applyUserns(c, sb, s); err != nil {
+		return nil, nil, "prepare user namespace mounts", err
+	}
+	if m.opts.SandboxedHandlers[c.Handler] {
+		podsandbox.Annotate(s, sb.ID, c.Spec.PIDMode == string(sandbox.ModePod))
+	}
+	c.recordSpecFacts(s)
+	return oc, s, "", nil
+}
+
+// imageOf returns the local image the container runs; one not pulled is
+// NotFound, named as the kubelet asked for it.
+func (m *Manager) imageOf(spec Spec) (*images.Image, error) {
+	img, err := m.opts.Images.Status(spec.Image)
+	if err != nil {
+		if errdefs.KindOf(err) == errdefs.KindNotFound {
+			name := fmt.Sprintf("%q", spec.Image)
+			if spec.UserImage != "" && spec.UserImage != spec.Image {
+				name += fmt.Sprintf(" (%q)", spec.UserImage)
+			}
+			return nil, errdefs.NotFound("image %s is not present on this node; pull it first: %v", name, err)
+		}
+		return nil, err
+	}
+	return img, nil
+}
+
+// stopSignal is the signal that stops the container: the one the CRI
+// config asks for, else the image's, else (neither, or unknown) SIGTERM.
+func stopSignal(image, requested string) int {
+	stop := image
+	if requested != "" {
+		stop = requested
+	}
+	if sig, err := ocispec.StopSignal(stop); err == nil {
+		return int(sig)
+	}
+	return int(syscall.SIGTERM)
+}
+
+// createLog creates the container's log file in the pod's log directory,
+// or the directory of the log path floe chose; on failure it says which
+// step failed.
+func createLog(logDirectory, requested, logPath string) (string, error) {
+	if logDirectory != "" && requested != "" {
+		if err := createLogFile(logDirectory, requested); err != nil {
+			return "create log file", err
+		}
+		return "", nil
+	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return "create log directory", err
+	}
+	return "", nil
 }
 
 // ociContainer completes the CRI-derived description with what comes

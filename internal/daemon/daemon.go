@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/floe-cri/floe/internal/cdi"
 	"github.com/floe-cri/floe/internal/cgroups"
@@ -42,6 +45,7 @@ import (
 	"github.com/floe-cri/floe/internal/stats"
 	"github.com/floe-cri/floe/internal/store"
 	"github.com/floe-cri/floe/internal/streaming"
+	"github.com/floe-cri/floe/internal/tracing"
 	"github.com/floe-cri/floe/internal/unixsock"
 	"github.com/floe-cri/floe/internal/userns"
 	"github.com/floe-cri/floe/internal/version"
@@ -60,24 +64,117 @@ const shutdownTimeout = 30 * time.Second
 // SIGHUP.
 type Reloader func() (*config.Config, error)
 
-// Run serves until SIGTERM or SIGINT.
+// Run serves until SIGTERM or SIGINT: it assembles the services, then
+// serves them.
 func Run(cfg *config.Config, reload Reloader) error {
-	log, level, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	s := &services{cfg: cfg}
+	// Every step of assemble registers how to undo what it set up; they
+	// run in reverse order however Run ends, after the server stopped.
+	defer s.close()
+	if err := s.assemble(); err != nil {
+		return err
+	}
+	return s.serve(reload)
+}
+
+// services are what `floe serve` runs, in the order assemble sets them up.
+type services struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	level *slog.LevelVar
+
+	lock     *statelock.Lock
+	tracing  *tracing.Tracing
+	listener net.Listener
+	db       *store.DB
+
+	net      *network.Manager
+	cg       *cgroups.Support
+	defaults *containerDefaults
+
+	probes     *handlerprobe.Registry
+	probeCtx   context.Context
+	ckpt       checkpoint.Support
+	lsms       lsm.Host
+	mets       *metrics.Metrics
+	sandboxes  *sandbox.Manager
+	imgs       *images.Service
+	devices    *cdi.Registry
+	containers *container.Manager
+	plugins    *nri.NRI
+
+	metricsAddr   func() string
+	stream        *streaming.Server
+	usernsSupport userns.Support
+	subIDs        *userns.Allocator
+	srv           *server.Server
+
+	// closers undo the steps done so far; close runs them last first.
+	closers []func()
+}
+
+// onClose registers an undo step, as a defer in one long Run would.
+func (s *services) onClose(f func()) { s.closers = append(s.closers, f) }
+
+// close undoes every step done, in reverse order.
+func (s *services) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// assemble sets every service up in dependency order; the first failure
+// stops it (close undoes what was done).
+func (s *services) assemble() error {
+	for _, step := range []func() error{
+		s.setupLogging,
+		s.claimState,
+		s.detectHost,
+		s.runStartupChecks,
+		s.setupSandboxes,
+		s.setupImages,
+		s.setupContainers,
+		s.startNRI,
+		s.setupMetrics,
+		s.setupStreaming,
+		s.setupInspect,
+		s.setupServer,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *services) setupLogging() error {
+	log, level, err := logging.New(os.Stderr, s.cfg.LogLevel, s.cfg.LogFormat)
 	if err != nil {
 		return err
 	}
+	s.log, s.level = log, level
+	return nil
+}
+
+// claimState takes the state lock, the run dir, the CRI socket and the
+// database, in that order.
+func (s *services) claimState() error {
+	cfg := s.cfg
 	lock, err := statelock.Acquire(cfg.StateDir)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
+	s.lock = lock
+	s.onClose(func() { lock.Release() })
 	// Set up first and shut down last: the spans of the last calls are
 	// flushed after the server stopped.
-	tr, err := startTracing(cfg, log)
+	tr, err := startTracing(cfg, s.log)
 	if err != nil {
 		return err
 	}
-	defer stopTracing(tr, log)
+	s.tracing = tr
+	s.onClose(func() { stopTracing(tr, s.log) })
 	if err := os.MkdirAll(cfg.RunDir, 0o711); err != nil {
 		return fmt.Errorf("create run dir %s: %w", cfg.RunDir, err)
 	}
@@ -87,52 +184,75 @@ func Run(cfg *config.Config, reload Reloader) error {
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	s.listener = l
+	s.onClose(func() { l.Close() })
 	db, err := store.Open(filepath.Join(cfg.StateDir, "floe.db"))
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	s.db = db
+	s.onClose(func() { db.Close() })
+	return nil
+}
 
-	net := network.New(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.StateDir, "cni-cache"))
+// detectHost sets up the CNI manager and reads what the cgroup hierarchy
+// can hold and the [containers] defaults that depend on it.
+func (s *services) detectHost() error {
+	cfg := s.cfg
+	s.net = network.New(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.StateDir, "cni-cache"))
 	// What the cgroup hierarchy runc uses can hold decides which limits
 	// reach the runtime spec (see ocispec.LinuxResources).
 	cg, err := cgroups.Detect(cgroups.HostPaths)
 	if err != nil {
 		return err
 	}
-	defaults, err := newContainerDefaults(cfg, cg, log)
+	s.cg = cg
+	defaults, err := newContainerDefaults(cfg, cg, s.log)
 	if err != nil {
 		return err
 	}
-	probes := newProbes(cfg, log)
+	s.defaults = defaults
+	return nil
+}
+
+// runStartupChecks starts the handler probes, prints the startup check
+// block and fails on a fatal finding.
+func (s *services) runStartupChecks() error {
+	cfg := s.cfg
+	probes := newProbes(cfg, s.log)
+	s.probes = probes
 	// Probes run in the background so that no handler's probe holds up
 	// floe or another handler's pods (gVisor's takes ~2 s); the startup
 	// checks wait a moment for the quick ones (runc, crun).
 	probeCtx, stopProbes := context.WithCancel(context.Background())
-	defer probes.Wait()
-	defer stopProbes()
+	s.probeCtx = probeCtx
+	s.onClose(probes.Wait)
+	s.onClose(stopProbes)
 	select {
 	case <-probes.Start(probeCtx):
 	case <-time.After(startupProbeWait):
 	}
 	probeResults := probes.Results()
-	ckpt := checkpoint.Detect(context.Background(), cfg.Checkpoint.CRIUPath)
-	lsms := lsm.Detect()
-	findings := append(diagnose.Run(context.Background(), cfg, net, cg, diagnose.DefaultHost, probeResults), diagnose.Checkpoint(ckpt), diagnose.LSM(lsms, cfg.AppArmor.DefaultProfile))
+	s.ckpt = checkpoint.Detect(context.Background(), cfg.Checkpoint.CRIUPath)
+	s.lsms = lsm.Detect()
+	findings := append(diagnose.Run(context.Background(), cfg, s.net, s.cg, diagnose.DefaultHost, probeResults), diagnose.Checkpoint(s.ckpt), diagnose.LSM(s.lsms, cfg.AppArmor.DefaultProfile))
 	fmt.Fprint(os.Stderr, diagnose.Format(findings))
-	if err := diagnose.FatalError(findings); err != nil {
-		return err
-	}
-	mets := metrics.New()
-	net.OnOperation(mets.ObserveCNI)
+	return diagnose.FatalError(findings)
+}
+
+// setupSandboxes creates the metrics registry (CNI operations are
+// observed from here on) and the sandbox core, and restores its pods.
+func (s *services) setupSandboxes() error {
+	cfg := s.cfg
+	s.mets = metrics.New()
+	s.net.OnOperation(s.mets.ObserveCNI)
 	handlers := make([]string, 0, len(cfg.Runtimes))
 	for name := range cfg.Runtimes {
 		handlers = append(handlers, name)
 	}
 	sandboxes := sandbox.New(sandbox.Options{
-		DB:             db,
-		Network:        net,
+		DB:             s.db,
+		Network:        s.net,
 		NetnsDir:       cfg.Network.NetnsDir,
 		RunDir:         cfg.RunDir,
 		ShmSize:        int64(cfg.Sandbox.ShmSize),
@@ -142,19 +262,21 @@ func Run(cfg *config.Config, reload Reloader) error {
 		DefaultHandler: cfg.DefaultRuntime,
 		HostResolvConf: "/etc/resolv.conf",
 		CgroupDriver:   cfg.CgroupManager,
-		Cgroups:        cg,
-		PodInit:        podInitPrograms(log),
-		PodRuntimes:    podRuntimes(cfg, log),
-		Log:            log,
+		Cgroups:        s.cg,
+		PodInit:        podInitPrograms(s.log),
+		PodRuntimes:    podRuntimes(cfg, s.log),
+		Log:            s.log,
 	})
-	defer sandboxes.Close()
+	s.sandboxes = sandboxes
+	s.onClose(sandboxes.Close)
 	restoreCtx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	err = sandboxes.Restore(restoreCtx)
+	err := sandboxes.Restore(restoreCtx)
 	cancel()
-	if err != nil {
-		return err
-	}
+	return err
+}
 
+func (s *services) setupImages() error {
+	cfg := s.cfg
 	imgs, err := images.New(images.Options{
 		StorageRoot:             cfg.Storage.Root,
 		StorageRunRoot:          cfg.Storage.RunRoot,
@@ -171,48 +293,67 @@ func Run(cfg *config.Config, reload Reloader) error {
 		StateDir:                cfg.StateDir,
 		RunDir:                  cfg.RunDir,
 		UserAgent:               "floe/" + version.Version,
-		Log:                     log,
+		Log:                     s.log,
 	})
 	if err != nil {
 		return err
 	}
-	// Deferred before the server starts, so it runs after the server has
-	// stopped: no RPC uses the store while it shuts down.
-	defer func() {
+	s.imgs = imgs
+	// Registered before the server starts, so it runs after the server
+	// has stopped: no RPC uses the store while it shuts down.
+	s.onClose(func() {
 		if err := imgs.Close(); err != nil {
-			log.Error("image store shutdown", "err", err)
+			s.log.Error("image store shutdown", "err", err)
 		}
-	}()
+	})
+	return nil
+}
 
+// setupContainers sets up CDI, the container core and NRI, and restores
+// the containers.
+func (s *services) setupContainers() error {
+	cfg := s.cfg
 	devices, err := cdi.New(cfg.CDI.SpecDirs)
 	if err != nil {
 		return err
 	}
-	containers, closeMonitors := startContainers(cfg, db, imgs, sandboxes, cg, defaults, mets, devices, log)
-	defer closeMonitors()
+	s.devices = devices
+	containers, closeMonitors := startContainers(cfg, s.db, s.imgs, s.sandboxes, s.cg, s.defaults, s.mets, devices, s.log)
+	s.containers = containers
+	s.onClose(closeMonitors)
 	// The hooks are in place before the containers' exit watchers start
 	// (Restore); plugins are served once the state is restored.
-	plugins, err := newNRI(cfg, sandboxes, containers, devices, log)
+	plugins, err := newNRI(cfg, s.sandboxes, containers, devices, s.log)
 	if err != nil {
 		return err
 	}
-	if containers != nil {
-		defer containers.Close()
-		sandboxes.SetContainers(containers)
-		restoreCtx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		err := containers.Restore(restoreCtx)
-		cancel()
-		if err != nil {
-			return err
-		}
+	s.plugins = plugins
+	if containers == nil {
+		return nil
 	}
-	if err := plugins.Start(); err != nil {
+	s.onClose(containers.Close)
+	s.sandboxes.SetContainers(containers)
+	restoreCtx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	err = containers.Restore(restoreCtx)
+	cancel()
+	return err
+}
+
+// startNRI serves the NRI plugins, once the state is restored.
+func (s *services) startNRI() error {
+	if err := s.plugins.Start(); err != nil {
 		return err
 	}
-	defer plugins.Stop()
+	s.onClose(s.plugins.Stop)
+	return nil
+}
 
-	if containers != nil {
-		mets.RegisterStates("containers", "Containers by state.", func() map[string]int {
+// setupMetrics registers the state gauges and serves metrics when
+// metrics.address is set.
+func (s *services) setupMetrics() error {
+	cfg, log := s.cfg, s.log
+	if containers := s.containers; containers != nil {
+		s.mets.RegisterStates("containers", "Containers by state.", func() map[string]int {
 			counts := map[string]int{}
 			for _, st := range []container.State{container.StateCreated, container.StateRunning, container.StateExited} {
 				counts[string(st)] = 0
@@ -223,62 +364,83 @@ func Run(cfg *config.Config, reload Reloader) error {
 			return counts
 		})
 	}
-	mets.RegisterStates("pod_sandboxes", "Pod sandboxes by state.", func() map[string]int {
+	s.mets.RegisterStates("pod_sandboxes", "Pod sandboxes by state.", func() map[string]int {
 		counts := map[string]int{string(sandbox.StateReady): 0, string(sandbox.StateNotReady): 0}
-		for _, sb := range sandboxes.List(sandbox.Filter{}) {
+		for _, sb := range s.sandboxes.List(sandbox.Filter{}) {
 			counts[string(sb.State)]++
 		}
 		return counts
 	})
-	metricsAddr := func() string { return "" }
-	if cfg.Metrics.Address != "" {
-		ms, err := metrics.Serve(mets, cfg.Metrics.Address, log)
-		switch {
-		case err != nil && errors.Is(err, syscall.EADDRINUSE) && !cfg.MetricsAddressSet:
-			// The default port belongs to whichever floe came first; a
-			// second daemon on the node keeps running without metrics
-			// rather than failing over an address nobody asked for.
-			log.Warn("metrics not served: the default address is in use (another floe?); set metrics.address or --metrics-address to serve them", "address", cfg.Metrics.Address, "err", err)
-			msg := "not served: " + cfg.Metrics.Address + " in use; set metrics.address"
-			metricsAddr = func() string { return msg }
-		case err != nil:
-			return err
-		default:
-			defer ms.Close()
-			metricsAddr = ms.Addr
-			log.Info("serving metrics", "address", ms.Addr())
-		}
+	s.metricsAddr = func() string { return "" }
+	if cfg.Metrics.Address == "" {
+		return nil
 	}
+	ms, err := metrics.Serve(s.mets, cfg.Metrics.Address, log)
+	switch {
+	case err != nil && errors.Is(err, syscall.EADDRINUSE) && !cfg.MetricsAddressSet:
+		// The default port belongs to whichever floe came first; a
+		// second daemon on the node keeps running without metrics
+		// rather than failing over an address nobody asked for.
+		log.Warn("metrics not served: the default address is in use (another floe?); set metrics.address or --metrics-address to serve them", "address", cfg.Metrics.Address, "err", err)
+		msg := "not served: " + cfg.Metrics.Address + " in use; set metrics.address"
+		s.metricsAddr = func() string { return msg }
+	case err != nil:
+		return err
+	default:
+		s.onClose(ms.Close)
+		s.metricsAddr = ms.Addr
+		log.Info("serving metrics", "address", ms.Addr())
+	}
+	return nil
+}
+
+// setupStreaming serves the URLs Exec, Attach and PortForward return.
+func (s *services) setupStreaming() error {
+	cfg := s.cfg
 	// A nil *Streams must stay a nil interface: exec and attach are then
 	// refused with a reason.
 	var execAttach streaming.Containers
-	if containers != nil {
-		execAttach = containers.Streams()
+	if s.containers != nil {
+		execAttach = s.containers.Streams()
 	}
 	stream, err := streaming.Start(streaming.Options{
 		Address:     cfg.Streaming.Address,
 		TLSCertFile: cfg.Streaming.TLSCertFile,
 		TLSKeyFile:  cfg.Streaming.TLSKeyFile,
-		PodNetns:    server.PodNetns(sandboxes),
+		PodNetns:    server.PodNetns(s.sandboxes),
 		Containers:  execAttach,
-		Log:         log,
+		Log:         s.log,
 	})
 	if err != nil {
 		return err
 	}
-	defer stream.Close()
-	usernsSupport := userns.Probe(cfg.RunDir, imgs.SupportsIDMappedLayers)
-	subIDs := loadSubIDs(cfg.UserNamespaces, log)
+	s.stream = stream
+	s.onClose(stream.Close)
+	return nil
+}
+
+// setupInspect probes user namespace support, loads the subordinate ids
+// and serves the inspect socket.
+func (s *services) setupInspect() error {
+	cfg := s.cfg
+	s.usernsSupport = userns.Probe(cfg.RunDir, s.imgs.SupportsIDMappedLayers)
+	s.subIDs = loadSubIDs(cfg.UserNamespaces, s.log)
 	insp, err := inspect.Serve(cfg.InspectSocketPath(), inspect.Handler(inspect.Sources{
-		Config: cfg, Sandboxes: sandboxes, Containers: containers, Images: imgs, Network: net, Cgroups: cg, Userns: &usernsSupport, SubIDs: subIDs, Probes: probes, MetricsAddress: metricsAddr, StreamingAddr: stream.Addr,
-		LSM: &lsms, NRI: plugins, CDI: devices, Log: log,
-	}), log)
+		Config: cfg, Sandboxes: s.sandboxes, Containers: s.containers, Images: s.imgs, Network: s.net, Cgroups: s.cg, Userns: &s.usernsSupport, SubIDs: s.subIDs, Probes: s.probes, MetricsAddress: s.metricsAddr, StreamingAddr: s.stream.Addr,
+		LSM: &s.lsms, NRI: s.plugins, CDI: s.devices, Log: s.log,
+	}), s.log)
 	if err != nil {
 		return err
 	}
-	defer insp.Close()
-	defer os.Remove(cfg.InspectSocketPath())
+	s.onClose(insp.Close)
+	path := cfg.InspectSocketPath()
+	s.onClose(func() { os.Remove(path) })
+	return nil
+}
 
+// setupServer probes the handlers' features and builds the CRI server.
+func (s *services) setupServer() error {
+	cfg, log := s.cfg, s.log
 	handlerFeatures := map[string]ocifeatures.Features{}
 	for name, rt := range cfg.Runtimes {
 		f, err := ocifeatures.Probe(context.Background(), rt.RuntimePath)
@@ -287,41 +449,41 @@ func Run(cfg *config.Config, reload Reloader) error {
 		}
 		handlerFeatures[name] = f
 	}
-	enableUserns(handlerFeatures, usernsSupport, log)
-	srv := server.New(server.Deps{Config: cfg, Cgroups: cg, Sandboxes: sandboxes, Containers: containers, Network: net, Images: imgs, Metrics: mets, Streaming: stream,
-		HandlerFeatures: handlerFeatures, Userns: usernsSupport, LSM: lsms, SubIDs: subIDs, Probes: probes, Checkpoint: &ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), ServerOptions: tr.ServerOptions(), Log: log})
+	enableUserns(handlerFeatures, s.usernsSupport, log)
+	s.srv = server.New(server.Deps{Config: cfg, Cgroups: s.cg, Sandboxes: s.sandboxes, Containers: s.containers, Network: s.net, Images: s.imgs, Metrics: s.mets, Streaming: s.stream,
+		HandlerFeatures: handlerFeatures, Userns: s.usernsSupport, LSM: s.lsms, SubIDs: s.subIDs, Probes: s.probes, Checkpoint: &s.ckpt, Stats: stats.NewReader("/sys/fs/cgroup"), ServerOptions: s.serverOptions(), Log: log})
+	return nil
+}
+
+// serverOptions are the gRPC server options the daemon adds to those
+// server.New sets itself (interceptors, message sizes): the place for
+// process-wide concerns such as tracing's stats handler.
+func (s *services) serverOptions() []grpc.ServerOption {
+	return s.tracing.ServerOptions()
+}
+
+// serve runs the CRI server until SIGTERM or SIGINT (SIGHUP reloads),
+// then stops it; the caller's close undoes the rest.
+func (s *services) serve(reload Reloader) error {
+	cfg, log := s.cfg, s.log
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(l) }()
+	go func() { serveErr <- s.srv.Serve(s.listener) }()
 	log.Info("floe serving", "version", version.Version, "socket", cfg.Socket, "inspectSocket", cfg.InspectSocketPath(),
 		"stateDir", cfg.StateDir, "runDir", cfg.RunDir, "cgroupManager", cfg.CgroupManager)
-	// Startup is done (checks, probes, restore): what only it used of the
-	// binary and the heap goes back. Measured (bench IdleRSSVsContainerd):
-	// 43 MB VmRSS before, 32 MB after, once clients have made their first
-	// calls; code that serves calls later is mapped back as it runs.
-	if r, err := procmem.ReleaseStartupPages(); err != nil {
-		log.Warn("cannot release startup memory", "err", err)
-	} else {
-		log.Debug("released startup memory", "executableKB", r.ExecutableKB, "mappings", r.Mappings)
-	}
+	releaseStartupMemory(log)
 
 	for {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reloadConfig(log, level, reload, imgs, defaults)
-				// The host may have changed (a runtime installed or
-				// upgraded, a cgroup mounted): try every handler again.
-				probes.Start(probeCtx)
-				if err := subIDs.Load(); err != nil {
-					log.Info("SIGHUP: automatic pod user namespaces (userns-mode=auto) unavailable", "reason", err)
-				}
+				s.onSIGHUP(reload)
 				continue
 			}
 			log.Info("shutting down; pods and containers keep running", "signal", sig.String())
-			srv.Shutdown(shutdownTimeout)
+			s.srv.Shutdown(shutdownTimeout)
 			<-serveErr
 			os.Remove(cfg.Socket)
 			return nil
@@ -331,6 +493,30 @@ func Run(cfg *config.Config, reload Reloader) error {
 			}
 			return nil
 		}
+	}
+}
+
+// onSIGHUP reloads what can change while running.
+func (s *services) onSIGHUP(reload Reloader) {
+	reloadConfig(s.log, s.level, reload, s.imgs, s.defaults)
+	// The host may have changed (a runtime installed or upgraded, a
+	// cgroup mounted): try every handler again.
+	s.probes.Start(s.probeCtx)
+	if err := s.subIDs.Load(); err != nil {
+		s.log.Info("SIGHUP: automatic pod user namespaces (userns-mode=auto) unavailable", "reason", err)
+	}
+}
+
+// releaseStartupMemory gives back what only startup (checks, probes,
+// restore) used of the binary and the heap. Measured (bench
+// IdleRSSVsContainerd): 43 MB VmRSS before, 32 MB after, once clients
+// have made their first calls; code that serves calls later is mapped
+// back as it runs.
+func releaseStartupMemory(log *slog.Logger) {
+	if r, err := procmem.ReleaseStartupPages(); err != nil {
+		log.Warn("cannot release startup memory", "err", err)
+	} else {
+		log.Debug("released startup memory", "executableKB", r.ExecutableKB, "mappings", r.Mappings)
 	}
 }
 

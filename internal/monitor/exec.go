@@ -62,34 +62,12 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 		return nil, fmt.Errorf("container %s: exec: %w", c.ID, err)
 	}
 	defer os.RemoveAll(dir)
-	spec, err := json.Marshal(process)
+	specPath, err := writeProcessSpec(dir, process)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w", c.ID, err)
 	}
-	specPath := filepath.Join(dir, "process.json")
-	if err := os.WriteFile(specPath, spec, 0o600); err != nil {
-		return nil, fmt.Errorf("container %s: exec: %w", c.ID, err)
-	}
-	var idb [8]byte
-	rand.Read(idb[:])
-	execID := hex.EncodeToString(idb[:])
 	logPath := filepath.Join(dir, "exec.log")
-	// No -b and no --exit-dir: they belong to the container's own conmon
-	// (an exec conmon would take over its attach socket and ctl FIFO, and
-	// write a false exit file for the container).
-	args := m.conmonArgs(c.ID, execID)
-	args = append(args, "-p", filepath.Join(dir, "pid"), "-l", "k8s-file:"+logPath,
-		"-e", "--exec-process-spec", specPath, "--sync")
-	// Our own bound: conmon's -T plus room for runc exec to start and
-	// conmon to report.
-	limit := m.cfg.CommandTimeout
-	if timeout > 0 {
-		secs := int((timeout + time.Second - 1) / time.Second)
-		args = append(args, "-T", strconv.Itoa(secs))
-		limit += time.Duration(secs) * time.Second
-	} else {
-		limit = 24 * time.Hour
-	}
+	args, limit := m.execConmonArgs(c, dir, specPath, logPath, timeout)
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	started := time.Now()
@@ -133,16 +111,11 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 	// conmon has closed the log by the time it reports the exit code.
 	out := &ExecResult{ExitCode: result.Data}
 	truncated := overflowed()
-	if f, err := os.Open(logPath); err == nil {
-		var cut bool
-		out.Stdout, out.Stderr, cut, err = readLogCapped(f, ExecOutputMax)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("container %s: exec: read output: %w", c.ID, err)
-		}
-		truncated = truncated || cut
+	cut, err := readExecOutput(logPath, out)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: exec: read output: %w", c.ID, err)
 	}
-	if truncated {
+	if truncated || cut {
 		return out, fmt.Errorf("container %s: exec %q wrote more than %d bytes of output: %w", c.ID, process.Args, ExecOutputMax, ErrExecOutputTooLarge)
 	}
 	if result.Data < 0 {
@@ -164,6 +137,58 @@ func (m *Monitor) ExecSync(ctx context.Context, c *Container, process *specs.Pro
 		return out, fmt.Errorf("container %s: exec: %s", c.ID, result.Message)
 	}
 	return out, nil
+}
+
+// writeProcessSpec writes the exec'd process for conmon's
+// --exec-process-spec into dir and returns its path.
+func writeProcessSpec(dir string, process *specs.Process) (string, error) {
+	spec, err := json.Marshal(process)
+	if err != nil {
+		return "", err
+	}
+	specPath := filepath.Join(dir, "process.json")
+	if err := os.WriteFile(specPath, spec, 0o600); err != nil {
+		return "", err
+	}
+	return specPath, nil
+}
+
+// execConmonArgs are the arguments of an exec conmon (a fresh exec id, its
+// files in dir) and how long floe waits for it.
+func (m *Monitor) execConmonArgs(c *Container, dir, specPath, logPath string, timeout time.Duration) ([]string, time.Duration) {
+	var idb [8]byte
+	rand.Read(idb[:])
+	execID := hex.EncodeToString(idb[:])
+	// No -b and no --exit-dir: they belong to the container's own conmon
+	// (an exec conmon would take over its attach socket and ctl FIFO, and
+	// write a false exit file for the container).
+	args := m.conmonArgs(c.ID, execID)
+	args = append(args, "-p", filepath.Join(dir, "pid"), "-l", "k8s-file:"+logPath,
+		"-e", "--exec-process-spec", specPath, "--sync")
+	// Our own bound: conmon's -T plus room for runc exec to start and
+	// conmon to report.
+	limit := m.cfg.CommandTimeout
+	if timeout > 0 {
+		secs := int((timeout + time.Second - 1) / time.Second)
+		args = append(args, "-T", strconv.Itoa(secs))
+		limit += time.Duration(secs) * time.Second
+	} else {
+		limit = 24 * time.Hour
+	}
+	return args, limit
+}
+
+// readExecOutput reads the exec's stdout and stderr from its log into out
+// (nothing when there is no log), at most ExecOutputMax bytes; cut says
+// whether there was more.
+func readExecOutput(logPath string, out *ExecResult) (cut bool, err error) {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return false, nil
+	}
+	defer f.Close()
+	out.Stdout, out.Stderr, cut, err = readLogCapped(f, ExecOutputMax)
+	return cut, err
 }
 
 // watchLogSize kills proc when the file at path grows past max, so an exec

@@ -36,42 +36,15 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := MergeEnv(c.Image.Env, c.Env)
-	if !hasEnv(env, "PATH") {
-		env = append([]string{"PATH=" + defaultPath}, env...)
-	}
-	if c.Hostname != "" && !hasEnv(env, "HOSTNAME") {
-		env = append(env, "HOSTNAME="+c.Hostname)
-	}
-	if !hasEnv(env, "HOME") {
-		env = append(env, "HOME="+user.Home)
-	}
-	if c.TTY && !hasEnv(env, "TERM") {
-		env = append(env, "TERM=xterm")
-	}
-
-	bounding := opts.BoundingSet
-	if bounding == nil {
-		if bounding, err = BoundingSet(); err != nil {
-			return nil, err
-		}
-	}
-	defaults := opts.DefaultCapabilities
-	if defaults == nil {
-		defaults = DefaultCapabilities
-	}
-	caps, err := ComputeCapabilities(defaults, c.Capabilities, c.Privileged, bounding, log)
+	env := processEnv(c, user)
+	caps, err := capabilities(c, opts, log)
 	if err != nil {
 		return nil, err
 	}
-
-	minAdj := 0
-	if opts.MinOOMScoreAdj != nil {
-		minAdj = *opts.MinOOMScoreAdj
-	} else if minAdj, err = MinOOMScoreAdj(); err != nil {
+	oomAdj, err := oomScoreAdj(c, opts, log)
+	if err != nil {
 		return nil, err
 	}
-	oomAdj := ClampOOMScoreAdj(c.OOMScoreAdj, minAdj, log)
 
 	// One read of the node's defaults for the whole spec: a SIGHUP may
 	// swap them meanwhile.
@@ -80,16 +53,10 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	resources, dropped, err := LinuxResources(c.Resources, opts.Cgroups)
+	resources, devs, err := resourcesAndDevices(c, opts, log)
 	if err != nil {
 		return nil, err
 	}
-	LogDropped(log, dropped)
-	devs, devRules, err := devices(c)
-	if err != nil {
-		return nil, err
-	}
-	resources.Devices = devRules
 
 	requested, rootfsPropagation, err := userMounts(c, log)
 	if err != nil {
@@ -130,6 +97,101 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 			RootfsPropagation: rootfsPropagation,
 		},
 	}
+	applyIDMappingsAndHostname(spec, c)
+	maskPaths(spec, c)
+	if err := applyConfinement(spec, c, nd, opts, log); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// applyConfinement applies, in this order, the seccomp profile (the
+// container's, or the node's default), the node's [containers] defaults
+// and the LSM profile and labels, with the node defaults read once by
+// Build.
+func applyConfinement(spec *specs.Spec, c *Container, nd *NodeDefaults, opts Options, log *slog.Logger) error {
+	profile, profilePath := nd.seccompDefault()
+	if err := applySeccomp(spec, c.Seccomp, c.Privileged, profile, profilePath); err != nil {
+		return err
+	}
+	if err := applyNodeDefaults(spec, c, nd, log); err != nil {
+		return err
+	}
+	return applyLSM(spec, c, opts.Relabel)
+}
+
+// processEnv is the image's environment overridden by the container's,
+// with PATH, HOSTNAME, HOME and (with a TTY) TERM filled in when unset.
+func processEnv(c *Container, user *ResolvedUser) []string {
+	env := MergeEnv(c.Image.Env, c.Env)
+	if !hasEnv(env, "PATH") {
+		env = append([]string{"PATH=" + defaultPath}, env...)
+	}
+	if c.Hostname != "" && !hasEnv(env, "HOSTNAME") {
+		env = append(env, "HOSTNAME="+c.Hostname)
+	}
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+user.Home)
+	}
+	if c.TTY && !hasEnv(env, "TERM") {
+		env = append(env, "TERM=xterm")
+	}
+	return env
+}
+
+// capabilities is the container's capability set: the defaults with its
+// adds and drops (all for a privileged one), within floe's bounding set.
+func capabilities(c *Container, opts Options, log *slog.Logger) ([]string, error) {
+	bounding := opts.BoundingSet
+	if bounding == nil {
+		var err error
+		if bounding, err = BoundingSet(); err != nil {
+			return nil, err
+		}
+	}
+	defaults := opts.DefaultCapabilities
+	if defaults == nil {
+		defaults = DefaultCapabilities
+	}
+	return ComputeCapabilities(defaults, c.Capabilities, c.Privileged, bounding, log)
+}
+
+// oomScoreAdj is the container's oom_score_adj, raised to the lowest floe
+// may set.
+func oomScoreAdj(c *Container, opts Options, log *slog.Logger) (int, error) {
+	minAdj := 0
+	if opts.MinOOMScoreAdj != nil {
+		minAdj = *opts.MinOOMScoreAdj
+	} else {
+		var err error
+		if minAdj, err = MinOOMScoreAdj(); err != nil {
+			return 0, err
+		}
+	}
+	return ClampOOMScoreAdj(c.OOMScoreAdj, minAdj, log), nil
+}
+
+// resourcesAndDevices are the container's cgroup limits (those the host
+// cannot hold dropped, and logged) and its devices with their cgroup
+// rules.
+func resourcesAndDevices(c *Container, opts Options, log *slog.Logger) (*specs.LinuxResources, []specs.LinuxDevice, error) {
+	resources, dropped, err := LinuxResources(c.Resources, opts.Cgroups)
+	if err != nil {
+		return nil, nil, err
+	}
+	LogDropped(log, dropped)
+	devs, devRules, err := devices(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	resources.Devices = devRules
+	return resources, devs, nil
+}
+
+// applyIDMappingsAndHostname maps the ids of a container in the pod's
+// user namespace and sets the hostname of one with a UTS namespace of its
+// own.
+func applyIDMappingsAndHostname(spec *specs.Spec, c *Container) {
 	if c.Namespaces.UserPath != "" {
 		spec.Linux.UIDMappings = c.Namespaces.UIDMappings
 		spec.Linux.GIDMappings = c.Namespaces.GIDMappings
@@ -139,27 +201,23 @@ func Build(c *Container, opts Options) (*specs.Spec, error) {
 	if c.Namespaces.UTSPath == "" && !c.Namespaces.HostNetwork {
 		spec.Hostname = c.Hostname
 	}
-	if !c.Privileged && !c.ProcMountUnmasked {
-		spec.Linux.MaskedPaths = c.MaskedPaths
-		if spec.Linux.MaskedPaths == nil {
-			spec.Linux.MaskedPaths = DefaultMaskedPaths
-		}
-		spec.Linux.ReadonlyPaths = c.ReadonlyPaths
-		if spec.Linux.ReadonlyPaths == nil {
-			spec.Linux.ReadonlyPaths = DefaultReadonlyPaths
-		}
+}
+
+// maskPaths masks and makes read-only the container's (or the default)
+// /proc and /sys paths, unless it is privileged or asked for an unmasked
+// /proc.
+func maskPaths(spec *specs.Spec, c *Container) {
+	if c.Privileged || c.ProcMountUnmasked {
+		return
 	}
-	profile, profilePath := nd.seccompDefault()
-	if err := applySeccomp(spec, c.Seccomp, c.Privileged, profile, profilePath); err != nil {
-		return nil, err
+	spec.Linux.MaskedPaths = c.MaskedPaths
+	if spec.Linux.MaskedPaths == nil {
+		spec.Linux.MaskedPaths = DefaultMaskedPaths
 	}
-	if err := applyNodeDefaults(spec, c, nd, log); err != nil {
-		return nil, err
+	spec.Linux.ReadonlyPaths = c.ReadonlyPaths
+	if spec.Linux.ReadonlyPaths == nil {
+		spec.Linux.ReadonlyPaths = DefaultReadonlyPaths
 	}
-	if err := applyLSM(spec, c, opts.Relabel); err != nil {
-		return nil, err
-	}
-	return spec, nil
 }
 
 // namespaces joins the pod's pinned namespaces by path and gives the

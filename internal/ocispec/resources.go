@@ -71,78 +71,13 @@ func LinuxResources(r Resources, cg *cgroups.Support) (*specs.LinuxResources, []
 	}
 
 	out := &specs.LinuxResources{}
-	cpu := &specs.LinuxCPU{}
-	setCPU := false
-	if r.CPUShares > 0 {
-		keep, err := d.check(cgroups.CtrlCPU, "cpu_shares", r.CPUShares, r.CPUShares == kubeletMinShares)
-		if err != nil {
-			return nil, nil, err
-		}
-		if keep {
-			v := uint64(r.CPUShares)
-			cpu.Shares, setCPU = &v, true
-		}
+	var err error
+	if out.CPU, err = d.cpu(r); err != nil {
+		return nil, nil, err
 	}
-	if r.CPUQuota != 0 {
-		keep, err := d.check(cgroups.CtrlCPU, "cpu_quota", r.CPUQuota, r.CPUQuota < 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		if keep {
-			v := r.CPUQuota
-			cpu.Quota, setCPU = &v, true
-		}
+	if out.Memory, err = d.memory(r); err != nil {
+		return nil, nil, err
 	}
-	if r.CPUPeriod > 0 {
-		// A period only matters with a quota; the kubelet sends 100ms
-		// with every container.
-		keep, err := d.check(cgroups.CtrlCPU, "cpu_period", r.CPUPeriod, r.CPUQuota <= 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		if keep {
-			v := uint64(r.CPUPeriod)
-			cpu.Period, setCPU = &v, true
-		}
-	}
-	if r.CpusetCpus != "" {
-		if _, err := d.check(cgroups.CtrlCpuset, "cpuset_cpus", r.CpusetCpus, false); err != nil {
-			return nil, nil, err
-		}
-		cpu.Cpus, setCPU = r.CpusetCpus, true
-	}
-	if r.CpusetMems != "" {
-		if _, err := d.check(cgroups.CtrlCpuset, "cpuset_mems", r.CpusetMems, false); err != nil {
-			return nil, nil, err
-		}
-		cpu.Mems, setCPU = r.CpusetMems, true
-	}
-	if setCPU {
-		out.CPU = cpu
-	}
-
-	mem := &specs.LinuxMemory{}
-	if r.MemoryLimit > 0 {
-		if _, err := d.check(cgroups.CtrlMemory, "memory_limit_in_bytes", r.MemoryLimit, false); err != nil {
-			return nil, nil, err
-		}
-		v := r.MemoryLimit
-		mem.Limit = &v
-	}
-	if r.MemorySwapLimit > 0 {
-		keep, err := d.swap(r.MemorySwapLimit, r.MemoryLimit)
-		if err != nil {
-			return nil, nil, err
-		}
-		if keep {
-			v := r.MemorySwapLimit
-			mem.Swap = &v
-		}
-	}
-	if mem.Limit != nil || mem.Swap != nil {
-		out.Memory = mem
-	}
-
 	for i, h := range r.Hugepages {
 		keep, err := d.hugepage(i, h)
 		if err != nil {
@@ -169,6 +104,88 @@ func LinuxResources(r Resources, cg *cgroups.Support) (*specs.LinuxResources, []
 		}
 	}
 	return out, d.dropped, nil
+}
+
+// cpu is the container's CPU limits and cpusets (nil: none), those the
+// host cannot hold dropped or refused.
+func (d *decider) cpu(r Resources) (*specs.LinuxCPU, error) {
+	cpu := &specs.LinuxCPU{}
+	setCPU := false
+	if r.CPUShares > 0 {
+		keep, err := d.check(cgroups.CtrlCPU, "cpu_shares", r.CPUShares, r.CPUShares == kubeletMinShares)
+		if err != nil {
+			return nil, err
+		}
+		if keep {
+			v := uint64(r.CPUShares)
+			cpu.Shares, setCPU = &v, true
+		}
+	}
+	if r.CPUQuota != 0 {
+		keep, err := d.check(cgroups.CtrlCPU, "cpu_quota", r.CPUQuota, r.CPUQuota < 0)
+		if err != nil {
+			return nil, err
+		}
+		if keep {
+			v := r.CPUQuota
+			cpu.Quota, setCPU = &v, true
+		}
+	}
+	if r.CPUPeriod > 0 {
+		// A period only matters with a quota; the kubelet sends 100ms
+		// with every container.
+		keep, err := d.check(cgroups.CtrlCPU, "cpu_period", r.CPUPeriod, r.CPUQuota <= 0)
+		if err != nil {
+			return nil, err
+		}
+		if keep {
+			v := uint64(r.CPUPeriod)
+			cpu.Period, setCPU = &v, true
+		}
+	}
+	if r.CpusetCpus != "" {
+		if _, err := d.check(cgroups.CtrlCpuset, "cpuset_cpus", r.CpusetCpus, false); err != nil {
+			return nil, err
+		}
+		cpu.Cpus, setCPU = r.CpusetCpus, true
+	}
+	if r.CpusetMems != "" {
+		if _, err := d.check(cgroups.CtrlCpuset, "cpuset_mems", r.CpusetMems, false); err != nil {
+			return nil, err
+		}
+		cpu.Mems, setCPU = r.CpusetMems, true
+	}
+	if !setCPU {
+		return nil, nil
+	}
+	return cpu, nil
+}
+
+// memory is the container's memory and swap limits (nil: none), those the
+// host cannot hold dropped or refused.
+func (d *decider) memory(r Resources) (*specs.LinuxMemory, error) {
+	mem := &specs.LinuxMemory{}
+	if r.MemoryLimit > 0 {
+		if _, err := d.check(cgroups.CtrlMemory, "memory_limit_in_bytes", r.MemoryLimit, false); err != nil {
+			return nil, err
+		}
+		v := r.MemoryLimit
+		mem.Limit = &v
+	}
+	if r.MemorySwapLimit > 0 {
+		keep, err := d.swap(r.MemorySwapLimit, r.MemoryLimit)
+		if err != nil {
+			return nil, err
+		}
+		if keep {
+			v := r.MemorySwapLimit
+			mem.Swap = &v
+		}
+	}
+	if mem.Limit == nil && mem.Swap == nil {
+		return nil, nil
+	}
+	return mem, nil
 }
 
 // MinMemoryLimit is the smallest memory limit floe passes on. runc sets

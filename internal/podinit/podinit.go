@@ -285,31 +285,11 @@ func launcherMain(args []string) {
 		initExe = strings.TrimPrefix(args[0], initExeFlag)
 		args = args[1:]
 	}
-	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Setsid: true}
-	for len(args) > 0 {
-		var err error
-		switch a := args[0]; {
-		case strings.HasPrefix(a, nsFlag):
-			var extra uint64
-			extra, err = strconv.ParseUint(strings.TrimPrefix(a, nsFlag), 10, 64)
-			attr.Cloneflags |= uintptr(extra)
-		case strings.HasPrefix(a, uidMapFlag):
-			attr.UidMappings, err = parseIDMaps(strings.TrimPrefix(a, uidMapFlag))
-		case strings.HasPrefix(a, gidMapFlag):
-			attr.GidMappings, err = parseIDMaps(strings.TrimPrefix(a, gidMapFlag))
-			// The launcher is root on the host, so the init may keep
-			// setgroups(2), which it needs to drop its groups.
-			attr.GidMappingsEnableSetgroups = true
-		default:
-			goto done
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		args = args[1:]
+	attr, args, err := launcherAttr(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-done:
 	var initArgs []string
 	if len(args) > 0 && strings.HasPrefix(args[0], podFlag) {
 		initArgs = append(initArgs, args[0])
@@ -381,6 +361,36 @@ done:
 	// Exiting orphans the init; the host's init (or nearest subreaper)
 	// becomes its parent.
 	os.Exit(0)
+}
+
+// launcherAttr parses the launcher's namespace and id map flags, which
+// come first, into the init's clone attributes, and returns the arguments
+// after them.
+func launcherAttr(args []string) (*syscall.SysProcAttr, []string, error) {
+	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Setsid: true}
+	for len(args) > 0 {
+		var err error
+		switch a := args[0]; {
+		case strings.HasPrefix(a, nsFlag):
+			var extra uint64
+			extra, err = strconv.ParseUint(strings.TrimPrefix(a, nsFlag), 10, 64)
+			attr.Cloneflags |= uintptr(extra)
+		case strings.HasPrefix(a, uidMapFlag):
+			attr.UidMappings, err = parseIDMaps(strings.TrimPrefix(a, uidMapFlag))
+		case strings.HasPrefix(a, gidMapFlag):
+			attr.GidMappings, err = parseIDMaps(strings.TrimPrefix(a, gidMapFlag))
+			// The launcher is root on the host, so the init may keep
+			// setgroups(2), which it needs to drop its groups.
+			attr.GidMappingsEnableSetgroups = true
+		default:
+			return attr, args, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		args = args[1:]
+	}
+	return attr, args, nil
 }
 
 // initMain is PID 1 of the pod: it reaps children until told to stop.

@@ -242,23 +242,7 @@ func (m *Manager) validate(spec *Spec) error {
 // Restore can undo. On error everything made so far is undone.
 func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string) (*Sandbox, error) {
 	log := m.log.With("pod", id, "name", spec.Name, "namespace", spec.Namespace)
-	sb := &Sandbox{
-		Meta:       objects.Meta{ID: id, SpecHash: hash, CreatedAt: time.Now().UnixNano()},
-		Spec:       spec,
-		State:      StateCreating,
-		RunDir:     filepath.Join(m.opts.RunDir, "pods", id),
-		CgroupPath: cgroups.PodPath(m.opts.CgroupDriver, spec.CgroupParent),
-	}
-	if spec.NetworkMode != ModeNode {
-		sb.NetnsName = netnsName(spec, id)
-		sb.NetnsPath = filepath.Join(m.opts.NetnsDir, sb.NetnsName)
-		// The UTS namespace follows the network: a hostNetwork pod keeps
-		// the node's hostname, as the kubelet expects.
-		sb.UTSPath = filepath.Join(sb.RunDir, "ns", "uts")
-	}
-	if spec.IPCMode != ModeNode {
-		sb.IPCPath = filepath.Join(sb.RunDir, "ns", "ipc")
-	}
+	sb := m.newSandbox(id, spec, hash)
 	fail := func(step string, err error) (*Sandbox, error) {
 		log.Error("create sandbox failed; undoing", "step", step, "err", err)
 		m.undo(sb)
@@ -280,26 +264,12 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 		return fail("record sandbox", err)
 	}
 	failpoint.Hit("sandbox.after-record")
-	hostname := spec.Hostname
-	if hostname == "" {
-		// Like CRI-O and containerd: a pod without a hostname gets the
-		// node's. The pod name is no substitute: it may be longer than the
-		// 64 bytes sethostname accepts.
-		var err error
-		if hostname, err = os.Hostname(); err != nil {
-			return fail("read node hostname", err)
-		}
-	}
-	resolv, err := podfiles.ResolvConf(spec.DNS, m.opts.HostResolvConf)
+	hostname, err := podHostname(spec)
 	if err != nil {
-		return fail("read host resolv.conf", err)
+		return fail("read node hostname", err)
 	}
-	shm := m.opts.ShmSize
-	if spec.ShmSize > 0 {
-		shm = spec.ShmSize
-	}
-	if err := podfiles.Write(sb.Files(), hostname, resolv, shm); err != nil {
-		return fail("write pod files", err)
+	if what, err := m.writePodFiles(sb, hostname); err != nil {
+		return fail(what, err)
 	}
 	failpoint.Hit("sandbox.after-pod-files")
 	if sb.NetnsPath != "" {
@@ -307,16 +277,10 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 			return fail("prepare netns dir", err)
 		}
 	}
-	if spec.UserNS != nil {
-		if err := m.pinInUserns(ctx, sb, hostname); err != nil {
-			return fail("pin namespaces in the pod's user namespace", err)
-		}
-		failpoint.Hit("sandbox.after-pin")
-	} else if err := nspin.Pin(nspin.Request{NetPath: sb.NetnsPath, IPCPath: sb.IPCPath, UTSPath: sb.UTSPath, Hostname: hostname}); err != nil {
-		return fail("pin namespaces", err)
-	} else {
-		failpoint.Hit("sandbox.after-pin")
+	if what, err := m.pinNamespaces(ctx, sb, hostname); err != nil {
+		return fail(what, err)
 	}
+	failpoint.Hit("sandbox.after-pin")
 	podRuntime := m.opts.PodRuntimes[spec.RuntimeHandler]
 	// A sandboxed runtime keeps its own process tree for the pod.
 	if spec.PIDMode == ModePod && spec.UserNS == nil && podRuntime == nil {
@@ -357,6 +321,73 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, hash string)
 	}
 	log.Info("sandbox created", "netns", sb.NetnsName)
 	return sb, nil
+}
+
+// newSandbox is the first record of a pod: where its files and pinned
+// namespaces will be, in state creating.
+func (m *Manager) newSandbox(id string, spec Spec, hash string) *Sandbox {
+	sb := &Sandbox{
+		Meta:       objects.Meta{ID: id, SpecHash: hash, CreatedAt: time.Now().UnixNano()},
+		Spec:       spec,
+		State:      StateCreating,
+		RunDir:     filepath.Join(m.opts.RunDir, "pods", id),
+		CgroupPath: cgroups.PodPath(m.opts.CgroupDriver, spec.CgroupParent),
+	}
+	if spec.NetworkMode != ModeNode {
+		sb.NetnsName = netnsName(spec, id)
+		sb.NetnsPath = filepath.Join(m.opts.NetnsDir, sb.NetnsName)
+		// The UTS namespace follows the network: a hostNetwork pod keeps
+		// the node's hostname, as the kubelet expects.
+		sb.UTSPath = filepath.Join(sb.RunDir, "ns", "uts")
+	}
+	if spec.IPCMode != ModeNode {
+		sb.IPCPath = filepath.Join(sb.RunDir, "ns", "ipc")
+	}
+	return sb
+}
+
+// podHostname is the pod's hostname: the one asked for, else the node's.
+func podHostname(spec Spec) (string, error) {
+	if spec.Hostname != "" {
+		return spec.Hostname, nil
+	}
+	// Like CRI-O and containerd: a pod without a hostname gets the
+	// node's. The pod name is no substitute: it may be longer than the
+	// 64 bytes sethostname accepts.
+	return os.Hostname()
+}
+
+// writePodFiles writes the pod's hostname, resolv.conf and shm size
+// files; on failure it says which step failed.
+func (m *Manager) writePodFiles(sb *Sandbox, hostname string) (string, error) {
+	resolv, err := podfiles.ResolvConf(sb.Spec.DNS, m.opts.HostResolvConf)
+	if err != nil {
+		return "read host resolv.conf", err
+	}
+	shm := m.opts.ShmSize
+	if sb.Spec.ShmSize > 0 {
+		shm = sb.Spec.ShmSize
+	}
+	if err := podfiles.Write(sb.Files(), hostname, resolv, shm); err != nil {
+		return "write pod files", err
+	}
+	return "", nil
+}
+
+// pinNamespaces creates and pins the pod's network, IPC and UTS
+// namespaces (inside its user namespace when it has one); on failure it
+// says which step failed.
+func (m *Manager) pinNamespaces(ctx context.Context, sb *Sandbox, hostname string) (string, error) {
+	if sb.Spec.UserNS != nil {
+		if err := m.pinInUserns(ctx, sb, hostname); err != nil {
+			return "pin namespaces in the pod's user namespace", err
+		}
+		return "", nil
+	}
+	if err := nspin.Pin(nspin.Request{NetPath: sb.NetnsPath, IPCPath: sb.IPCPath, UTSPath: sb.UTSPath, Hostname: hostname}); err != nil {
+		return "pin namespaces", err
+	}
+	return "", nil
 }
 
 // classify keeps a missing network configuration a precondition failure,

@@ -173,73 +173,14 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 		Command: cfg.Command, Args: cfg.Args, WorkingDir: cfg.WorkingDir,
 		TTY: cfg.Tty, Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce, Annotations: cfg.Annotations,
 	}
-	for i, kv := range cfg.Envs {
-		if kv == nil || kv.Key == "" {
-			return spec, invalid(fmt.Sprintf("config.envs[%d].key", i), "must not be empty")
-		}
-		// execve(2) takes NUL-terminated "KEY=value" strings: runc
-		// refuses a NUL, and a '=' in the key would move the split.
-		if strings.ContainsAny(kv.Key, "=\x00") {
-			return spec, invalid(fmt.Sprintf("config.envs[%d].key", i), "%q holds '=' or NUL", kv.Key)
-		}
-		if bytes.IndexByte(kv.Value, 0) >= 0 {
-			return spec, invalid(fmt.Sprintf("config.envs[%d].value", i), "holds a NUL byte")
-		}
-		oc.Env = append(oc.Env, kv.Key+"="+string(kv.Value))
+	if oc.Env, err = containerEnv(cfg.Envs); err != nil {
+		return spec, err
 	}
-	for i, m := range cfg.Mounts {
-		field := fmt.Sprintf("config.mounts[%d]", i)
-		if m == nil || m.ContainerPath == "" {
-			return spec, invalid(field+".container_path", "is required")
-		}
-		if err := checkContainerPath(field, m); err != nil {
-			return spec, err
-		}
-		if m.GetImage().GetImage() != "" {
-			mount, err := imageVolume(field, m)
-			if err != nil {
-				return spec, err
-			}
-			oc.Mounts = append(oc.Mounts, mount)
-			continue
-		}
-		if m.ImageSubPath != "" {
-			return spec, invalid(field+".image_sub_path", "is only allowed with image (an image volume)")
-		}
-		if m.HostPath == "" {
-			return spec, invalid(field+".host_path", "is required unless image is set")
-		}
-		// uidMappings/gidMappings are checked against the pod's user
-		// namespace in CreateContainer (mountUserns).
-		mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly, Options: m.MountOptions, SELinuxRelabel: m.SelinuxRelabel}
-		switch m.Propagation {
-		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
-			mount.Propagation = ocispec.PropagationHostToCt
-		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
-			mount.Propagation = ocispec.PropagationBidir
-		}
-		if err := checkRecursiveReadOnly(field, m); err != nil {
-			return spec, err
-		}
-		oc.Mounts = append(oc.Mounts, mount)
+	if oc.Mounts, err = containerMounts(cfg.Mounts); err != nil {
+		return spec, err
 	}
-	for i, d := range cfg.Devices {
-		if d == nil {
-			continue
-		}
-		// What the spec builder would refuse only after the rootfs is
-		// made; whether host_path is a device node is checked there.
-		field := fmt.Sprintf("config.devices[%d]", i)
-		if strings.Trim(d.Permissions, "rwm") != "" {
-			return spec, invalid(field+".permissions", "%q: only r, w and m are allowed", d.Permissions)
-		}
-		if !filepath.IsAbs(d.HostPath) || strings.IndexByte(d.HostPath, 0) >= 0 {
-			return spec, invalid(field+".host_path", "%q is not an absolute path", d.HostPath)
-		}
-		if d.ContainerPath != "" && (!filepath.IsAbs(d.ContainerPath) || filepath.Clean(d.ContainerPath) == "/" || strings.IndexByte(d.ContainerPath, 0) >= 0) {
-			return spec, invalid(field+".container_path", "%q is not an absolute path below /", d.ContainerPath)
-		}
-		oc.Devices = append(oc.Devices, ocispec.Device{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions})
+	if oc.Devices, err = containerDevices(cfg.Devices); err != nil {
+		return spec, err
 	}
 	if l := cfg.Linux; l != nil {
 		if r := l.Resources; r != nil {
@@ -260,6 +201,98 @@ func containerSpec(cfg *runtimeapi.ContainerConfig) (container.Spec, error) {
 	}
 	spec.OCI = oc
 	return spec, nil
+}
+
+// containerEnv checks the container's environment and returns it as
+// "KEY=value" strings.
+func containerEnv(envs []*runtimeapi.KeyValue) ([]string, error) {
+	var env []string
+	for i, kv := range envs {
+		if kv == nil || kv.Key == "" {
+			return nil, invalid(fmt.Sprintf("config.envs[%d].key", i), "must not be empty")
+		}
+		// execve(2) takes NUL-terminated "KEY=value" strings: runc
+		// refuses a NUL, and a '=' in the key would move the split.
+		if strings.ContainsAny(kv.Key, "=\x00") {
+			return nil, invalid(fmt.Sprintf("config.envs[%d].key", i), "%q holds '=' or NUL", kv.Key)
+		}
+		if bytes.IndexByte(kv.Value, 0) >= 0 {
+			return nil, invalid(fmt.Sprintf("config.envs[%d].value", i), "holds a NUL byte")
+		}
+		env = append(env, kv.Key+"="+string(kv.Value))
+	}
+	return env, nil
+}
+
+// containerMounts checks and translates the container's mounts, in order.
+func containerMounts(mounts []*runtimeapi.Mount) ([]ocispec.Mount, error) {
+	var out []ocispec.Mount
+	for i, m := range mounts {
+		mount, err := containerMount(fmt.Sprintf("config.mounts[%d]", i), m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, mount)
+	}
+	return out, nil
+}
+
+// containerMount checks and translates one mount: an image volume, or a
+// bind of a host path.
+func containerMount(field string, m *runtimeapi.Mount) (ocispec.Mount, error) {
+	if m == nil || m.ContainerPath == "" {
+		return ocispec.Mount{}, invalid(field+".container_path", "is required")
+	}
+	if err := checkContainerPath(field, m); err != nil {
+		return ocispec.Mount{}, err
+	}
+	if m.GetImage().GetImage() != "" {
+		return imageVolume(field, m)
+	}
+	if m.ImageSubPath != "" {
+		return ocispec.Mount{}, invalid(field+".image_sub_path", "is only allowed with image (an image volume)")
+	}
+	if m.HostPath == "" {
+		return ocispec.Mount{}, invalid(field+".host_path", "is required unless image is set")
+	}
+	// uidMappings/gidMappings are checked against the pod's user
+	// namespace in CreateContainer (mountUserns).
+	mount := ocispec.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly, Options: m.MountOptions, SELinuxRelabel: m.SelinuxRelabel}
+	switch m.Propagation {
+	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+		mount.Propagation = ocispec.PropagationHostToCt
+	case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+		mount.Propagation = ocispec.PropagationBidir
+	}
+	if err := checkRecursiveReadOnly(field, m); err != nil {
+		return ocispec.Mount{}, err
+	}
+	return mount, nil
+}
+
+// containerDevices checks and translates the container's devices (nil
+// entries are skipped).
+func containerDevices(devices []*runtimeapi.Device) ([]ocispec.Device, error) {
+	var out []ocispec.Device
+	for i, d := range devices {
+		if d == nil {
+			continue
+		}
+		// What the spec builder would refuse only after the rootfs is
+		// made; whether host_path is a device node is checked there.
+		field := fmt.Sprintf("config.devices[%d]", i)
+		if strings.Trim(d.Permissions, "rwm") != "" {
+			return nil, invalid(field+".permissions", "%q: only r, w and m are allowed", d.Permissions)
+		}
+		if !filepath.IsAbs(d.HostPath) || strings.IndexByte(d.HostPath, 0) >= 0 {
+			return nil, invalid(field+".host_path", "%q is not an absolute path", d.HostPath)
+		}
+		if d.ContainerPath != "" && (!filepath.IsAbs(d.ContainerPath) || filepath.Clean(d.ContainerPath) == "/" || strings.IndexByte(d.ContainerPath, 0) >= 0) {
+			return nil, invalid(field+".container_path", "%q is not an absolute path below /", d.ContainerPath)
+		}
+		out = append(out, ocispec.Device{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions})
+	}
+	return out, nil
 }
 
 // procMountsAllowed are the files under /proc runc 1.1 lets a bind mount

@@ -134,26 +134,8 @@ func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
 			return sandbox.Spec{}, fmt.Errorf("config.%w", err)
 		}
 	}
-	for i, pm := range cfg.PortMappings {
-		if pm == nil {
-			return sandbox.Spec{}, invalid(fmt.Sprintf("config.port_mappings[%d]", i), "is empty")
-		}
-		proto, ok := map[runtimeapi.Protocol]string{
-			runtimeapi.Protocol_TCP:  "tcp",
-			runtimeapi.Protocol_UDP:  "udp",
-			runtimeapi.Protocol_SCTP: "sctp",
-		}[pm.Protocol]
-		if !ok {
-			return sandbox.Spec{}, invalid(fmt.Sprintf("config.port_mappings[%d].protocol", i), "%d is not TCP, UDP or SCTP", pm.Protocol)
-		}
-		// A mapping without a host port only documents the port; the
-		// kubelet sends those and CNI must not see them.
-		if pm.HostPort == 0 && pm.ContainerPort > 0 {
-			continue
-		}
-		spec.PortMappings = append(spec.PortMappings, network.PortMapping{
-			HostPort: pm.HostPort, ContainerPort: pm.ContainerPort, Protocol: proto, HostIP: pm.HostIp,
-		})
+	if spec.PortMappings, err = portMappings(cfg.PortMappings); err != nil {
+		return sandbox.Spec{}, err
 	}
 	bw, err := bandwidth(cfg.Annotations)
 	if err != nil {
@@ -161,6 +143,33 @@ func sandboxSpec(req *runtimeapi.RunPodSandboxRequest) (sandbox.Spec, error) {
 	}
 	spec.Bandwidth = bw
 	return spec, nil
+}
+
+// portMappings checks the pod's port mappings and returns those CNI gets.
+func portMappings(pms []*runtimeapi.PortMapping) ([]network.PortMapping, error) {
+	var out []network.PortMapping
+	for i, pm := range pms {
+		if pm == nil {
+			return nil, invalid(fmt.Sprintf("config.port_mappings[%d]", i), "is empty")
+		}
+		proto, ok := map[runtimeapi.Protocol]string{
+			runtimeapi.Protocol_TCP:  "tcp",
+			runtimeapi.Protocol_UDP:  "udp",
+			runtimeapi.Protocol_SCTP: "sctp",
+		}[pm.Protocol]
+		if !ok {
+			return nil, invalid(fmt.Sprintf("config.port_mappings[%d].protocol", i), "%d is not TCP, UDP or SCTP", pm.Protocol)
+		}
+		// A mapping without a host port only documents the port; the
+		// kubelet sends those and CNI must not see them.
+		if pm.HostPort == 0 && pm.ContainerPort > 0 {
+			continue
+		}
+		out = append(out, network.PortMapping{
+			HostPort: pm.HostPort, ContainerPort: pm.ContainerPort, Protocol: proto, HostIP: pm.HostIp,
+		})
+	}
+	return out, nil
 }
 
 // procSys is where pod sysctls are looked up; tests may point it at a
