@@ -44,7 +44,7 @@ report=$OUT/run/report.json
     jq -r --arg f "$f" '
       [.[].SpecReports[] | select(.LeafNodeType=="It" and .NumAttempts>0)
        | select(((.ContainerHierarchyLabels // []) | flatten) + (.LeafNodeLabels // []) | any(. == "Feature:\($f)" or . == "FeatureGate:\($f)"))]
-      | [map(select(.State=="passed")) | length, map(select(.State!="passed" and .State!="skipped")) | length, map(select(.State=="skipped")) | length]
+      | [(map(select(.State=="passed")) | length), (map(select(.State!="passed" and .State!="skipped")) | length), (map(select(.State=="skipped")) | length)]
       | "\($f) \(.[0]) \(.[1]) \(.[2])"' "$report"
   done | while read -r f p x s; do printf '%-40s %7s %7s %7s\n' "$f" "$p" "$x" "$s"; done
   echo
