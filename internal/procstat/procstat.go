@@ -50,8 +50,13 @@ func Parse(data []byte) (Stat, error) {
 	}
 	fields := bytes.Fields(data[i+1:])
 	// fields[0] is field 3 (state); field 22 (starttime) is fields[19].
-	if len(fields) < 20 || len(fields[0]) != 1 {
+	if len(fields) < 20 {
 		return Stat{}, fmt.Errorf("%d fields after the command name, want at least 20", len(fields))
+	}
+	// The state is one letter (R, S, D, Z, X, ...); anything else means the
+	// fields are not where this parser expects them.
+	if st := fields[0]; len(st) != 1 || !(st[0] >= 'A' && st[0] <= 'Z' || st[0] >= 'a' && st[0] <= 'z') {
+		return Stat{}, fmt.Errorf("state %q is not a letter", st)
 	}
 	ppid, err := strconv.Atoi(string(fields[1]))
 	if err != nil {
