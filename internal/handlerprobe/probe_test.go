@@ -116,11 +116,12 @@ func TestCrunOnHybridHostUnusableWithItsError(t *testing.T) {
 	if !strings.Contains(r.Error, "crun create") || !strings.Contains(r.Error, "hybrid mode not supported") {
 		t.Errorf("error should carry crun's own message: %q", r.Error)
 	}
-	// A refusal answers at once (~30 ms on a quiet host): well under the
-	// probe's timeout. The bound leaves room for a machine loaded by
-	// parallel builds (260 ms seen at load 10), not for a wait.
-	if r.Duration > 2*time.Second {
-		t.Errorf("crun probe took %v, want < 2s (a refusal, not a timeout)", r.Duration)
+	// A refusal answers well before the probe's Timeout (15 s): usually in
+	// ~30 ms, 260 ms seen at load 10, and once 2.0 s on a quiet host (crun's
+	// create plus the forced delete). The bound tells a refusal from a
+	// probe that waited for its timeout, not a fast machine from a slow one.
+	if r.Duration > Timeout/3 {
+		t.Errorf("crun probe took %v, want < %v (a refusal, not a timeout)", r.Duration, Timeout/3)
 	}
 }
 
