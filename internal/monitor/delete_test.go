@@ -19,15 +19,25 @@ import (
 // A kill writes the exit file, as conmon would when the container dies.
 func countingRuntime(t *testing.T) (m *Monitor, calls func() []string) {
 	t.Helper()
+	return scriptedRuntime(t, func(exits string) string {
+		return "if [ \"$1\" = kill ]; then eval id=\\${$(($# - 1))}; printf 137 > " + exits + "/$id; fi\n"
+	})
+}
+
+// scriptedRuntime is a Monitor whose runtime is a shell script that logs
+// each run's arguments and then runs body(exits), exits being the
+// monitor's exit dir; calls returns the logged runs.
+func scriptedRuntime(t *testing.T, body func(exits string) string) (m *Monitor, calls func() []string) {
+	t.Helper()
 	dir := t.TempDir()
 	log := filepath.Join(dir, "calls")
 	rt := filepath.Join(dir, "runtime")
-	script := "#!/bin/sh\necho \"$*\" >> " + log + "\n" +
-		"if [ \"$1\" = kill ]; then eval id=\\${$(($# - 1))}; printf 137 > " + filepath.Join(dir, "exits") + "/$id; fi\n"
+	exits := filepath.Join(dir, "exits")
+	script := "#!/bin/sh\necho \"$*\" >> " + log + "\n" + body(exits)
 	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(Config{RuntimePath: rt, ExitDir: filepath.Join(dir, "exits"), SocketDir: filepath.Join(dir, "socks"),
+	m, err := New(Config{RuntimePath: rt, ExitDir: exits, SocketDir: filepath.Join(dir, "socks"),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -113,29 +123,14 @@ func TestStopDeletesSoDeleteRunsNoRuntime(t *testing.T) {
 // unless deleteFails.
 func refusingRuntime(t *testing.T, deleteFails bool) (m *Monitor, calls func() []string) {
 	t.Helper()
-	dir := t.TempDir()
-	log := filepath.Join(dir, "calls")
-	rt := filepath.Join(dir, "runtime")
-	del := "eval id=\\${$#}; printf 137 > " + filepath.Join(dir, "exits") + "/$id"
-	if deleteFails {
-		del = "echo 'delete refused too' >&2; exit 1"
-	}
-	script := "#!/bin/sh\necho \"$*\" >> " + log + "\n" +
-		"case \"$1\" in\nkill) echo 'cannot signal container in state created' >&2; exit 1 ;;\n" +
-		"delete) " + del + " ;;\nesac\n"
-	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	m, err := New(Config{RuntimePath: rt, ExitDir: filepath.Join(dir, "exits"), SocketDir: filepath.Join(dir, "socks"),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m, func() []string {
-		data, _ := os.ReadFile(log)
-		return strings.Split(strings.TrimSpace(string(data)), "\n")
-	}
+	return scriptedRuntime(t, func(exits string) string {
+		del := "eval id=\\${$#}; printf 137 > " + exits + "/$id"
+		if deleteFails {
+			del = "echo 'delete refused too' >&2; exit 1"
+		}
+		return "case \"$1\" in\nkill) echo 'cannot signal container in state created' >&2; exit 1 ;;\n" +
+			"delete) " + del + " ;;\nesac\n"
+	})
 }
 
 // A container the runtime will not signal is deleted by force: Stop
